@@ -1,0 +1,96 @@
+-- Movement events that still stand after cancels, with their census class and
+-- effective local time.
+--
+-- Cancels (DOMAIN.md): A11 voids an A01/A04, A12 an A02, A13 an A03. They are never
+-- movements themselves. A cancel voids the latest earlier-received event of its kind
+-- that is not voided yet (stack matching, in receipt order). With +1 for an event and
+-- -1 for a cancel, the stack depth is the running sum clamped at zero (a cancel on an
+-- empty stack is an orphan and voids nothing); a cancel that leaves depth k voids the
+-- latest earlier event that left depth k + 1.
+with msgs as (
+    select
+        m.*,
+        row_number() over (order by received_date, file_path, message_index) as receipt_seq
+    from {{ ref('stg_adt__messages') }} m
+),
+
+families as (
+    select
+        encounter_key, receipt_seq, trigger_event,
+        case
+            when trigger_event in ('A01', 'A04', 'A11') then 'admit'
+            when trigger_event in ('A02', 'A12') then 'transfer'
+            when trigger_event in ('A03', 'A13') then 'discharge'
+        end as family,
+        case when trigger_event in ('A11', 'A12', 'A13') then -1 else 1 end as delta
+    from msgs
+    where trigger_event in ('A01', 'A04', 'A11', 'A02', 'A12', 'A03', 'A13')
+),
+
+running as (
+    select *,
+        sum(delta) over w as raw_depth
+    from families
+    window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
+),
+
+clamped as (
+    select *,
+        raw_depth - least(0, min(raw_depth) over w) as depth_after
+    from running
+    window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
+),
+
+with_before as (
+    select *,
+        coalesce(lag(depth_after) over (partition by encounter_key, family order by receipt_seq), 0) as depth_before
+    from clamped
+),
+
+voids as (
+    select c.receipt_seq as cancel_seq, t.receipt_seq as voided_seq
+    from with_before c
+    join lateral (
+        select o.receipt_seq
+        from with_before o
+        where o.encounter_key = c.encounter_key
+          and o.family = c.family
+          and o.delta = 1
+          and o.depth_after = c.depth_after + 1
+          and o.receipt_seq < c.receipt_seq
+        order by o.receipt_seq desc
+        limit 1
+    ) t on true
+    where c.delta = -1
+      and c.depth_before > 0
+),
+
+classed as (
+    select
+        m.*,
+        coalesce(exact.census_class, by_class.census_class, 'outpatient') as census_class
+    from msgs m
+    left join {{ ref('patient_class_map') }} exact
+        on exact.patient_class = m.patient_class and exact.patient_type = m.patient_type
+    left join {{ ref('patient_class_map') }} by_class
+        on by_class.patient_class = m.patient_class and by_class.patient_type is null
+)
+
+select
+    c.facility_code,
+    c.encounter_key,
+    c.visit_number,
+    c.control_id,
+    c.receipt_seq,
+    c.trigger_event,
+    c.census_class,
+    c.unit_code,
+    c.room,
+    c.bed,
+    c.received_date,
+    -- A03: the discharge time in PV1-45 when present (DOMAIN.md), else the event time.
+    (case when c.trigger_event = 'A03' then coalesce(c.discharge_ts, c.event_ts) else c.event_ts end)
+        at time zone '{{ var("facility_tz") }}' as effective_local_ts
+from classed c
+where c.trigger_event in ('A01', 'A02', 'A03', 'A04', 'A06', 'A07')
+  and not exists (select 1 from voids v where v.voided_seq = c.receipt_seq)

@@ -1,0 +1,194 @@
+"""The ``healthops`` command."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from datetime import date, timedelta
+
+from healthops import config
+
+
+def _date(s: str) -> date:
+    try:
+        return date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {s!r}") from None
+
+
+# -- services the local modes start --------------------------------------------------
+@contextlib.contextmanager
+def warehouse():
+    """The warehouse URL; an embedded server started here is stopped on exit."""
+    from healthops.warehouse.connection import embedded_server, warehouse_url
+
+    if os.environ.get("HEALTHOPS_WAREHOUSE_URL"):
+        yield warehouse_url()
+        return
+    server = embedded_server()
+    was_running = server.is_running()
+    url = server.ensure_running().url
+    try:
+        yield url
+    finally:
+        if not was_running:
+            server.stop()
+
+
+@contextlib.contextmanager
+def smtp_relay():
+    """The SMTP URL: the configured relay, else an embedded server that writes each
+    message to $HEALTHOPS_OUT/outbox/ as a .eml file."""
+    configured = os.environ.get("AIRFLOW_CONN_SMTP_DEFAULT") or os.environ.get("HEALTHOPS_SMTP_URL")
+    if configured:
+        yield configured, None
+        return
+    from healthops.reports.outbox import start_outbox
+
+    outbox_dir = config.out() / "outbox"
+    with start_outbox(outbox_dir) as box:
+        yield box.url, outbox_dir
+
+
+# -- commands --------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    from healthops.sources.adt.generator import generate
+
+    start = args.start or (date.today() - timedelta(days=args.days))
+    summary = generate(config.landing(), start, args.days, seed=args.seed)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _run(first: date, last: date) -> tuple[int, list[dict]]:
+    from healthops.orchestration import run_dates
+
+    if last < first:
+        raise SystemExit(f"--to {last} is before --date {first}")
+    dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    with warehouse() as url, smtp_relay() as (smtp_url, outbox_dir):
+        print(f"Running {len(dates)} nightly run(s) through Airflow: {dates[0]} .. {dates[-1]}", flush=True)
+        results = run_dates(dates, url, smtp_url)
+    for r in results:
+        print(f"  {r['date']}: {r['state']} ({r['seconds']} s)")
+    ok = len(results) == len(dates) and all(r["state"] == "success" for r in results)
+    if not ok:
+        log = results[-1]["log"] if results else "(no log)"
+        print(f"FAILED: the run for {results[-1]['date'] if results else dates[0]} did not succeed; "
+              f"Airflow log: {log}", file=sys.stderr)
+    return (0 if ok else 1), results
+
+
+def cmd_run(args) -> int:
+    rc, _ = _run(args.date, args.to or args.date)
+    return rc
+
+
+def cmd_warehouse_url(args) -> int:
+    from healthops.warehouse.connection import warehouse_url
+
+    print(warehouse_url())
+    return 0
+
+
+def cmd_warehouse(args) -> int:
+    from healthops.warehouse.connection import embedded_server
+
+    if args.action == "stop":
+        stopped = embedded_server().stop()
+        print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
+    elif args.action == "status":
+        print("running" if embedded_server().is_running() else "stopped")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from healthops.sources.adt.generator import generate
+
+    t0 = time.monotonic()
+    start = args.start
+    last = start + timedelta(days=args.days - 1)
+    summary = generate(config.landing(), start, args.days, seed=args.seed)
+    print(f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
+          f"for {start} .. {last} under {config.landing() / 'adt'}", flush=True)
+    rc, results = _run(start, last)
+    with warehouse() as url:
+        _print_summary(url, start, last)
+    print(f"\nDemo finished in {time.monotonic() - t0:.0f} s" + ("" if rc == 0 else " WITH FAILURES"))
+    return rc
+
+
+def _print_summary(url: str, first: date, last: date) -> None:
+    from healthops.warehouse.connection import connect
+
+    with connect(url) as conn:
+        b = conn.execute(
+            """select count(*), coalesce(sum(records_in),0), coalesce(sum(records_loaded),0),
+                      coalesce(sum(records_rejected),0)
+               from audit.load_batches where received_date between %s and %s""", (first, last)).fetchone()
+        reasons = conn.execute(
+            """select split_part(reason, ':', 1) as why, count(*) from raw.rejected
+               where received_date between %s and %s group by 1 order by 2 desc""", (first, last)).fetchall()
+        census = conn.execute(
+            """select census_date, sum(midnight_census), sum(admissions), sum(discharges), sum(patient_days)
+               from marts.fct_census_daily where census_date between %s and %s
+               group by 1 order by 1""", (first, last)).fetchall()
+        runs = conn.execute(
+            """select count(*), count(*) filter (where success) from audit.validation_runs
+               where logical_date between %s and %s""", (first, last)).fetchone()
+        sent = conn.execute(
+            """select count(distinct (report_id, period, message_id)), count(*) from reporting.deliveries
+               where period between %s and %s""", (first.isoformat(), last.isoformat())).fetchone()
+    print("\n== healthops demo summary ==")
+    print(f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]}")
+    for why, n in reasons:
+        print(f"   rejected: {n:4d}  {why}")
+    print("Census (all inpatient units):  date        midnight  admits  discharges  patient days")
+    for d, mc, a, dc, pd in census:
+        print(f"                               {d}  {mc:8d}  {a:6d}  {dc:10d}  {pd:12d}")
+    print(f"Data-quality validations: {runs[0]} run(s), {runs[1]} passed (results in audit.validation_runs)")
+    print(f"Report emails delivered: {sent[0]} message(s), {sent[1]} recipient deliveries")
+    print(f"Reports (HTML + PDF): {config.out() / 'reports'}")
+    print(f"Delivered emails (.eml): {config.out() / 'outbox'}")
+    print("Warehouse: `healthops warehouse-url` starts it and prints its URL (psql, BI tools); "
+          "`healthops warehouse stop` stops it.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog="healthops", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a deterministic synthetic ADT feed under $HEALTHOPS_LANDING")
+    g.add_argument("--days", type=int, required=True)
+    g.add_argument("--start", type=_date, help="first day (default: DAYS days before today)")
+    g.add_argument("--seed", type=int, default=7)
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="run the nightly DAG through Airflow for each logical date")
+    r.add_argument("--date", type=_date, required=True)
+    r.add_argument("--to", type=_date, help="last logical date (inclusive)")
+    r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("warehouse-url", help="print the warehouse URL, starting the embedded one if needed")
+    w.set_defaults(func=cmd_warehouse_url)
+    ws = sub.add_parser("warehouse", help="manage the embedded warehouse")
+    ws.add_argument("action", choices=["stop", "status"])
+    ws.set_defaults(func=cmd_warehouse)
+
+    d = sub.add_parser("demo", help="generate a small hospital's feed and run every night of it")
+    d.add_argument("--days", type=int, default=14)
+    d.add_argument("--start", type=_date, default=date(2026, 11, 2))
+    d.add_argument("--seed", type=int, default=7)
+    d.set_defaults(func=cmd_demo)
+
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Where healthops keeps things. Every path comes from the environment, with the
+defaults DESIGN.md names, resolved against the current directory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The repository root: plugins/healthops/config.py -> parents[2].
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DAGS_DIR = REPO_ROOT / "dags"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+REPORT_TEMPLATES_DIR = REPO_ROOT / "report_templates"
+
+# Census days are counted in the facility's local time (SOURCES.md: times without
+# an offset are local; DOMAIN.md: a day runs midnight to midnight).
+DEFAULT_FACILITY_TZ = "America/Los_Angeles"
+
+
+def _path(var: str, default: str) -> Path:
+    return Path(os.environ.get(var) or default).expanduser().resolve()
+
+
+def home() -> Path:
+    """Local state: embedded PostgreSQL data, Airflow metadata DB, GX context."""
+    return _path("HEALTHOPS_HOME", ".healthops")
+
+
+def landing() -> Path:
+    """Where source systems drop their files (adt/YYYY-MM-DD/*.hl7, ...)."""
+    return _path("HEALTHOPS_LANDING", "landing")
+
+
+def out() -> Path:
+    """Rendered reports, the embedded mail outbox, Data Docs."""
+    return _path("HEALTHOPS_OUT", "out")
+
+
+def facility_tz() -> str:
+    return os.environ.get("HEALTHOPS_FACILITY_TZ") or DEFAULT_FACILITY_TZ

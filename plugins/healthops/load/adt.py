@@ -1,0 +1,140 @@
+"""Load one receipt date of the HL7 ADT feed into ``raw`` with COPY.
+
+For each ready file under ``$HEALTHOPS_LANDING/adt/YYYY-MM-DD/``, in one transaction:
+parse it (streaming), COPY usable messages into a temporary table, move the ones
+whose (MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, and send
+everything else (parser rejections and duplicates) to ``raw.rejected`` with a
+reason; then record the batch in ``audit.load_batches``.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+from pathlib import Path
+
+from healthops.load.batches import BatchResult, LoadSummary, ready_files, sha256_file
+from healthops.sources.adt.parser import parse_file
+from healthops.sources.adt.schema import ADT_COLUMNS, AdtMessage, Rejection
+from healthops.warehouse.connection import connect
+from healthops.warehouse.schema import ensure_schema
+
+log = logging.getLogger(__name__)
+
+SOURCE = "adt"
+_COLS = ", ".join(ADT_COLUMNS)
+
+
+def adt_folder(landing: Path, received_date: date) -> Path:
+    return Path(landing) / "adt" / received_date.isoformat()
+
+
+def load_adt_date(url: str, landing: Path, received_date: date, dag_run_id: str | None = None,
+                  facility_tz: str | None = None) -> LoadSummary:
+    from healthops import config
+
+    tz = facility_tz or config.facility_tz()
+    folder = adt_folder(landing, received_date)
+    summary = LoadSummary(SOURCE, received_date.isoformat())
+    files = ready_files(folder, "*.hl7")
+    if not folder.is_dir():
+        log.warning("no ADT folder for %s at %s: nothing received that day", received_date, folder)
+    with connect(url) as conn:
+        ensure_schema(conn)
+        conn.commit()
+        for path in files:
+            summary.batches.append(_load_file(conn, landing, path, received_date, dag_run_id, tz))
+    return summary
+
+
+def _rel(landing: Path, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(landing).resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id, tz) -> BatchResult:
+    rel = _rel(landing, path)
+    sha, size = sha256_file(path)
+    with conn.transaction():
+        # One loader at a time per file: a retried task racing its zombie must not double-load.
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{SOURCE}:{rel}",))
+        done = conn.execute(
+            "select batch_id from audit.load_batches where source = %s and file_path = %s and file_sha256 = %s",
+            (SOURCE, rel, sha),
+        ).fetchone()
+        if done:
+            log.info("%s already loaded as batch %s (sha256 %s): skipped", rel, done[0], sha[:12])
+            return BatchResult(rel, str(done[0]), "skipped")
+
+        batch_id = uuid.uuid4()
+        conn.execute(
+            f"create temp table _adt_in (like raw.adt_messages including defaults) on commit drop"
+        )
+        rejected: list[Rejection] = []
+        n_in = 0
+        with conn.cursor().copy(
+            f"copy _adt_in (batch_id, received_date, file_path, {_COLS}) from stdin"
+        ) as copy:
+            for item in parse_file(path, default_tz=tz):
+                n_in += 1
+                if isinstance(item, Rejection):
+                    rejected.append(item)
+                    continue
+                assert isinstance(item, AdtMessage)
+                copy.write_row((batch_id, received_date, rel, *(getattr(item, c) for c in ADT_COLUMNS)))
+
+        # Duplicates: the same (MSH-4, MSH-10) already in raw, or repeated within this file.
+        dups = conn.execute(
+            """
+            with ranked as (
+                select i.*, row_number() over (partition by sending_facility, control_id
+                                               order by message_index) as rn
+                from _adt_in i
+            )
+            select r.message_index, r.control_id, r.sending_facility, r.raw_text,
+                   coalesce(m.batch_id::text, 'this file, message ' || first.message_index) as first_seen
+            from ranked r
+            left join raw.adt_messages m
+              on m.sending_facility = r.sending_facility and m.control_id = r.control_id
+            left join ranked first
+              on first.sending_facility = r.sending_facility and first.control_id = r.control_id and first.rn = 1
+            where m.control_id is not null or r.rn > 1
+            """
+        ).fetchall()
+        for idx, control_id, facility, raw_text, first_seen in dups:
+            rejected.append(Rejection(
+                idx, f"duplicate message: control id {control_id} from {facility} already loaded "
+                     f"(first seen in batch {first_seen})", raw_text, control_id))
+        loaded = conn.execute(
+            f"""
+            insert into raw.adt_messages (batch_id, received_date, file_path, {_COLS})
+            select batch_id, received_date, file_path, {_COLS}
+            from (
+                select i.*, row_number() over (partition by sending_facility, control_id
+                                               order by message_index) as rn
+                from _adt_in i
+            ) i
+            where rn = 1
+              and not exists (select 1 from raw.adt_messages m
+                              where m.sending_facility = i.sending_facility and m.control_id = i.control_id)
+            """
+        ).rowcount
+
+        if rejected:
+            with conn.cursor().copy(
+                "copy raw.rejected (batch_id, source, received_date, file_path, message_index, control_id, reason, raw_text)"
+                " from stdin"
+            ) as copy:
+                for r in rejected:
+                    copy.write_row((batch_id, SOURCE, received_date, rel, r.message_index, r.control_id,
+                                    r.reason, r.raw_text))
+        conn.execute(
+            """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, file_bytes,
+                                               records_in, records_loaded, records_rejected, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (batch_id, SOURCE, received_date, rel, sha, size, n_in, loaded, len(rejected), dag_run_id),
+        )
+        log.info("%s: %d in, %d loaded, %d rejected (batch %s)", rel, n_in, loaded, len(rejected), batch_id)
+        return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected))

@@ -1,0 +1,167 @@
+"""The nightly census pipeline's steps, as plain functions the DAG's tasks call.
+
+Each step is keyed on the receipt date (the logical date in the facility's time
+zone) and is idempotent: running a date twice leaves the warehouse and the
+inboxes as running it once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from healthops import config
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_CONN_ID = "healthops_warehouse"
+SMTP_CONN_ID = "smtp_default"
+
+
+class BlockingQualityFailure(RuntimeError):
+    """A blocking data-quality rule failed: dependent reports must not go out."""
+
+
+def receipt_date(logical_date: datetime | date | str) -> date:
+    """The landing folder a run reads: the logical date, in the facility's zone."""
+    if isinstance(logical_date, str):
+        logical_date = datetime.fromisoformat(logical_date)
+    if isinstance(logical_date, datetime):
+        if logical_date.tzinfo is None:
+            return logical_date.date()
+        return logical_date.astimezone(ZoneInfo(config.facility_tz())).date()
+    return logical_date
+
+
+def task_warehouse_url() -> str:
+    """HEALTHOPS_WAREHOUSE_URL when set, else Airflow's ``healthops_warehouse`` connection."""
+    from healthops.warehouse.connection import normalize_url
+
+    url = os.environ.get("HEALTHOPS_WAREHOUSE_URL")
+    if url:
+        return normalize_url(url)
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    return normalize_url(conn.get_uri())
+
+
+# -- 1. extract and load ---------------------------------------------------------
+def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
+    from healthops.load.adt import load_adt_date
+
+    d = receipt_date(logical_date)
+    summary = load_adt_date(url or task_warehouse_url(), config.landing(), d, dag_run_id)
+    result = summary.as_dict()
+    log.info("ADT load for %s: %s", d, result)
+    return result
+
+
+# -- 3. validate -------------------------------------------------------------------
+def validate_census(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
+    from healthops.quality.gx_runner import validate_and_record
+
+    d = receipt_date(logical_date)
+    summary = validate_and_record(url or task_warehouse_url(), config.EXPECTATIONS_DIR / "census_daily.yml",
+                                  d, dag_run_id)
+    result = {
+        "validation_run_id": str(summary.validation_run_id),
+        "success": summary.success,
+        "blocking_failures": list(summary.blocking_failures),
+        "warnings": list(summary.warnings),
+    }
+    if summary.blocking_failures:
+        raise BlockingQualityFailure(
+            f"blocking data-quality rules failed for {d}: {', '.join(summary.blocking_failures)} "
+            f"(validation run {summary.validation_run_id}); reports are held back")
+    return result
+
+
+# -- 4. report and deliver ---------------------------------------------------------
+def daily_census_context(conn, report_date: date, facility_code: str | None = None,
+                         trend_days: int = 14) -> dict:
+    """The daily census report's context, from marts only (aggregates, no PHI)."""
+    from healthops.census.units import load_units
+
+    units = {(u["facility_code"], u["unit_code"]): u for u in load_units()}
+    facility_code = facility_code or next(iter(units))[0]
+    rows = conn.execute(
+        """select unit_code, midnight_census, admissions, discharges, transfers_in, transfers_out,
+                  patient_days, staffed_beds
+           from marts.fct_census_daily where facility_code = %s and census_date = %s
+           order by unit_code""", (facility_code, report_date)).fetchall()
+    if not rows:
+        raise LookupError(f"marts.fct_census_daily has no rows for {facility_code} on {report_date}")
+    out_units = []
+    for unit_code, mc, adm, dis, tin, tout, pd, beds in rows:
+        ref = units.get((facility_code, unit_code), {})
+        out_units.append({
+            "unit_code": unit_code, "unit_name": ref.get("unit_name", f"{unit_code} (not in reference data)"),
+            "unit_type": ref.get("unit_type", "unknown"), "staffed_beds": beds,
+            "midnight_census": mc, "admissions": adm, "discharges": dis,
+            "transfers_in": tin, "transfers_out": tout, "patient_days": pd,
+        })
+    trend = conn.execute(
+        """select census_date, sum(midnight_census)::int from marts.fct_census_daily
+           where facility_code = %s and census_date between %s and %s
+           group by census_date order by census_date""",
+        (facility_code, report_date - timedelta(days=trend_days - 1), report_date)).fetchall()
+    quality = conn.execute(
+        """select r.rule_id, r.success, r.severity, coalesce(r.detail->>'description', r.expectation_type)
+           from audit.rule_results r
+           where r.validation_run_id = (select validation_run_id from audit.validation_runs
+                                        where logical_date = %s order by run_at desc limit 1)
+           order by r.rule_id""", (report_date,)).fetchall()
+    return {
+        "facility_code": facility_code,
+        "facility_name": facility_name(facility_code),
+        "report_date": report_date,
+        "generated_at": datetime.now(timezone.utc),
+        "units": out_units,
+        "trend": [{"census_date": d, "midnight_census": n} for d, n in trend],
+        "quality": [{"rule": r, "status": "passed" if ok else "failed", "severity": sev, "detail": desc}
+                    for r, ok, sev, desc in quality],
+    }
+
+
+def facility_name(code: str) -> str:
+    return {"NGH": "Northgate General Hospital"}.get(code, code)
+
+
+def smtp_settings():
+    """SMTP from Airflow's ``smtp_default`` connection (or HEALTHOPS_SMTP_URL outside Airflow)."""
+    from healthops.reports.delivery import SmtpSettings
+
+    url = os.environ.get("HEALTHOPS_SMTP_URL")
+    if url:
+        return SmtpSettings.from_url(url)
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(SMTP_CONN_ID)
+    extra = conn.extra_dejson or {}
+    return SmtpSettings(host=conn.host or "localhost", port=int(conn.port or 25),
+                        username=conn.login or None, password=conn.password or None,
+                        starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true",
+                        ssl=str(extra.get("ssl", extra.get("disable_ssl") is False)).lower() == "true")
+
+
+def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str | None = None,
+                         smtp=None) -> dict:
+    """Render the daily census (HTML + PDF), write it under $HEALTHOPS_OUT/reports and
+    send it to the catalog's recipients, once per report, period, recipient and content."""
+    from healthops.reports.ledger import send_once
+    from healthops.reports.render import load_catalog, render_daily_census, write_outputs
+    from healthops.warehouse.connection import connect
+
+    d = receipt_date(logical_date)
+    entry = load_catalog()["reports"]["daily_census"]
+    with connect(url or task_warehouse_url()) as conn:
+        context = daily_census_context(conn, d)
+        rendered = render_daily_census(context)
+        paths = write_outputs(rendered, config.out() / "reports")
+        sent = send_once(conn, "daily_census", d.isoformat(), rendered, context, entry,
+                         smtp or smtp_settings(), dag_run_id)
+    return {"report_date": d.isoformat(), "files": {k: str(v) for k, v in paths.items()}, **sent}

@@ -1,0 +1,66 @@
+"""Running dbt outside Airflow (the CLI, tests, manifest generation). Under
+Airflow, Cosmos runs the same project with a profile built from the
+``healthops_warehouse`` connection."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from healthops import config
+from healthops.warehouse.connection import url_parts
+
+
+def dbt_env(url: str | None) -> dict[str, str]:
+    """Environment for dbt_project/profiles.yml, derived from a warehouse URL."""
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    if url:
+        p = url_parts(url)
+        env.update({
+            "HEALTHOPS_PGHOST": p["host"], "HEALTHOPS_PGPORT": str(p["port"]),
+            "HEALTHOPS_PGUSER": p["user"], "HEALTHOPS_PGPASSWORD": p["password"],
+            "HEALTHOPS_PGDATABASE": p["dbname"],
+        })
+    return env
+
+
+def run_dbt(args: list[str], url: str | None = None, project_dir: Path | None = None,
+            check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    """``dbt <args>`` in a subprocess against the warehouse at ``url``."""
+    project = Path(project_dir or config.DBT_PROJECT_DIR)
+    env = {**os.environ, **dbt_env(url)}
+    dbt = Path(sys.executable).with_name("dbt")
+    cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    proc = subprocess.run(cmd, env=env, cwd=project, text=True,
+                          capture_output=capture)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout or "")[-4000:] if capture else ""
+        raise RuntimeError(f"dbt {' '.join(args)} failed with exit code {proc.returncode}\n{tail}")
+    return proc
+
+
+def manifest_path(project_dir: Path | None = None) -> Path:
+    return Path(project_dir or config.DBT_PROJECT_DIR) / "target" / "manifest.json"
+
+
+def _project_mtime(project: Path) -> float:
+    newest = 0.0
+    for sub in ("models", "seeds", "macros", "tests", "snapshots"):
+        for p in (project / sub).rglob("*"):
+            if p.is_file():
+                newest = max(newest, p.stat().st_mtime)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        newest = max(newest, (project / name).stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(project_dir: Path | None = None) -> Path:
+    """Parse the project when its manifest is missing or older than any project file.
+    Cosmos loads the DAG's dbt nodes from this manifest so that DAG parsing stays
+    fast and needs no database."""
+    project = Path(project_dir or config.DBT_PROJECT_DIR)
+    manifest = manifest_path(project)
+    if not manifest.exists() or manifest.stat().st_mtime < _project_mtime(project):
+        run_dbt(["parse", "--quiet"], None, project, capture=True)
+    return manifest

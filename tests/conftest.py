@@ -1,0 +1,56 @@
+"""Shared fixtures: a real PostgreSQL (the embedded one, on loopback) for the
+whole session, and a clean database per test that asks for one."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # tests/hl7_builders.py and friends
+
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """An embedded PostgreSQL 18 cluster for this test session, or the server named
+    by HEALTHOPS_TEST_PG_URL (a superuser URL) when set."""
+    from healthops.warehouse.connection import normalize_url
+
+    external = os.environ.get("HEALTHOPS_TEST_PG_URL")
+    if external:
+        yield normalize_url(external)
+        return
+    from healthops.warehouse.embedded import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg"))
+    wh = server.ensure_running()
+    try:
+        yield wh.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def warehouse_url(pg_server):
+    """A fresh, empty database on the session's server; its URL. Dropped afterwards."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = libpq_url(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    base, _, _ = pg_server.rpartition("/")
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')

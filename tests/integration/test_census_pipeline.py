@@ -1,0 +1,142 @@
+"""ADT files -> raw (COPY) -> dbt -> marts.fct_census_daily on a real PostgreSQL,
+checked against numbers computed by hand from DOMAIN.md's rules.
+
+The feed (facility NGH, dates in February 2026: no DST change):
+  received 2026-02-02, a.hl7
+    V1  A01 ICU 08:00
+    V2  A01 MS5 10:00, A03 discharged 18:00 (PV1-45)      -> same-day stay on MS5
+    V3  A01 TELE 09:00, A02 TELE->ICU 14:00
+    V4  A04 ED 11:00 (emergency), A06 to MS5 15:00        -> admission by conversion
+    V5  A01 PEDS 12:00, A11 cancel                        -> voided
+    V6  A01 MS5 13:00 class O, PV1-18 OBS                 -> observation, not inpatient
+    one message without PV1-19                            -> raw.rejected
+  received 2026-02-02, b.hl7
+    the V1 A01 again (same MSH-10)                         -> duplicate, raw.rejected
+  received 2026-02-03
+    V1  A02 ICU->SDU 09:00, then A12 cancel                -> V1 stays in ICU
+    V3  A03 11:00, then A13 cancel                         -> V3 stays in ICU
+    V4  A03 16:00
+  received 2026-02-04 (late: V7's admission happened on 02-02)
+    V7  A01 MS5 2026-02-02 22:00
+    V3  A03 10:00
+"""
+from datetime import date
+
+import pytest
+
+from hl7_builders import build_message
+from healthops.load.adt import load_adt_date
+from healthops.warehouse.connection import connect
+from healthops.warehouse.dbt import run_dbt
+
+D1, D2, D3 = date(2026, 2, 2), date(2026, 2, 3), date(2026, 2, 4)
+
+
+def msg(event, cid, visit, when, **kw):
+    return build_message(event, control_id=cid, visit=visit, msg_ts=when, **kw)
+
+
+def write(landing, day, name, messages):
+    folder = landing / "adt" / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(messages))
+
+
+@pytest.fixture()
+def feed(tmp_path):
+    landing = tmp_path / "landing"
+    write(landing, D1, "a.hl7", [
+        msg("A01", "C1", "V1", "202602020800", unit="ICU"),
+        msg("A01", "C2", "V2", "202602021000", unit="MS5"),
+        msg("A03", "C3", "V2", "202602021805", unit="MS5", discharge_ts="202602021800"),
+        msg("A01", "C4", "V3", "202602020900", unit="TELE"),
+        msg("A02", "C5", "V3", "202602021400", unit="ICU", prior_unit="TELE"),
+        msg("A04", "C6", "V4", "202602021100", unit="ED", patient_class="E"),
+        msg("A06", "C7", "V4", "202602021500", unit="MS5", patient_class="I"),
+        msg("A01", "C8", "V5", "202602021200", unit="PEDS"),
+        msg("A11", "C9", "V5", "202602021230", unit="PEDS"),
+        msg("A01", "C10", "V6", "202602021300", unit="MS5", patient_class="O", patient_type="OBS"),
+        msg("A01", "C11", "", "202602021300", unit="MS5"),  # no PV1-19
+    ])
+    write(landing, D1, "b.hl7", [msg("A01", "C1", "V1", "202602020800", unit="ICU")])
+    write(landing, D2, "a.hl7", [
+        msg("A02", "C20", "V1", "202602030900", unit="SDU", prior_unit="ICU"),
+        msg("A12", "C21", "V1", "202602030930", unit="ICU", prior_unit="SDU"),
+        msg("A03", "C22", "V3", "202602031100", unit="ICU"),
+        msg("A13", "C23", "V3", "202602031130", unit="ICU"),
+        msg("A03", "C24", "V4", "202602031600", unit="MS5"),
+    ])
+    write(landing, D3, "a.hl7", [
+        msg("A01", "C30", "V7", "202602022200", unit="MS5"),
+        msg("A03", "C31", "V3", "202602041000", unit="ICU"),
+    ])
+    return landing
+
+
+COLS = "midnight_census, admissions, discharges, transfers_in, transfers_out, patient_days"
+
+
+def mart(url):
+    with connect(url) as conn:
+        rows = conn.execute(f"select unit_code, census_date, {COLS} from marts.fct_census_daily "
+                            "order by 1, 2").fetchall()
+    return {(u, d): tuple(v) for u, d, *v in rows}
+
+
+def test_load_reconciles_and_is_idempotent(warehouse_url, feed):
+    s = load_adt_date(warehouse_url, feed, D1).as_dict()
+    assert s["files"] == 2 and s["files_loaded"] == 2
+    assert s["records_in"] == 12 and s["records_loaded"] == 10 and s["records_rejected"] == 2
+    with connect(warehouse_url) as conn:
+        reasons = [r for (r,) in conn.execute("select reason from raw.rejected order by reason")]
+        batches = conn.execute("select records_in, records_loaded, records_rejected, file_sha256 "
+                               "from audit.load_batches order by file_path").fetchall()
+    assert any("duplicate" in r and "C1" in r for r in reasons)
+    assert any("PV1-19" in r for r in reasons)
+    assert [b[:3] for b in batches] == [(11, 10, 1), (1, 0, 1)]
+    assert all(len(b[3]) == 64 for b in batches)
+    again = load_adt_date(warehouse_url, feed, D1).as_dict()
+    assert again["files_skipped"] == 2 and again["records_in"] == 0
+    with connect(warehouse_url) as conn:
+        assert conn.execute("select count(*) from raw.adt_messages").fetchone() == (10,)
+        assert conn.execute("select count(*) from raw.rejected").fetchone() == (2,)
+        assert conn.execute("select count(*) from audit.load_batches").fetchone() == (2,)
+
+
+def test_census_mart_matches_hand_counts(warehouse_url, feed):
+    for d in (D1, D2):
+        load_adt_date(warehouse_url, feed, d)
+    run_dbt(["build"], warehouse_url, capture=True)
+    before_late = mart(warehouse_url)
+    #                                  census adm dis in out pdays
+    assert before_late[("MS5", D1)] == (1, 2, 1, 0, 0, 2)
+
+    load_adt_date(warehouse_url, feed, D3)
+    run_dbt(["build"], warehouse_url, capture=True)
+    m = mart(warehouse_url)
+    expected = {
+        ("ICU", D1): (2, 1, 0, 1, 0, 2),
+        ("TELE", D1): (0, 1, 0, 0, 1, 0),
+        ("MS5", D1): (2, 3, 1, 0, 0, 3),   # V4 (A06), V7 (late A01) at midnight; V2 same-day
+        ("PEDS", D1): (0, 0, 0, 0, 0, 0),  # A11 voided the admit
+        ("SDU", D1): (0, 0, 0, 0, 0, 0),
+        ("ICU", D2): (2, 0, 0, 0, 0, 2),   # A12 voided the transfer, A13 the discharge
+        ("SDU", D2): (0, 0, 0, 0, 0, 0),
+        ("MS5", D2): (1, 0, 1, 0, 0, 1),
+        ("ICU", D3): (1, 0, 1, 0, 0, 1),
+        ("MS5", D3): (1, 0, 0, 0, 0, 1),
+    }
+    for key, want in expected.items():
+        assert m[key] == want, key
+    # every unit of the seed except the ED, for every day, nothing else
+    assert {u for u, _ in m} == {"ICU", "SDU", "TELE", "MS5", "PEDS", "PSY"}
+    assert {d for _, d in m} == {D1, D2, D3}
+    # balance: yesterday's census + admissions + transfers in - discharges - transfers out = today's
+    for (u, d), (c, a, dis, tin, tout, _) in m.items():
+        prev = m.get((u, date.fromordinal(d.toordinal() - 1)), (0,))[0]
+        assert prev + a + tin - dis - tout == c, (u, d)
+
+    # re-running the whole day changes nothing
+    load_adt_date(warehouse_url, feed, D3)
+    run_dbt(["build"], warehouse_url, capture=True)
+    assert mart(warehouse_url) == m

@@ -1,0 +1,49 @@
+"""The embedded warehouse starts on loopback with password auth, survives a stop
+and restart with its data, and the healthops schema is idempotent."""
+import psycopg
+import pytest
+
+from healthops.warehouse.connection import connect, libpq_url, normalize_url, url_parts
+from healthops.warehouse.embedded import EmbeddedServer
+from healthops.warehouse.schema import SCHEMAS, ensure_schema
+
+
+def test_url_normalization():
+    assert normalize_url("postgres://u:p@h:5/d") == "postgresql+psycopg://u:p@h:5/d"
+    assert normalize_url("postgresql+psycopg2://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert libpq_url("postgresql+psycopg://u:p%40x@h:5/d") == "postgresql://u:p%40x@h:5/d"
+    assert url_parts("postgresql://u:p%40x@h:5/d") == {
+        "host": "h", "port": 5, "user": "u", "password": "p@x", "dbname": "d"}
+    with pytest.raises(ValueError):
+        normalize_url("mysql://h/d")
+
+
+def test_embedded_restart_keeps_data(tmp_path):
+    server = EmbeddedServer(tmp_path / "wh")
+    wh = server.ensure_running()
+    assert wh.url.startswith("postgresql+psycopg://postgres:")
+    assert "@127.0.0.1:" in wh.url
+    with connect(wh.url, autocommit=True) as conn:
+        conn.execute("create table kept (x int)")
+        conn.execute("insert into kept values (42)")
+    # a wrong password is refused: auth is real, even on loopback
+    bad = libpq_url(wh.url).replace(wh.password, "wrong")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(bad).close()
+    assert server.stop() is True
+    assert not server.is_running()
+    wh2 = server.ensure_running()
+    try:
+        with connect(wh2.url) as conn:
+            assert conn.execute("select x from kept").fetchone() == (42,)
+    finally:
+        server.stop()
+
+
+def test_ensure_schema_idempotent(warehouse_url):
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+        ensure_schema(conn)
+        conn.commit()
+        found = {r[0] for r in conn.execute("select schema_name from information_schema.schemata")}
+    assert set(SCHEMAS) <= found
