@@ -57,6 +57,7 @@ def healthops_census_nightly():
         project_config=ProjectConfig(
             dbt_project_path=DBT_DIR,
             manifest_path=DBT_DIR / "target" / "manifest.json",
+            install_dbt_deps=False,  # no packages: nothing to fetch at run time
         ),
         profile_config=ProfileConfig(
             profile_name="healthops",
@@ -67,7 +68,6 @@ def healthops_census_nightly():
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),
-        operator_args={"install_deps": False},
         default_args={"retries": 0},
     )
 

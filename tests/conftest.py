@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,7 +19,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     """An embedded PostgreSQL 18 cluster for this test session, or the server named
     by HEALTHOPS_TEST_PG_URL (a superuser URL) when set."""
     from healthops.warehouse.connection import normalize_url
@@ -28,12 +30,16 @@ def pg_server(tmp_path_factory):
         return
     from healthops.warehouse.embedded import EmbeddedServer
 
-    server = EmbeddedServer(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's basetemp: pytest prunes old basetemps, and a concurrent
+    # session on the same machine could delete a live cluster's files.
+    root = Path(tempfile.mkdtemp(prefix="healthops-test-pg-"))
+    server = EmbeddedServer(root)
     wh = server.ensure_running()
     try:
         yield wh.url
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()

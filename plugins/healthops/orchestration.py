@@ -87,7 +87,7 @@ def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
     """Run the nightly DAG for each date, in order; returns one result per date
     ({"date", "state", "seconds"}). Stops at the first failed run: later days build
     on earlier ones."""
-    from healthops.warehouse.dbt import ensure_manifest
+    from healthops.warehouse.dbt_runner import ensure_manifest
 
     ensure_manifest()
     env = airflow_env(warehouse_url, smtp_url)

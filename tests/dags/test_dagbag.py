@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from healthops import config
-from healthops.warehouse.dbt import ensure_manifest
+from healthops.warehouse.dbt_runner import ensure_manifest
 
 DAG_FILES = sorted(config.DAGS_DIR.glob("*.py"))
 

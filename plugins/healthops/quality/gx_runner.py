@@ -1,0 +1,354 @@
+"""Run a reviewed rule file against the warehouse with Great Expectations and keep
+the outcome for auditors in ``audit.validation_runs`` / ``audit.rule_results``.
+
+Importing this module is cheap (GX itself is imported on first use, ~8 s on a
+small machine) and quietens GX first, so every importer benefits:
+
+- ``great_expectations._docs_decorators`` logs hundreds of INFO "Skipping
+  registering function" lines at import; under Airflow's INFO root logger they
+  flood the task log.
+- progress bars (tqdm "Calculating Metrics") are switched off in the context config.
+- usage statistics: GX 1.24 has no analytics client left (the module and its
+  PostHog dependency are gone; ``analytics_enabled`` is accepted and ignored). We
+  still set ``analytics_enabled: False`` and ``GX_ANALYTICS_ENABLED=False`` so an
+  upgrade that brings analytics back finds it off: a hospital network allows no
+  calls to third parties.
+
+One GX context per process (ephemeral, in memory); the data source, table asset
+and whole-table batch definition are made once per warehouse URL and table and
+reused, so a process that validates many nights pays the set-up once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import subprocess
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import healthops
+from healthops import config
+from healthops.quality.rules import RuleFile, build_suite, load_rules
+from healthops.warehouse.connection import connect, normalize_url
+
+log = logging.getLogger(__name__)
+
+# Loggers that talk at INFO about GX internals, not about our data.
+_NOISY_GX_LOGGERS = (
+    "great_expectations._docs_decorators",  # "Skipping registering function ..." x ~200 at import
+    "great_expectations.expectations.registry",  # "Multiple declarations of metric ..."
+)
+# Values of failing rows kept per rule (in gx_result and in rule_results.detail):
+# enough to find the rows, short enough to keep findings free of bulk data.
+PARTIAL_VALUES = 5
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": PARTIAL_VALUES}
+BATCH_DEFINITION = "whole_table"
+
+
+def quiet_gx() -> None:
+    """Silence GX's import-time chatter and opt out of analytics. Idempotent."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    for name in _NOISY_GX_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # The rest of GX logs a few INFO lines per run about its internals ("Setting
+    # marts to lowercase ..."); keep its warnings, unless someone configured it.
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.WARNING)
+
+
+quiet_gx()
+
+_lock = threading.RLock()
+_context = None
+_batch_definitions: dict[tuple[str, str, str], Any] = {}
+
+
+def import_gx():
+    """``great_expectations``, imported with the noise off."""
+    quiet_gx()
+    import great_expectations as gx
+
+    return gx
+
+
+def get_context():
+    """The process's GX context: ephemeral, no Data Docs temp dirs, no progress
+    bars, analytics off."""
+    global _context
+    with _lock:
+        if _context is None:
+            gx = import_gx()
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
+
+            project_config = DataContextConfig(
+                store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+                analytics_enabled=False,
+                progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+            )
+            _context = gx.get_context(mode="ephemeral", project_config=project_config)
+        return _context
+
+
+def _batch_definition(url: str, schema: str, table: str):
+    """Data source -> table asset -> whole-table batch definition, made once per
+    (warehouse, table) in this process."""
+    url = normalize_url(url)
+    key = (url, schema, table)
+    with _lock:
+        if key not in _batch_definitions:
+            context = get_context()
+            # The name must not carry the password: a hash of the URL tells
+            # warehouses apart without revealing it.
+            ds_name = "warehouse_" + hashlib.sha256(url.encode()).hexdigest()[:12]
+            try:
+                ds = context.data_sources.get(ds_name)
+            except KeyError:
+                ds = context.data_sources.add_postgres(ds_name, connection_string=url)
+            asset_name = f"{schema}.{table}"
+            if asset_name in ds.get_asset_names():
+                asset = ds.get_asset(asset_name)
+            else:
+                with warnings.catch_warnings():
+                    # GX 1.14+ deprecates schema_name in favour of "the schema in the
+                    # datasource's connection configuration", but PostgresDatasource has
+                    # no such setting (schema_ is None in 1.24); an explicit schema is
+                    # the only way short of rewriting search_path.
+                    warnings.filterwarnings(
+                        "ignore", message="`schema_name` is deprecated", category=DeprecationWarning
+                    )
+                    asset = ds.add_table_asset(name=asset_name, table_name=table, schema_name=schema)
+            try:
+                bd = asset.get_batch_definition(BATCH_DEFINITION)
+            except KeyError:
+                bd = asset.add_batch_definition_whole_table(BATCH_DEFINITION)
+            _batch_definitions[key] = bd
+        return _batch_definitions[key]
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule_id: str
+    severity: str
+    success: bool
+    rows_violating: int | None
+    description: str
+    expectation_type: str
+    column_name: str | None
+    rows_evaluated: int | None
+    violating_share: float | None  # rows_violating / rows_evaluated (all rows of the table)
+    detail: dict
+
+
+@dataclass
+class ValidationSummary:
+    validation_run_id: uuid.UUID
+    suite_name: str
+    data_asset: str
+    logical_date: dt.date
+    dag_run_id: str | None
+    code_version: str
+    run_at: dt.datetime
+    success: bool  # GX's verdict: every rule passed (warnings included)
+    evaluated_expectations: int
+    successful_expectations: int
+    blocking_failures: list[str]
+    warnings: list[str]
+    results: list[RuleOutcome]
+    gx_result: dict = field(repr=False)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds, by step
+
+    @property
+    def publishable(self) -> bool:
+        """A blocking failure stops report publication; a warning does not."""
+        return not self.blocking_failures
+
+
+def validate(
+    url: str,
+    rules_file: Path | str,
+    logical_date: dt.date,
+    dag_run_id: str | None = None,
+    *,
+    rule_file: RuleFile | None = None,
+) -> ValidationSummary:
+    """Validate the rule file's table (whole table) and summarise per rule.
+    Writes nothing; see ``persist`` / ``validate_and_record``."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    context = get_context()  # first call in a process: imports GX (the bulk of the time)
+    t1 = time.perf_counter()
+    timings["gx_context"] = t1 - t0
+    rf = rule_file or load_rules(rules_file)
+    suite = build_suite(rf)
+    t2 = time.perf_counter()
+    timings["load_rules"] = t2 - t1
+    with _lock:  # the context's stores are shared by threads of this process
+        bd = _batch_definition(url, rf.schema, rf.table)
+        suite = context.suites.add_or_update(suite)
+        vd = context.validation_definitions.add_or_update(
+            import_gx().ValidationDefinition(
+                name=f"{suite.name}:{bd.data_asset.datasource.name}", data=bd, suite=suite
+            )
+        )
+        t3 = time.perf_counter()
+        timings["datasource"] = t3 - t2
+        run_at = dt.datetime.now(dt.timezone.utc)
+        run_name = f"{rf.suite_name}:{logical_date.isoformat()}" + (f":{dag_run_id}" if dag_run_id else "")
+        result = vd.run(result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name, run_time=run_at))
+    timings["validate"] = time.perf_counter() - t3
+
+    # GX does not keep suite order in its results; the file's order is the report's.
+    order = {r.id: i for i, r in enumerate(rf.rules)}
+    outcomes = sorted((_outcome(rf, r) for r in result.results), key=lambda o: order[o.rule_id])
+    run_id = uuid.uuid4()
+    # Tie the GX result to the reviewed file it came from (suite meta is not in it).
+    result.meta["healthops"] = {
+        "validation_run_id": str(run_id),
+        "rules_file": rf.path.name,
+        "rules_sha256": rf.sha256,
+        "logical_date": logical_date.isoformat(),
+        "dag_run_id": dag_run_id,
+    }
+    stats = result.statistics
+    return ValidationSummary(
+        validation_run_id=run_id,
+        suite_name=rf.suite_name,
+        data_asset=rf.data_asset,
+        logical_date=logical_date,
+        dag_run_id=dag_run_id,
+        code_version=code_version(),
+        run_at=run_at,
+        success=bool(result.success),
+        evaluated_expectations=int(stats["evaluated_expectations"]),
+        successful_expectations=int(stats["successful_expectations"]),
+        blocking_failures=[o.rule_id for o in outcomes if not o.success and o.severity == "blocking"],
+        warnings=[o.rule_id for o in outcomes if not o.success and o.severity == "warning"],
+        results=outcomes,
+        gx_result=result.to_json_dict(),
+        timings=timings,
+    )
+
+
+def _outcome(rf: RuleFile, r) -> RuleOutcome:
+    cfg = r.expectation_config
+    rule = rf.rule(cfg.meta["rule_id"])  # meta came from the file; KeyError means drift
+    res = r.result or {}
+    evaluated = res.get("element_count")
+    violating = res.get("unexpected_count")
+    share = None
+    if evaluated and violating is not None:
+        share = violating / evaluated
+    elif evaluated == 0 and violating is not None:
+        share = 0.0
+    detail: dict[str, Any] = {}
+    for k in ("observed_value", "element_count", "missing_count", "unexpected_count",
+              "unexpected_percent", "unexpected_percent_nonmissing"):
+        if k in res and res[k] is not None:
+            detail[k] = res[k]
+    if res.get("partial_unexpected_list"):
+        detail["partial_unexpected_list"] = res["partial_unexpected_list"][:PARTIAL_VALUES]
+    info = r.exception_info or {}
+    if info.get("raised_exception"):
+        # The message only (never the traceback): it names columns, not values.
+        detail["exception"] = str(info.get("exception_message") or "")[:500]
+    return RuleOutcome(
+        rule_id=rule.id,
+        severity=rule.severity,
+        success=bool(r.success),
+        rows_violating=violating,
+        description=rule.description,
+        expectation_type=cfg.type,
+        column_name=rule.column_name,
+        rows_evaluated=evaluated,
+        violating_share=share,
+        detail=_jsonable(detail),
+    )
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def persist(conn, summary: ValidationSummary) -> None:
+    """Insert the run and one row per rule. ``conn`` is a psycopg 3 connection;
+    the caller commits. Runs are appended, never replaced: the history is the audit trail."""
+    from psycopg.types.json import Jsonb
+
+    conn.execute(
+        """insert into audit.validation_runs (validation_run_id, suite_name, data_asset,
+               logical_date, dag_run_id, code_version, success, evaluated_expectations,
+               successful_expectations, run_at, gx_result)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (summary.validation_run_id, summary.suite_name, summary.data_asset, summary.logical_date,
+         summary.dag_run_id, summary.code_version, summary.success,
+         summary.evaluated_expectations, summary.successful_expectations, summary.run_at,
+         Jsonb(summary.gx_result)),
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            """insert into audit.rule_results (validation_run_id, rule_id, expectation_type,
+                   column_name, severity, success, rows_evaluated, rows_violating,
+                   violating_share, detail)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            [(summary.validation_run_id, o.rule_id, o.expectation_type, o.column_name, o.severity,
+              o.success, o.rows_evaluated, o.rows_violating, o.violating_share, Jsonb(o.detail))
+             for o in summary.results],
+        )
+
+
+def validate_and_record(
+    url: str,
+    rules_file: Path | str,
+    logical_date: dt.date,
+    dag_run_id: str | None = None,
+) -> ValidationSummary:
+    """``validate`` then ``persist`` in one committed transaction."""
+    summary = validate(url, rules_file, logical_date, dag_run_id)
+    with connect(url) as conn:  # commits on clean exit
+        persist(conn, summary)
+    log.info(
+        "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
+        summary.suite_name, summary.data_asset, logical_date, summary.successful_expectations,
+        summary.evaluated_expectations, summary.blocking_failures or "none",
+        summary.warnings or "none", sum(summary.timings.values()),
+    )
+    return summary
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """healthops version, plus the git short sha when the code runs from a checkout."""
+    version = healthops.__version__
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(config.REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{sha}" if sha else version

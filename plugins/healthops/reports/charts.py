@@ -1,0 +1,200 @@
+"""Report charts: matplotlib figures rendered to PNG bytes.
+
+Charts are drawn with the object-oriented API on an Agg canvas (no pyplot
+global state, no display, safe in Airflow workers and threads). The look is
+pinned by an explicit rc context and PNG metadata is stripped, so the same
+input gives the same bytes with the same matplotlib version: re-running a
+report date re-sends identical images.
+
+Sizes: figures are 5.2 in wide at 150 DPI (780 px), shown at <= 640 px in the
+e-mail and at natural size (5.2 in) in the PDF. The narrow figure keeps labels legible when
+a phone scales the image down to ~400 px.
+"""
+from __future__ import annotations
+
+import io
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable, Mapping
+
+import matplotlib
+
+# Explicit, before anything imports pyplot: reports run headless.
+matplotlib.use("Agg", force=True)
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.dates as mdates  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+__all__ = ["census_by_unit_chart", "census_trend_chart", "DPI"]
+
+DPI = 150
+WIDTH_IN = 5.2
+
+# Colour-blind-safe choices (Okabe-Ito blue / vermillion) on neutral greys.
+CENSUS_COLOR = "#0072B2"
+OVER_COLOR = "#D55E00"
+NON_INPATIENT_COLOR = "#8C8C8C"
+BEDS_COLOR = "#E3E6EA"
+BEDS_EDGE = "#B8BEC6"
+TEXT_COLOR = "#1F2933"
+MUTED_COLOR = "#5A6570"
+
+_RC = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: identical everywhere
+    "font.size": 10,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.edgecolor": BEDS_EDGE,
+    "axes.labelcolor": TEXT_COLOR,
+    "xtick.color": MUTED_COLOR,
+    "ytick.color": TEXT_COLOR,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 10,
+    "text.color": TEXT_COLOR,
+    "svg.hashsalt": "healthops",
+    "path.simplify": False,
+}
+
+
+def _to_png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    # metadata Software=None: no version string in the file, bytes depend only on the drawing.
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    return buf.getvalue()
+
+
+def _pct_label(census: int, beds: int) -> str:
+    # Same rounding as the report table (half up, one decimal): the numbers must agree.
+    pct = (Decimal(census) * 100 / Decimal(beds)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{pct}%"
+
+
+def _title(fig: Figure, text: str) -> None:
+    # Left-aligned to the figure, not the axes: long unit names push the axes right.
+    fig.suptitle(text, x=0.012, ha="left", fontsize=12, fontweight="bold", color=TEXT_COLOR)
+
+
+def _empty_chart(title: str, message: str) -> bytes:
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(WIDTH_IN, 1.6), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        _title(fig, title)
+        ax.text(0.5, 0.45, message, ha="center", va="center", color=MUTED_COLOR, transform=ax.transAxes)
+        return _to_png(fig)
+
+
+def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
+    """Horizontal bars, one per unit: midnight census drawn over staffed beds.
+
+    Each row needs ``unit_name``, ``staffed_beds`` and ``midnight_census``; an
+    optional ``inpatient`` (default True) set to False draws the unit in grey
+    (the ED: shown for context, not an inpatient unit). A census above staffed
+    beds is drawn in vermillion. Units keep the order given, top to bottom.
+    """
+    rows = list(rows)
+    title = "Midnight census vs staffed beds by unit"
+    if not rows:
+        return _empty_chart(title, "No units reported")
+
+    names = [str(r["unit_name"]) for r in rows]
+    beds = [int(r["staffed_beds"] or 0) for r in rows]
+    census = [int(r["midnight_census"] or 0) for r in rows]
+    inpatient = [bool(r.get("inpatient", True)) for r in rows]
+    colors = [
+        NON_INPATIENT_COLOR if not ip else (OVER_COLOR if b and c > b else CENSUS_COLOR)
+        for c, b, ip in zip(census, beds, inpatient)
+    ]
+
+    n = len(rows)
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(WIDTH_IN, 1.35 + 0.36 * n), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        y = list(range(n))
+        ax.barh(y, beds, height=0.78, color=BEDS_COLOR, edgecolor=BEDS_EDGE, linewidth=0.8, zorder=1)
+        ax.barh(y, census, height=0.46, color=colors, zorder=2)
+        xmax = max(max(beds), max(census), 1)
+        pad = xmax * 0.015
+        for yi, c, b in zip(y, census, beds):
+            label = f"{c} / {b}" + (f"  ({_pct_label(c, b)})" if b else "")
+            ax.text(max(c, b) + pad, yi, label, va="center", ha="left", fontsize=9, color=TEXT_COLOR)
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        # Room on the right for the "census / beds (pct)" labels.
+        ax.set_xlim(0, xmax * 1.55)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        ax.set_xlabel("Patients at midnight / staffed beds")
+        _title(fig, title)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="x", color="#EEF0F2", zorder=0)
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="y", length=0)
+
+        handles = [
+            Patch(facecolor=BEDS_COLOR, edgecolor=BEDS_EDGE, label="Staffed beds"),
+            Patch(facecolor=CENSUS_COLOR, label="Midnight census"),
+        ]
+        if any(c > b and b and ip for c, b, ip in zip(census, beds, inpatient)):
+            handles.append(Patch(facecolor=OVER_COLOR, label="Above staffed beds"))
+        if not all(inpatient):
+            handles.append(Patch(facecolor=NON_INPATIENT_COLOR, label="Not inpatient (ED)"))
+        # Legend above the plot, never over a bar or its label.
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(handles) if len(handles) <= 3 else 2,
+                  fontsize=8, frameon=False, handlelength=1.2, columnspacing=1.2, borderaxespad=0.3)
+        return _to_png(fig)
+
+
+def census_trend_chart(points: Iterable[Mapping]) -> bytes:
+    """Line of total midnight census per day (``census_date``, ``midnight_census``).
+
+    Points are sorted by date; a missing day breaks the line rather than being
+    bridged, so a gap in the data is visible as a gap. The last value is labelled.
+    """
+    pts = sorted(((p["census_date"], int(p["midnight_census"])) for p in points), key=lambda t: t[0])
+    title = "Total inpatient midnight census"
+    if pts:
+        first, last = pts[0][0], pts[-1][0]
+        title += f", {first:%b} {first.day} – {last:%b} {last.day}"
+    if not pts:
+        return _empty_chart(title, "No trend data")
+
+    # Break the line on missing dates (None values are not drawn).
+    xs: list[date] = []
+    ys: list[float | None] = []
+    for i, (d, v) in enumerate(pts):
+        if i and (d - pts[i - 1][0]).days > 1:
+            xs.append(pts[i - 1][0] + (d - pts[i - 1][0]) / 2)
+            ys.append(None)
+        xs.append(d)
+        ys.append(v)
+    values = [v for _, v in pts]
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(WIDTH_IN, 2.6), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        yplot = [float("nan") if v is None else v for v in ys]
+        ax.plot(xs, yplot, color=CENSUS_COLOR, linewidth=2, marker="o", markersize=4, zorder=3)
+        last_d, last_v = pts[-1]
+        ax.plot([last_d], [last_v], marker="o", markersize=7, color=CENSUS_COLOR, zorder=4)
+        ax.annotate(f"{last_v}", (last_d, last_v), xytext=(0, 9), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=10, fontweight="bold", color=TEXT_COLOR)
+
+        lo, hi = min(values), max(values)
+        span = max(hi - lo, 4)
+        ax.set_ylim(max(0, lo - span * 0.35), hi + span * 0.45)
+        # Half a day of air at both ends so the first and last markers are not clipped.
+        ax.set_xlim(mdates.date2num(pts[0][0]) - 0.5, mdates.date2num(last_d) + 0.5)
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (len(pts) + 6) // 7)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6, steps=[1, 2, 5, 10]))
+        ax.set_ylabel("Patients at midnight")
+        _title(fig, title)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", color="#EEF0F2", zorder=0)
+        ax.set_axisbelow(True)
+        return _to_png(fig)

@@ -1,0 +1,565 @@
+"""Render reports from the catalog: HTML e-mail body, standalone HTML, PDF, charts.
+
+The daily census context
+------------------------
+``render_daily_census(context)`` takes a plain dict built from the warehouse
+marts (aggregates only, never PHI)::
+
+    {
+      "facility_code": "NGH",                        # str, used in file names and Message-IDs
+      "facility_name": "Northgate General Hospital",
+      "report_date":   date(2026, 11, 2),            # the census day (a date, or an ISO string)
+      "generated_at":  datetime(..., tzinfo=...),    # timezone-aware; shown as given (facility time)
+      "units": [                                     # one row per unit, in display order
+        {"unit_code": "ICU", "unit_name": "Intensive Care Unit",
+         "unit_type": "critical_care",               # the units seed's Title 22 category
+         "staffed_beds": 12, "midnight_census": 11,
+         "admissions": 2, "discharges": 1, "transfers_in": 1, "transfers_out": 2,
+         "patient_days": 11},
+        ...
+      ],
+      "trend": [                                     # total inpatient midnight census per day,
+        {"census_date": date(2026, 10, 20), "midnight_census": 148},   # usually the 14 days
+        ...                                          # ending report_date (optional, may be [])
+      ],
+      "quality": [                                   # optional: check results for this run
+        {"rule": "census_not_above_licensed_beds", "status": "passed" | "failed",
+         "severity": "error" | "warn" | ..., "detail": "..."},
+        ...
+      ],
+      "data_docs_url": "https://.../index.html",     # optional link to the evidence
+    }
+
+Counts may be ``int``, ``Decimal`` or numpy integers (they must be whole and
+>= 0). Unknown extra keys are ignored.
+
+Computed here, not in SQL, so every variant shows the same numbers:
+
+- occupancy = midnight census ÷ staffed beds, one decimal percent, rounded half
+  up (``—`` when a unit has no staffed beds);
+- inpatient totals. Units whose ``unit_type`` is in ``NON_INPATIENT_UNIT_TYPES``
+  (the emergency department) are not inpatient units: they are listed after the
+  totals row, under their own heading, and count in no total, no occupancy and
+  not in the summary line (their census is stated on its own line);
+- change of total census against the previous day, from ``trend``;
+- the quality banner: shown when any check failed; "error" style unless every
+  failed check has a warning severity (``WARNING_SEVERITIES``), and the subject
+  is prefixed with ``[DATA QUALITY: n failed]``.
+
+Three HTML variants come from one template: ``email`` (images by ``cid:``),
+``browser`` (standalone, images as ``data:`` URIs) and ``pdf`` (``data:`` URIs
+plus print CSS), which WeasyPrint turns into the PDF.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jinja2
+import yaml
+from markupsafe import Markup
+
+from healthops.reports import charts
+
+__all__ = [
+    "RenderedReport",
+    "load_catalog",
+    "render_daily_census",
+    "write_outputs",
+    "NON_INPATIENT_UNIT_TYPES",
+    "DEFAULT_TEMPLATES_DIR",
+    "DEFAULT_CATALOG_PATH",
+]
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TEMPLATES_DIR = REPO_ROOT / "report_templates"
+DEFAULT_CATALOG_PATH = DEFAULT_TEMPLATES_DIR / "catalog.yml"
+CATALOG_ENV = "HEALTHOPS_REPORT_CATALOG"
+
+# The ED holds outpatients (A04) and boarders; it has no inpatient bed base.
+NON_INPATIENT_UNIT_TYPES = frozenset({"emergency"})
+WARNING_SEVERITIES = frozenset({"warn", "warning", "info", "low"})
+
+UNIT_TYPE_LABELS = {
+    "critical_care": "Critical care",
+    "post_anesthesia": "Post-anesthesia",
+    "labor_delivery": "Labor & delivery",
+    "emergency": "Emergency",
+    "step_down": "Step-down",
+    "telemetry": "Telemetry",
+    "pediatrics": "Pediatrics",
+    "antepartum": "Antepartum",
+    "postpartum": "Postpartum",
+    "other_specialty": "Other specialty",
+    "medical_surgical": "Med/surg",
+    "psychiatric": "Psychiatric",
+    "well_baby_nursery": "Well-baby nursery",
+}
+
+UNIT_COUNT_FIELDS = (
+    "staffed_beds", "midnight_census", "admissions", "discharges",
+    "transfers_in", "transfers_out", "patient_days",
+)
+UNIT_FIELDS = ("unit_code", "unit_name", "unit_type") + UNIT_COUNT_FIELDS
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """One report for one facility and period, ready to write or send.
+
+    ``html`` is the e-mail body (images referenced as ``cid:<key>``); ``images``
+    maps each cid (without angle brackets) to ``(png_bytes, alt_text)``.
+    """
+
+    subject: str
+    html: str
+    pdf: bytes
+    images: dict[str, tuple[bytes, str]]
+    filename_stem: str
+    text: str = ""                      # text/plain summary for the e-mail
+    html_standalone: str = ""           # data: URI images: opens in a browser
+    report: str = "daily_census"        # catalog id
+    period: str = ""                    # ISO date (or period key) the report covers
+    facility_code: str = ""
+    generated_at: datetime | None = None
+    pdf_pages: int = 0
+    quality_failed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- catalog
+
+def load_catalog(path: str | os.PathLike | None = None) -> dict:
+    """Read the report catalog (YAML) and return it with defaults applied.
+
+    Path: ``path``, else ``$HEALTHOPS_REPORT_CATALOG``, else the repository's
+    ``report_templates/catalog.yml``. Each entry of ``catalog["reports"]`` gets
+    ``id``, ``sender``, ``recipients`` (list) and ``formats`` filled in.
+    """
+    path = Path(path or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_PATH)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"report catalog not found: {path}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("reports"), dict) or not raw["reports"]:
+        raise ValueError(f"{path}: a report catalog needs a non-empty 'reports' mapping")
+    defaults = raw.get("defaults") or {}
+    reports = {}
+    for report_id, entry in raw["reports"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: report {report_id!r} must be a mapping")
+        merged = {"sender": "healthops@localhost", "formats": ["html", "pdf"], "recipients": []}
+        merged.update(defaults)
+        merged.update(entry)
+        merged["id"] = report_id
+        for key in ("template", "subject"):
+            if not merged.get(key):
+                raise ValueError(f"{path}: report {report_id!r} has no {key!r}")
+        recipients = merged["recipients"]
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if not isinstance(recipients, list) or not all(isinstance(r, str) and "@" in r for r in recipients):
+            raise ValueError(f"{path}: report {report_id!r}: recipients must be a list of e-mail addresses")
+        merged["recipients"] = list(recipients)
+        unknown = set(merged["formats"]) - {"html", "pdf"}
+        if unknown:
+            raise ValueError(f"{path}: report {report_id!r}: unknown formats {sorted(unknown)}")
+        reports[report_id] = merged
+    return {**raw, "path": str(path), "reports": reports}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{what}: expected a whole number >= 0, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a whole number >= 0, got {value!r}") from None
+    if number != value or number < 0:
+        raise ValueError(f"{what}: expected a whole number >= 0, got {value!r}")
+    return number
+
+
+def _as_date(value: Any, what: str) -> date:
+    if isinstance(value, datetime):
+        raise ValueError(f"{what}: expected a date, got a datetime {value!r}")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise ValueError(f"{what}: expected a date, got {value!r}")
+
+
+def occupancy(census: int, beds: int) -> Decimal | None:
+    """Census ÷ beds as a percentage rounded half up to one decimal (None without beds)."""
+    if not beds:
+        return None
+    return (Decimal(census) * 100 / Decimal(beds)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def _pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value}%"
+
+
+def _long_date(d: date) -> str:
+    return f"{d:%A}, {d:%B} {d.day}, {d.year}"
+
+
+def _short_date(d: date) -> str:
+    return f"{d:%b} {d.day}"
+
+
+def _type_label(unit_type: str) -> str:
+    return UNIT_TYPE_LABELS.get(unit_type, unit_type.replace("_", " ").capitalize())
+
+
+def _generated_label(ts: datetime) -> str:
+    zone = ts.tzname() or ts.strftime("%z")
+    return f"{ts:%Y-%m-%d %H:%M} {zone}".strip()
+
+
+def _safe_token(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "-", value).strip("-") or "x"
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@contextlib.contextmanager
+def _quiet_weasyprint() -> Iterator[None]:
+    """WeasyPrint and fontTools log font-subsetting and CSS warnings per render; the
+    report is still right, so keep them out of task logs (errors still show)."""
+    names = ("weasyprint", "weasyprint.progress", "fontTools", "fontTools.subset", "fontTools.ttLib")
+    saved = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
+def css_string(value: Any) -> Markup:
+    """A quoted CSS string for values placed inside ``<style>`` (page margin boxes).
+
+    Everything but ASCII letters and digits becomes a CSS hex escape, so quotes,
+    backslashes, ``</style>`` or ``&`` in a facility name can neither break out of
+    the string nor be mangled by HTML autoescaping (which does not apply in CSS).
+    """
+    out = []
+    for ch in str(value):
+        # A CSS escape swallows one following space, so spaces are escaped too.
+        out.append(ch if ch.isascii() and ch.isalnum() else f"\\{ord(ch):06x}")
+    return Markup('"' + "".join(out) + '"')
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["css_string"] = css_string
+    return env
+
+
+def html_to_pdf(html: str, base_url: str | None = None) -> tuple[bytes, int]:
+    """Render HTML with WeasyPrint; return (pdf_bytes, page_count)."""
+    with _quiet_weasyprint():
+        import weasyprint  # heavy import (parses its UA stylesheets, logging): only when a PDF is made
+
+        document = weasyprint.HTML(string=html, base_url=base_url).render()
+        return document.write_pdf(), len(document.pages)
+
+
+# --------------------------------------------------------------------------- daily census
+
+def _prepare_daily_census(context: Mapping) -> dict:
+    missing = [k for k in ("facility_code", "facility_name", "report_date", "generated_at", "units") if k not in context]
+    if missing:
+        raise ValueError(f"daily census context is missing {missing}")
+    facility_code = str(context["facility_code"])
+    report_date = _as_date(context["report_date"], "report_date")
+    generated_at = context["generated_at"]
+    if not isinstance(generated_at, datetime) or generated_at.tzinfo is None or generated_at.utcoffset() is None:
+        raise ValueError("generated_at must be a timezone-aware datetime")
+
+    units = list(context["units"] or [])
+    if not units:
+        raise ValueError("daily census context has no units")
+    rows, seen = [], set()
+    for i, unit in enumerate(units):
+        absent = [k for k in UNIT_FIELDS if k not in unit]
+        if absent:
+            raise ValueError(f"units[{i}] is missing {absent}")
+        code = str(unit["unit_code"])
+        if code in seen:
+            raise ValueError(f"unit_code {code!r} appears twice")
+        seen.add(code)
+        row = {k: _count(unit[k], f"units[{i}] ({code}).{k}") for k in UNIT_COUNT_FIELDS}
+        row.update(unit_code=code, unit_name=str(unit["unit_name"]), unit_type=str(unit["unit_type"]))
+        row["inpatient"] = row["unit_type"] not in NON_INPATIENT_UNIT_TYPES
+        row["type_label"] = _type_label(row["unit_type"])
+        occ = occupancy(row["midnight_census"], row["staffed_beds"])
+        row["occupancy"] = occ
+        row["occupancy_label"] = _pct(occ)
+        row["occupancy_class"] = "occ-over" if occ is not None and occ > 100 else ""
+        rows.append(row)
+
+    inpatient_rows = [r for r in rows if r["inpatient"]]
+    other_rows = [r for r in rows if not r["inpatient"]]
+    totals = {k: sum(r[k] for r in inpatient_rows) for k in UNIT_COUNT_FIELDS}
+    totals["unit_count"] = len(inpatient_rows)
+    totals["occupancy"] = occupancy(totals["midnight_census"], totals["staffed_beds"])
+    totals["occupancy_label"] = _pct(totals["occupancy"])
+
+    trend = sorted(
+        (
+            {"census_date": _as_date(p["census_date"], f"trend[{i}].census_date"),
+             "midnight_census": _count(p["midnight_census"], f"trend[{i}].midnight_census")}
+            for i, p in enumerate(context.get("trend") or [])
+        ),
+        key=lambda p: p["census_date"],
+    )
+    by_day = {p["census_date"]: p["midnight_census"] for p in trend}
+    if report_date in by_day and by_day[report_date] != totals["midnight_census"]:
+        log.warning("trend census %s for %s differs from the unit total %s",
+                    by_day[report_date], report_date, totals["midnight_census"])
+    previous = report_date - timedelta(days=1)
+    change_label = None
+    if previous in by_day:
+        delta = totals["midnight_census"] - by_day[previous]
+        when = _long_date(previous).split(",")[0]  # weekday name
+        change_label = (f"unchanged from {when}" if delta == 0
+                        else f"{'up' if delta > 0 else 'down'} {abs(delta)} from {when} ({by_day[previous]})")
+
+    quality = None
+    checks = list(context.get("quality") or [])
+    if checks:
+        failed = []
+        for i, q in enumerate(checks):
+            status = str(q.get("status", "")).lower()
+            if status not in ("passed", "failed"):
+                raise ValueError(f"quality[{i}].status must be 'passed' or 'failed', got {q.get('status')!r}")
+            if status == "failed":
+                failed.append({"rule": str(q.get("rule", "")), "severity": str(q.get("severity") or ""),
+                               "detail": str(q.get("detail") or "")})
+        level = None
+        if failed:
+            level = "warning" if all(f["severity"].lower() in WARNING_SEVERITIES for f in failed) else "error"
+        quality = {"failed": failed, "passed_count": len(checks) - len(failed), "total": len(checks), "level": level}
+
+    other_census_label = None
+    if other_rows:
+        other_census_label = "; ".join(
+            f"{r['unit_name']}: {r['midnight_census']} patient{'s' if r['midnight_census'] != 1 else ''} at midnight"
+            f" in {r['staffed_beds']} beds ({r['occupancy_label']})"
+            for r in other_rows
+        ) + ". Not an inpatient unit: not counted above."
+
+    return {
+        "facility_code": facility_code,
+        "facility_name": str(context["facility_name"]),
+        "report_date": report_date,
+        "generated_at": generated_at,
+        "inpatient_rows": inpatient_rows,
+        "other_rows": other_rows,
+        "totals": totals,
+        "trend": trend,
+        "quality": quality,
+        "data_docs_url": context.get("data_docs_url") or None,
+        "summary": {
+            "census": totals["midnight_census"],
+            "staffed_beds": totals["staffed_beds"],
+            "occupancy_label": totals["occupancy_label"],
+            "admissions": totals["admissions"],
+            "discharges": totals["discharges"],
+            "change_label": change_label,
+            "other_census_label": other_census_label,
+        },
+    }
+
+
+def _by_unit_alt(data: dict) -> str:
+    parts = [f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']} ({r['occupancy_label']})"
+             for r in data["inpatient_rows"]]
+    parts += [f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']}, not an inpatient unit"
+              for r in data["other_rows"]]
+    return ("Bar chart of midnight census against staffed beds by unit on "
+            f"{_long_date(data['report_date'])}: " + "; ".join(parts) + ".")
+
+
+def _trend_alt(trend: list[dict]) -> tuple[str, str]:
+    if not trend:
+        return "Line chart of total inpatient midnight census: no trend data was available.", ""
+    first, last = trend[0], trend[-1]
+    low = min(trend, key=lambda p: (p["midnight_census"], p["census_date"]))
+    high = max(trend, key=lambda p: (p["midnight_census"], p["census_date"]))
+    span = (last["census_date"] - first["census_date"]).days + 1
+    missing = span - len(trend)
+    alt = (f"Line chart of total inpatient midnight census per day, {_short_date(first['census_date'])}"
+           f" to {_short_date(last['census_date'])}, {last['census_date'].year}: "
+           f"lowest {low['midnight_census']} on {_short_date(low['census_date'])}, "
+           f"highest {high['midnight_census']} on {_short_date(high['census_date'])}, "
+           f"{last['midnight_census']} on {_short_date(last['census_date'])}.")
+    caption = ""
+    if missing:
+        alt += f" {missing} day{'s' if missing != 1 else ''} without data."
+        caption = f"{missing} day{'s' if missing != 1 else ''} without data: the line is broken there."
+    return alt, caption
+
+
+def _plain_text(data: dict, title: str, stem: str) -> str:
+    s = data["summary"]
+    lines = [title, "=" * len(title), ""]
+    q = data["quality"]
+    if q and q["failed"]:
+        lines += [f"!! {len(q['failed'])} data quality check(s) failed"
+                  + (": figures may be incomplete or wrong." if q["level"] == "error" else " (warnings)."), ""]
+    lines.append(f"Inpatients at midnight: {s['census']} in {s['staffed_beds']} staffed beds, "
+                 f"{s['occupancy_label']} occupancy.")
+    line = f"Admissions {s['admissions']}, discharges {s['discharges']}"
+    if s["change_label"]:
+        line += f"; census {s['change_label']}"
+    lines.append(line + ".")
+    if s["other_census_label"]:
+        lines.append(s["other_census_label"])
+    lines += ["", "By unit: census / staffed beds (occupancy), admissions, discharges"]
+    width = max(len(r["unit_name"]) for r in data["inpatient_rows"] + data["other_rows"] + [{"unit_name": "Inpatient total"}])
+    for r in data["inpatient_rows"] + [None] + data["other_rows"]:
+        if r is None:
+            t = data["totals"]
+            lines.append(f"  {'Inpatient total':<{width}}  {t['midnight_census']:>4} / {t['staffed_beds']:<4} "
+                         f"({t['occupancy_label']:>6})  adm {t['admissions']}, dis {t['discharges']}")
+            if data["other_rows"]:
+                lines.append("  Not inpatient units (not in the total):")
+            continue
+        lines.append(f"  {r['unit_name']:<{width}}  {r['midnight_census']:>4} / {r['staffed_beds']:<4} "
+                     f"({r['occupancy_label']:>6})  adm {r['admissions']}, dis {r['discharges']}")
+    if q and q["failed"]:
+        lines += ["", "Failed data quality checks:"]
+        for f in q["failed"]:
+            lines.append(f"  - {f['rule']} [{f['severity'] or 'failed'}]: {f['detail']}")
+    if data["data_docs_url"]:
+        lines.append(f"Evidence: {data['data_docs_url']}")
+    lines += ["", f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
+              f"Generated {_generated_label(data['generated_at'])} by healthops. Aggregates only: no patient-identifying information."]
+    return "\n".join(lines) + "\n"
+
+
+def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | None = None,
+                        catalog: dict | None = None) -> RenderedReport:
+    """Render the daily census for one facility and day (see the module docstring
+    for ``context``). ``catalog`` defaults to ``load_catalog()``."""
+    report_id = "daily_census"
+    catalog = catalog if catalog is not None else load_catalog()
+    entry = catalog["reports"][report_id]
+    templates_dir = Path(templates_dir or DEFAULT_TEMPLATES_DIR)
+    data = _prepare_daily_census(context)
+    d = data["report_date"]
+
+    report_name = entry.get("name") or "Daily census"
+    title = f"{report_name} — {data['facility_name']} — {d.isoformat()}"
+    subject = entry["subject"].format_map({
+        "facility_code": data["facility_code"], "facility_name": data["facility_name"],
+        "report_date": d, "report_name": report_name,
+    })
+    q = data["quality"]
+    if q and q["failed"]:
+        subject = f"[DATA QUALITY: {len(q['failed'])} failed] {subject}"
+    stem = f"{report_id}_{_safe_token(data['facility_code'])}_{d.isoformat()}"
+
+    chart_rows = data["inpatient_rows"] + data["other_rows"]
+    by_unit_png = charts.census_by_unit_chart(chart_rows)
+    trend_png = charts.census_trend_chart(data["trend"])
+    trend_alt, trend_caption = _trend_alt(data["trend"])
+    token = f"{_safe_token(data['facility_code'])}.{d.isoformat()}"
+    cids = {"by_unit": f"census-by-unit.{token}@healthops", "trend": f"census-trend.{token}@healthops"}
+    images = {
+        cids["by_unit"]: (by_unit_png, _by_unit_alt(data)),
+        cids["trend"]: (trend_png, trend_alt),
+    }
+
+    env = _environment(templates_dir)
+    template = env.get_template(entry["template"])
+    base = {
+        **data,
+        "title": title,
+        "report_name": report_name,
+        "period_label": _long_date(d),
+        "report_date_label": _long_date(d),
+        "generated_at_label": _generated_label(data["generated_at"]),
+        "generated_at_iso": data["generated_at"].isoformat(),
+    }
+
+    def variant(mode: str) -> str:
+        def img(key: str) -> dict:
+            cid = cids[key]
+            png, alt = images[cid]
+            src = f"cid:{cid}" if mode == "email" else _data_uri(png)
+            return {"src": src, "alt": alt, "cid": cid, "caption": trend_caption if key == "trend" else ""}
+        return template.render(**base, mode=mode, pdf=(mode == "pdf"),
+                               images={"by_unit": img("by_unit"), "trend": img("trend")})
+
+    html_email = variant("email")
+    html_browser = variant("browser")
+    pdf_bytes, pages = html_to_pdf(variant("pdf"), base_url=str(templates_dir))
+
+    return RenderedReport(
+        subject=subject,
+        html=html_email,
+        pdf=pdf_bytes,
+        images=images,
+        filename_stem=stem,
+        text=_plain_text(data, title, stem),
+        html_standalone=html_browser,
+        report=report_id,
+        period=d.isoformat(),
+        facility_code=data["facility_code"],
+        generated_at=data["generated_at"],
+        pdf_pages=pages,
+        quality_failed=len(q["failed"]) if q else 0,
+        meta={"title": title, "sender": entry["sender"], "recipients": list(entry["recipients"]),
+              "totals": {k: v for k, v in data["totals"].items() if k != "occupancy"}},
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_outputs(rendered: RenderedReport, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``<stem>.html`` (standalone, images inlined) and ``<stem>.pdf`` under
+    ``out_dir`` (created if needed); same name each run, replaced atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out / f"{rendered.filename_stem}.html", "pdf": out / f"{rendered.filename_stem}.pdf"}
+    _atomic_write(paths["html"], (rendered.html_standalone or rendered.html).encode("utf-8"))
+    _atomic_write(paths["pdf"], rendered.pdf)
+    return paths

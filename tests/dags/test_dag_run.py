@@ -1,0 +1,93 @@
+"""End to end under real Airflow: the nightly DAG runs through `dag.test()` in an
+Airflow process (metadata DB, task instances), loading a generated feed into a real
+PostgreSQL, building it with dbt through Cosmos, validating it with GX, rendering
+the report and delivering it to a real SMTP server on loopback. Then the same dates
+again: nothing changes and nothing is sent twice."""
+import email
+import sqlite3
+from datetime import date, timedelta
+from email import policy
+
+import pytest
+
+from healthops.orchestration import run_dates
+from healthops.reports.outbox import start_outbox
+from healthops.sources.adt.generator import generate
+from healthops.warehouse.connection import connect
+
+START = date(2026, 11, 2)
+DAYS = 3
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_LANDING", "landing"), ("HEALTHOPS_OUT", "out")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+    return tmp_path
+
+
+def _mart(url):
+    with connect(url) as conn:
+        return conn.execute("select * from marts.fct_census_daily order by 1, 2, 3").fetchall()
+
+
+def _counts(url):
+    with connect(url) as conn:
+        return {t: conn.execute(f"select count(*) from {t}").fetchone()[0]
+                for t in ("raw.adt_messages", "raw.rejected", "audit.load_batches", "reporting.deliveries")}
+
+
+def test_nightly_dag_end_to_end(env, warehouse_url):
+    generate(env / "landing", START, DAYS, seed=11)
+    dates = [START + timedelta(days=i) for i in range(DAYS)]
+    outbox_dir = env / "out" / "outbox"
+    with start_outbox(outbox_dir) as box:
+        results = run_dates(dates, warehouse_url, box.url)
+        assert [r["state"] for r in results] == ["success"] * DAYS, results
+
+        # Airflow recorded every task instance of every run as successful
+        db = sqlite3.connect(env / "home" / "airflow" / "airflow.db")
+        states = db.execute("select state, count(*) from task_instance "
+                            "where dag_id = 'healthops_census_nightly' group by state").fetchall()
+        assert dict(states).keys() == {"success"}
+        n_tasks = db.execute("select count(distinct task_id) from task_instance").fetchone()[0]
+        assert dict(states)["success"] == n_tasks * DAYS
+
+        # one HTML, one PDF and one email per day, with the PDF attached
+        reports = sorted(p.name for p in (env / "out" / "reports").iterdir())
+        assert reports == sorted([f"daily_census_NGH_{d}.{ext}" for d in dates for ext in ("html", "pdf")])
+        emls = sorted(outbox_dir.glob("*.eml"))
+        assert len(emls) == DAYS
+        for path in emls:
+            msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            pdfs = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
+            assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF")
+
+        with connect(warehouse_url) as conn:
+            runs = conn.execute("select count(*), bool_and(success) from audit.validation_runs").fetchone()
+            recon = conn.execute("select bool_and(records_in = records_loaded + records_rejected) "
+                                 "from audit.load_batches").fetchone()[0]
+        assert runs == (DAYS, True)
+        assert recon is True
+
+        # the mart agrees with the independent reference count from the same files
+        from census_oracle import reference_from_landing
+        expected = reference_from_landing(env / "landing", dates[0], dates[-1])
+        fields = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
+        got = {(r[0], r[1], r[2]): dict(zip(fields, r[3:9])) for r in _mart(warehouse_url) if r[2] >= dates[0]}
+        assert len(got) == 6 * DAYS  # six inpatient units of the seed, every day
+        for key, row in got.items():
+            assert row == {f: expected[key][f] for f in fields}, key
+        # nothing the reference counted is missing from the mart
+        for key, row in expected.items():
+            if key not in got:
+                assert not any(row[f] for f in fields), key
+
+        # the same dates again: warehouse and inboxes as after one run
+        mart_before, counts_before = _mart(warehouse_url), _counts(warehouse_url)
+        again = run_dates(dates[-1:], warehouse_url, box.url)
+        assert [r["state"] for r in again] == ["success"]
+        assert _mart(warehouse_url) == mart_before
+        assert _counts(warehouse_url) == counts_before
+        assert len(list(outbox_dir.glob("*.eml"))) == DAYS

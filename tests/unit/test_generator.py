@@ -1,0 +1,168 @@
+"""Synthetic ADT generator: deterministic, parseable, realistic, within bed capacity."""
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from healthops.census.reference import compute_census, encounter_segments
+from healthops.sources.adt.generator import UNITS_CSV, generate
+from healthops.sources.adt.parser import parse_file
+from healthops.sources.adt.schema import KNOWN_EVENTS, Rejection
+
+START = date(2024, 3, 1)          # spans the DST change on 2024-03-10
+DAYS = 14
+END = START + timedelta(days=DAYS - 1)
+EXPECTED_REJECTIONS = ("PV1-19 visit number missing", "unknown trigger event 'A99'", "unparseable time in EVN-2")
+
+
+def _units() -> list[dict]:
+    with open(UNITS_CSV, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _parse(root: Path):
+    messages, rejections = [], []
+    for p in sorted((root / "adt").glob("*/*.hl7")):
+        received = date.fromisoformat(p.parent.name)
+        for item in parse_file(p):
+            (rejections if isinstance(item, Rejection) else messages).append((received, p.name, item))
+    return messages, rejections
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("landing")
+    summary = generate(root, START, DAYS, seed=7)
+    messages, rejections = _parse(root)
+    return root, summary, messages, rejections
+
+
+def test_deterministic_for_a_seed(feed, tmp_path):
+    root, summary, _, _ = feed
+    again = generate(tmp_path / "again", START, DAYS, seed=7)
+    assert _digest(root) == _digest(tmp_path / "again")
+    assert {k: v for k, v in summary.items() if k != "paths"} == {k: v for k, v in again.items() if k != "paths"}
+    other = generate(tmp_path / "other", START, DAYS, seed=8)
+    assert _digest(tmp_path / "other") != _digest(root)
+    assert other["messages"] > 0
+
+
+def test_layout_and_files(feed):
+    root, summary, _, _ = feed
+    days = sorted(p.name for p in (root / "adt").iterdir())
+    assert days == [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
+    for d in days:
+        files = sorted(p.name for p in (root / "adt" / d).iterdir())
+        assert 2 <= len(files) <= 3 and all(f.endswith(".hl7") for f in files)   # no *.tmp left behind
+    assert summary["files"] == len(list((root / "adt").glob("*/*.hl7")))
+    blobs = [p.read_bytes() for p in (root / "adt").glob("*/*.hl7")]
+    assert any(b.startswith(b"\x0b") and b"\x1c\r" in b for b in blobs)          # MLLP
+    assert any(b.startswith(b"FHS|") and b"BTS|" in b and b"FTS|" in b for b in blobs)  # batch envelope
+    assert any(b"\r\n" in b for b in blobs) and any(b"\r" in b and b"\r\n" not in b for b in blobs)
+    everything = b"".join(blobs)
+    assert b"O\\T\\BRIEN" in everything                     # escape sequences in names
+    assert b"|8859/1" in everything and b"|UNICODE UTF-8" in everything
+    assert b"ZPV|" in everything
+
+
+def test_parses_with_only_the_intended_rejections(feed):
+    _, summary, messages, rejections = feed
+    assert len(rejections) == summary["malformed"] >= 3
+    reasons = [r.reason for _, _, r in rejections]
+    for expected in EXPECTED_REJECTIONS:
+        assert any(r.startswith(expected) for r in reasons), expected
+    assert all(r.startswith(EXPECTED_REJECTIONS) for r in reasons), reasons
+    assert len(messages) + len(rejections) == summary["messages"]
+
+
+def test_every_event_type_and_variety(feed):
+    _, summary, messages, _ = feed
+    events = Counter(m.trigger_event for _, _, m in messages)
+    assert set(events) == set(KNOWN_EVENTS)
+    assert len({m.hl7_version for _, _, m in messages}) >= 6
+    assert any(m.patient_name and "&" in m.patient_name for _, _, m in messages)      # O&BRIEN decoded
+    assert any(m.patient_name and "Ü" in m.patient_name or "Í" in (m.patient_name or "") for _, _, m in messages)
+    assert any(m.event_ts.tzinfo is not None and str(m.event_ts.tzinfo) != "America/Los_Angeles"
+               for _, _, m in messages)                                                # explicit offsets
+    assert any(m.patient_type == "OBS" for _, _, m in messages)
+    assert any(m.trigger_event == "A03" and m.discharge_ts for _, _, m in messages)
+    assert all(m.mrn for _, _, m in messages)
+    # ~20-30 inpatient admissions per day (direct A01 plus ED/observation conversions)
+    admits = sum(1 for _, _, m in messages if m.trigger_event in ("A01", "A06") and m.patient_class == "I")
+    assert 18 * DAYS <= admits <= 32 * DAYS
+
+
+def test_late_and_duplicate_messages(feed):
+    _, summary, messages, _ = feed
+    late = [(d, m) for d, _, m in messages if m.event_ts.date() < d]
+    assert summary["late"] >= 1 and len(late) >= summary["late"]
+    assert any((d - m.event_ts.date()).days >= 1 and m.event_occurred_ts for d, m in late)
+    keys = Counter((m.sending_facility, m.control_id) for _, _, m in messages)
+    dups = [k for k, n in keys.items() if n > 1]
+    assert len(dups) == summary["duplicates"] == 1
+    files = [(d, f) for d, f, m in messages if (m.sending_facility, m.control_id) == dups[0]]
+    assert files[0] < files[1]
+
+
+def test_census_within_capacity_and_balanced(feed):
+    _, _, messages, _ = feed
+    units = _units()
+    beds = {(u["facility_code"], u["unit_code"]): int(u["staffed_beds"]) for u in units}
+    c = compute_census(messages, START, END, list(beds))
+    assert set((f, u) for f, u, _ in c) == set(beds)
+    for (f, u, d), row in c.items():
+        assert 0 <= row["midnight_census"] <= beds[(f, u)], (u, d, row)
+    assert max(r["midnight_census"] for (f, u, d), r in c.items() if u == "MS5") > 10   # a realistic house
+    assert all(r["midnight_census"] == 0 for (f, u, d), r in c.items() if u == "ED")
+    dates = sorted({d for _, _, d in c})
+    for key in beds:
+        for prev, cur in zip(dates, dates[1:]):
+            r0, r = c[key + (prev,)], c[key + (cur,)]
+            assert r0["midnight_census"] + r["admissions"] + r["transfers_in"] - r["discharges"] \
+                - r["transfers_out"] == r["midnight_census"]
+    assert sum(r["transfers_in"] for r in c.values()) > 0
+
+
+def test_never_two_patients_in_one_bed(feed):
+    _, _, messages, _ = feed
+    far = datetime.max.replace(tzinfo=None)
+    occupancy = defaultdict(list)
+    for segs in encounter_segments(messages).values():
+        for s in segs:
+            if s.unit is not None and s.end != s.start:
+                end = s.end.replace(tzinfo=None) if s.end else far
+                occupancy[(s.unit, s.room, s.bed)].append((s.start.replace(tzinfo=None), end, s.visit_number))
+    assert occupancy
+    for bed, spans in occupancy.items():
+        spans.sort()
+        for (s0, e0, v0), (s1, e1, v1) in zip(spans, spans[1:]):
+            assert v0 == v1 or e0 <= s1, (bed, (s0, e0, v0), (s1, e1, v1))
+
+
+def test_one_day_run(tmp_path):
+    summary = generate(tmp_path, START, 1, seed=3)
+    messages, rejections = _parse(tmp_path)
+    assert summary["files"] in (2, 3)
+    assert len(rejections) == summary["malformed"]
+    assert len(messages) + len(rejections) == summary["messages"]
+
+
+def test_units_argument(tmp_path):
+    units = [dict(facility_code="NGH", unit_code="ICU", unit_type="critical_care", staffed_beds="2"),
+             dict(facility_code="NGH", unit_code="MS5", unit_type="medical_surgical", staffed_beds="3"),
+             dict(facility_code="NGH", unit_code="ED", unit_type="emergency", staffed_beds="2")]
+    generate(tmp_path, START, 5, seed=1, units=units)
+    messages, _ = _parse(tmp_path)
+    assert {m.unit for _, _, m in messages if m.unit} <= {"ICU", "MS5", "ED"}
+    c = compute_census(messages, START, START + timedelta(days=4), [("NGH", "ICU"), ("NGH", "MS5")])
+    assert all(r["midnight_census"] <= {"ICU": 2, "MS5": 3, "ED": 0}[u] for (f, u, d), r in c.items())
