@@ -22,8 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -73,9 +72,14 @@ def healthops_census_nightly():
 
     @task
     def validate_census(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import validate_census as run
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return run(logical_date, run_id)
+        from healthops.pipeline import BlockingQualityFailure, validate_census as run
+
+        try:
+            return run(logical_date, run_id)
+        except BlockingQualityFailure as failure:  # the data, not the machine: retrying cannot help
+            raise AirflowFailException(str(failure)) from failure
 
     @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
     def publish_daily_census(logical_date=None, run_id=None) -> dict:
