@@ -50,6 +50,10 @@ def test_nightly_dag_structure(dagbag):
     # load -> every dbt root; the mart -> validate -> publish
     assert {"dbt.units_seed_build", "dbt.patient_class_map_seed_build",
             "dbt.stg_adt__messages_model_build"} <= load.downstream_task_ids
-    assert dag.get_task("dbt.fct_census_daily_model_build").downstream_task_ids == {"validate_census"}
+    leaves = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")
+              and not {d for d in t.downstream_task_ids if d.startswith("dbt.")}}
+    assert {"dbt.fct_census_period_model_build", "dbt.fct_census_interval_model_build",
+            "dbt.fct_encounters_model_build"} <= leaves
+    assert dag.get_task("validate_census").upstream_task_ids == leaves
     assert dag.get_task("validate_census").downstream_task_ids == {"publish_daily_census"}
     assert dag.max_active_runs == 1

@@ -140,3 +140,48 @@ def test_census_mart_matches_hand_counts(warehouse_url, feed):
     load_adt_date(warehouse_url, feed, D3)
     run_dbt(["build"], warehouse_url, capture=True)
     assert mart(warehouse_url) == m
+
+
+def test_observation_encounters_intervals_and_periods(warehouse_url, feed):
+    for d in (D1, D2, D3):
+        load_adt_date(warehouse_url, feed, d)
+        run_dbt(["build"], warehouse_url, capture=True)   # nightly, incremental after the first
+    with connect(warehouse_url) as conn:
+        obs = dict(((u, d), (c, od, sd)) for u, d, c, od, sd in conn.execute(
+            "select unit_code, census_date, observation_census, observation_days, discharged_stay_days "
+            "from marts.fct_census_daily"))
+        enc = {k: v for k, *v in conn.execute(
+            "select encounter_key, encounter_status, length_of_stay_days, unit_path, class_history, "
+            "patient_key is not null and length(patient_key) = 64 from marts.fct_encounters")}
+        interval = {(u, t.strftime("%m-%d %H:%M")): (p, i, o) for u, t, p, i, o in conn.execute(
+            "select unit_code, interval_start, patients_present, inpatients_present, observation_present "
+            "from marts.fct_census_interval")}
+        period = conn.execute(
+            "select days_in_period, patient_days, average_daily_census, discharges, average_length_of_stay "
+            "from marts.fct_census_period where unit_code = 'ALL' and period_type = 'month'").fetchall()
+        leaked = conn.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts' "
+            "and column_name in ('mrn', 'patient_name', 'birth_date', 'raw_text')").fetchone()[0]
+    # V6 is in observation on MS5 from 02-02 13:00 on: an outpatient, counted on its own
+    assert [obs[("MS5", d)][:2] for d in (D1, D2, D3)] == [(1, 1)] * 3
+    # ALOS numerator: V2 same-day (1 day) on 02-02, V4 (02-02 -> 02-03, 1 day), V3 (02-02 -> 02-04, 2 days)
+    assert (obs[("MS5", D1)][2], obs[("MS5", D2)][2], obs[("ICU", D3)][2]) == (1, 1, 2)
+    #                       status       LOS   unit path      class history
+    assert enc["NGH|V1"][:4] == ["in_house", None, "ICU", "inpatient"]
+    assert enc["NGH|V2"][:4] == ["discharged", 1, "MS5", "inpatient"]
+    assert enc["NGH|V3"][:4] == ["discharged", 2, "TELE > ICU", "inpatient"]
+    assert enc["NGH|V4"][:4] == ["discharged", 1, "ED > MS5", "emergency > inpatient"]
+    assert enc["NGH|V5"][:4] == ["cancelled", None, None, None]
+    assert enc["NGH|V6"][:4] == ["in_house", None, "MS5", "observation"]
+    assert all(v[4] for k, v in enc.items() if k != "NGH|V5")   # pseudonymized, never the MRN
+    assert leaked == 0
+    # 15-minute presence: present at any moment of [t, t + 15 min)
+    assert interval[("ICU", "02-02 07:45")] == (0, 0, 0)
+    assert interval[("ICU", "02-02 08:00")] == (1, 1, 0)
+    assert interval[("ICU", "02-02 14:00")] == (2, 2, 0)
+    assert interval[("TELE", "02-02 13:45")] == (1, 1, 0)
+    assert interval[("TELE", "02-02 14:00")] == (0, 0, 0)
+    assert interval[("ED", "02-02 11:00")] == (1, 0, 0)
+    assert interval[("MS5", "02-02 13:00")] == (2, 1, 1)
+    # February so far: 5 + 3 + 2 patient days over 3 days; 3 discharges, (1 + 1 + 2) / 3 days
+    assert [tuple(map(float, r)) for r in period] == [(3, 10, 3.33, 3, 1.33)]

@@ -6,6 +6,8 @@ dbt owns staging, intermediate and marts. Everything here is idempotent
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,15 @@ create table if not exists raw.adt_messages (
     constraint adt_messages_control_id_key unique (sending_facility, control_id)
 );
 comment on table raw.adt_messages is 'HL7 v2 ADT messages as received, one row per usable message (PHI: mrn, patient_name, birth_date, sex, raw_text).';
+
+-- The secret salt of the patient pseudonym (patient_key = sha256(salt | facility | MRN)).
+-- Generated once per warehouse (or taken from HEALTHOPS_PSEUDONYM_SALT on first use) and
+-- kept beside the PHI it protects, so it never appears in compiled SQL, logs or marts.
+create table if not exists raw.pseudonym_salt (
+    salt        text        not null,
+    created_at  timestamptz not null default now(),
+    singleton   boolean     primary key default true check (singleton)
+);
 
 create table if not exists raw.rejected (
     batch_id        uuid        not null,
@@ -134,6 +145,8 @@ def ensure_schema(conn) -> None:
     for schema in SCHEMAS:
         conn.execute(f"create schema if not exists {schema}")
     conn.execute(DDL)
+    conn.execute("insert into raw.pseudonym_salt (salt) values (%s) on conflict do nothing",
+                 (os.environ.get("HEALTHOPS_PSEUDONYM_SALT") or secrets.token_hex(32),))
     _ensure_roles(conn)
 
 
@@ -150,10 +163,10 @@ def _ensure_roles(conn) -> None:
             f"then create role {role} nologin; end if; end $$"
         )
     conn.execute("grant usage on schema raw, audit to healthops_loader")
-    conn.execute("grant insert, select on all tables in schema raw to healthops_loader")
+    conn.execute("grant insert, select on raw.adt_messages, raw.rejected to healthops_loader")
     conn.execute("grant insert, select on audit.load_batches to healthops_loader")
     conn.execute("grant usage on schema raw to healthops_transformer")
-    conn.execute("grant select on all tables in schema raw to healthops_transformer")
+    conn.execute("grant select on all tables in schema raw to healthops_transformer")  # incl. the salt
     conn.execute("grant usage, create on schema staging, intermediate, marts to healthops_transformer")
     conn.execute("grant usage on schema marts, reporting to healthops_reporter")
     conn.execute("grant select, insert on reporting.deliveries to healthops_reporter")

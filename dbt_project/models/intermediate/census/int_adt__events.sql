@@ -1,5 +1,14 @@
--- Movement events that still stand after cancels, with their census class and
--- effective local time.
+{{ config(
+    materialized='incremental',
+    unique_key='encounter_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+-- Every ADT message of an encounter, with what it means for the census: its census
+-- class, effective local time, and whether it still stands after cancels.
+--
+-- Incremental by encounter: an encounter with any newly loaded message is recomputed
+-- whole (its cancels may now void earlier events); the others are left alone.
 --
 -- Cancels (DOMAIN.md): A11 voids an A01/A04, A12 an A02, A13 an A03. They are never
 -- movements themselves. A cancel voids the latest earlier-received event of its kind
@@ -7,11 +16,27 @@
 -- -1 for a cancel, the stack depth is the running sum clamped at zero (a cancel on an
 -- empty stack is an orphan and voids nothing); a cancel that leaves depth k voids the
 -- latest earlier event that left depth k + 1.
-with msgs as (
+with source as (
+    select * from {{ ref('stg_adt__messages') }}
+),
+
+{% if is_incremental() %}
+changed as (
+    select distinct encounter_key
+    from source
+    where source_loaded_at > (select coalesce(max(source_loaded_at), '-infinity'::timestamptz) from {{ this }})
+),
+{% endif %}
+
+msgs as (
     select
         m.*,
-        row_number() over (order by received_date, file_path, message_index) as receipt_seq
-    from {{ ref('stg_adt__messages') }} m
+        row_number() over (partition by encounter_key
+                           order by received_date, file_path, message_index) as receipt_seq
+    from source m
+    {% if is_incremental() %}
+    where m.encounter_key in (select encounter_key from changed)
+    {% endif %}
 ),
 
 families as (
@@ -28,27 +53,26 @@ families as (
 ),
 
 running as (
-    select *,
-        sum(delta) over w as raw_depth
+    select *, sum(delta) over w as raw_depth
     from families
     window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
 ),
 
 clamped as (
-    select *,
-        raw_depth - least(0, min(raw_depth) over w) as depth_after
+    select *, raw_depth - least(0, min(raw_depth) over w) as depth_after
     from running
     window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
 ),
 
 with_before as (
     select *,
-        coalesce(lag(depth_after) over (partition by encounter_key, family order by receipt_seq), 0) as depth_before
+        coalesce(lag(depth_after) over (partition by encounter_key, family order by receipt_seq), 0)
+            as depth_before
     from clamped
 ),
 
 voids as (
-    select c.receipt_seq as cancel_seq, t.receipt_seq as voided_seq
+    select c.encounter_key, c.receipt_seq as cancel_seq, t.receipt_seq as voided_seq
     from with_before c
     join lateral (
         select o.receipt_seq
@@ -79,9 +103,10 @@ classed as (
 select
     c.facility_code,
     c.encounter_key,
+    c.patient_key,
     c.visit_number,
     c.control_id,
-    c.receipt_seq,
+    c.receipt_seq::integer                                      as receipt_seq,
     c.trigger_event,
     c.census_class,
     c.unit_code,
@@ -90,7 +115,15 @@ select
     c.received_date,
     -- A03: the discharge time in PV1-45 when present (DOMAIN.md), else the event time.
     (case when c.trigger_event = 'A03' then coalesce(c.discharge_ts, c.event_ts) else c.event_ts end)
-        at time zone '{{ var("facility_tz") }}' as effective_local_ts
+        at time zone '{{ var("facility_tz") }}'                 as effective_local_ts,
+    c.trigger_event in ('A11', 'A12', 'A13')                    as is_cancel,
+    v.cancel_seq::integer                                       as voided_by_seq,
+    canceller.source_loaded_at                                  as voided_by_loaded_at,
+    (c.trigger_event in ('A01', 'A02', 'A03', 'A04', 'A06', 'A07') and v.cancel_seq is null)
+                                                                as is_standing_movement,
+    c.source_loaded_at
 from classed c
-where c.trigger_event in ('A01', 'A02', 'A03', 'A04', 'A06', 'A07')
-  and not exists (select 1 from voids v where v.voided_seq = c.receipt_seq)
+left join voids v
+    on v.encounter_key = c.encounter_key and v.voided_seq = c.receipt_seq
+left join msgs canceller
+    on canceller.encounter_key = v.encounter_key and canceller.receipt_seq = v.cancel_seq
