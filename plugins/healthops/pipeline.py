@@ -62,21 +62,31 @@ def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None
 
 # -- 3. validate -------------------------------------------------------------------
 def validate_census(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
-    from healthops.quality.gx_runner import validate_and_record
+    """Every census rule file (one GX suite per data asset: the ADT feed, the load
+    batches, the timeline, the encounters, the daily census) for the receipt date.
+    One audit.validation_runs row per suite; raises on any blocking failure."""
+    from healthops.quality.gx_runner import validate_domain_and_record
+    from healthops.quality.rules import rule_files
 
     d = receipt_date(logical_date)
-    summary = validate_and_record(url or task_warehouse_url(), config.EXPECTATIONS_DIR / "census_daily.yml",
-                                  d, dag_run_id)
+    # The daily report shows the rules of the date's latest validation run: keep the
+    # census mart's suite last so that is the one it shows.
+    rules = sorted(rule_files("census"), key=lambda rf: rf.data_asset == "marts.fct_census_daily")
+    summaries = validate_domain_and_record(url or task_warehouse_url(), "census", d, dag_run_id, rules=rules)
+    blocking = [r for s in summaries for r in s.blocking_failures]
     result = {
-        "validation_run_id": str(summary.validation_run_id),
-        "success": summary.success,
-        "blocking_failures": list(summary.blocking_failures),
-        "warnings": list(summary.warnings),
+        # the census mart's run, as before; every suite's run under "suites"
+        "validation_run_id": str(summaries[-1].validation_run_id),
+        "success": all(s.success for s in summaries),
+        "blocking_failures": blocking,
+        "warnings": [r for s in summaries for r in s.warnings],
+        "suites": {s.suite_name: str(s.validation_run_id) for s in summaries},
     }
-    if summary.blocking_failures:
+    if blocking:
+        runs = ", ".join(f"{s.suite_name} {s.validation_run_id}" for s in summaries if s.blocking_failures)
         raise BlockingQualityFailure(
-            f"blocking data-quality rules failed for {d}: {', '.join(summary.blocking_failures)} "
-            f"(validation run {summary.validation_run_id}); reports are held back")
+            f"blocking data-quality rules failed for {d}: {', '.join(blocking)} "
+            f"(validation runs: {runs}); reports are held back")
     return result
 
 
@@ -87,7 +97,7 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
     from healthops.census.units import load_units
 
     units = {(u["facility_code"], u["unit_code"]): u for u in load_units()}
-    facility_code = facility_code or next(iter(units))[0]
+    facility_code = facility_code or next(iter(units))[0]  # the first facility of the reference data
     rows = conn.execute(
         """select unit_code, midnight_census, admissions, discharges, transfers_in, transfers_out,
                   patient_days, staffed_beds
@@ -112,8 +122,9 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
     quality = conn.execute(
         """select r.rule_id, r.success, r.severity, coalesce(r.detail->>'description', r.expectation_type)
            from audit.rule_results r
-           where r.validation_run_id = (select validation_run_id from audit.validation_runs
-                                        where logical_date = %s order by run_at desc limit 1)
+           join (select distinct on (suite_name) validation_run_id
+                 from audit.validation_runs where logical_date = %s
+                 order by suite_name, run_at desc) latest using (validation_run_id)
            order by r.rule_id""", (report_date,)).fetchall()
     return {
         "facility_code": facility_code,
@@ -128,7 +139,9 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
 
 
 def facility_name(code: str) -> str:
-    return {"NGH": "Northgate General Hospital"}.get(code, code)
+    from healthops.census.units import facility_names
+
+    return facility_names().get(code, code)
 
 
 def smtp_settings():
@@ -150,18 +163,27 @@ def smtp_settings():
 
 def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str | None = None,
                          smtp=None) -> dict:
-    """Render the daily census (HTML + PDF), write it under $HEALTHOPS_OUT/reports and
-    send it to the catalog's recipients, once per report, period, recipient and content."""
+    """Render the daily census (HTML + PDF) of every facility with census that day,
+    write it under $HEALTHOPS_OUT/reports and send it to the catalog's recipients,
+    once per report, facility, period, recipient and content."""
     from healthops.reports.ledger import send_once
     from healthops.reports.render import load_catalog, render_daily_census, write_outputs
     from healthops.warehouse.connection import connect
 
     d = receipt_date(logical_date)
     entry = load_catalog()["reports"]["daily_census"]
+    settings = smtp or smtp_settings()
+    published = {}
     with connect(url or task_warehouse_url()) as conn:
-        context = daily_census_context(conn, d)
-        rendered = render_daily_census(context)
-        paths = write_outputs(rendered, config.out() / "reports")
-        sent = send_once(conn, "daily_census", d.isoformat(), rendered, context, entry,
-                         smtp or smtp_settings(), dag_run_id)
-    return {"report_date": d.isoformat(), "files": {k: str(v) for k, v in paths.items()}, **sent}
+        facilities = [f for (f,) in conn.execute(
+            "select distinct facility_code from marts.fct_census_daily where census_date = %s order by 1", (d,))]
+        if not facilities:
+            raise LookupError(f"marts.fct_census_daily has no rows for {d}: was the feed received?")
+        for facility in facilities:
+            context = daily_census_context(conn, d, facility)
+            rendered = render_daily_census(context)
+            paths = write_outputs(rendered, config.out() / "reports")
+            sent = send_once(conn, f"daily_census/{facility}", d.isoformat(), rendered, context, entry,
+                             settings, dag_run_id)
+            published[facility] = {"files": {k: str(v) for k, v in paths.items()}, **sent}
+    return {"report_date": d.isoformat(), "facilities": published}

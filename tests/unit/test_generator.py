@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +19,9 @@ START = date(2024, 3, 1)          # spans the DST change on 2024-03-10
 DAYS = 14
 END = START + timedelta(days=DAYS - 1)
 EXPECTED_REJECTIONS = ("PV1-19 visit number missing", "unknown trigger event 'A99'", "unparseable time in EVN-2")
+# only in runs of 28 days or more: one file cut mid-message and one garbage line per 28 days
+FILE_DEFECTS = ("file ends mid-message: PV1 segment missing", "not an HL7 message: 1 line(s) of text")
+WEEKS = 4
 
 
 def _units() -> list[dict]:
@@ -166,3 +170,140 @@ def test_units_argument(tmp_path):
     assert {m.unit for _, _, m in messages if m.unit} <= {"ICU", "MS5", "ED"}
     c = compute_census(messages, START, START + timedelta(days=4), [("NGH", "ICU"), ("NGH", "MS5")])
     assert all(r["midnight_census"] <= {"ICU": 2, "MS5": 3, "ED": 0}[u] for (f, u, d), r in c.items())
+
+
+# --------------------------------------------------------------------------- scale and realism
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    """Four weeks of both seeded facilities (NGH and SGH) in one feed."""
+    root = tmp_path_factory.mktemp("month")
+    summary = generate(root, START, 7 * WEEKS, seed=5, facilities=2)
+    messages, rejections = _parse(root)
+    return root, summary, messages, rejections
+
+
+def _staffed(summary) -> dict:
+    return {(u["facility_code"], u["unit_code"]): int(u["staffed_beds"]) for u in summary["units"]
+            if u["unit_type"] != "emergency"}
+
+
+def test_two_facilities_both_present(month):
+    _, summary, messages, _ = month
+    assert summary["facilities"] == ["NGH", "SGH"]
+    seed = {(u["facility_code"], u["unit_code"]) for u in _units()}
+    assert {(u["facility_code"], u["unit_code"]) for u in summary["units"]} == seed
+    units_seen = defaultdict(set)
+    for _, _, m in messages:
+        if m.unit:
+            units_seen[m.sending_facility].add(m.unit)
+            assert m.location_facility == m.sending_facility
+    assert set(units_seen) == {"NGH", "SGH"}
+    assert {"LD", "MBU", "ANTE", "ONC"} <= units_seen["SGH"]          # obstetrics and oncology
+    assert units_seen["SGH"] <= {u for f, u in seed if f == "SGH"}
+    assert summary["staffed_beds"] == {f: sum(n for (g, _), n in _staffed(summary).items() if g == f)
+                                       for f in ("NGH", "SGH")}
+
+
+def test_census_within_staffed_beds_and_settles(month):
+    _, summary, messages, _ = month
+    staffed = _staffed(summary)
+    end = START + timedelta(days=7 * WEEKS - 1)
+    c = compute_census([m for m in messages], START, end, list(staffed))
+    for (f, u, d), row in c.items():
+        if (f, u) in staffed:
+            assert 0 <= row["midnight_census"] <= staffed[(f, u)], (f, u, d, row)
+    # after two weeks' warm-up the house runs at roughly 70–92% of staffed beds
+    for fac in summary["facilities"]:
+        beds = summary["staffed_beds"][fac]
+        late = [sum(r["midnight_census"] for (f, _, d), r in c.items() if f == fac and d == day) / beds
+                for day in (START + timedelta(days=i) for i in range(14, 7 * WEEKS))]
+        assert 0.65 <= sum(late) / len(late) <= 0.92, (fac, late)
+        assert max(late) <= 1.0
+
+
+def test_file_defects_in_a_long_run(month):
+    root, summary, messages, rejections = month
+    assert summary["truncated_files"] == summary["garbage_lines"] == 1
+    assert len(rejections) == summary["malformed"]
+    assert len(messages) + len(rejections) == summary["messages"]
+    reasons = [r.reason for _, _, r in rejections]
+    for expected in FILE_DEFECTS:
+        assert sum(r.startswith(expected) for r in reasons) == 1, expected
+    assert all(r.startswith(EXPECTED_REJECTIONS + FILE_DEFECTS) for r in reasons), reasons
+    cut = [f for _, f, r in rejections if r.reason.startswith(FILE_DEFECTS[0])]
+    blob = next((root / "adt").glob(f"*/{cut[0]}")).read_bytes()
+    assert not blob.endswith((b"\r", b"\n")) and b"PV1|" not in blob.rsplit(b"MSH|", 1)[1]
+
+
+def test_weekday_pattern(month):
+    _, _, messages, _ = month
+    direct, discharge_hours, ed_hours = Counter(), Counter(), Counter()
+    for _, _, m in messages:
+        t = m.event_ts.astimezone(ZoneInfo("America/Los_Angeles"))
+        if m.trigger_event == "A01" and m.patient_class == "I":
+            direct[t.date()] += 1
+        elif m.trigger_event == "A03" and m.patient_class == "I" and m.discharge_ts:
+            discharge_hours[m.discharge_ts.astimezone(ZoneInfo("America/Los_Angeles")).hour] += 1
+        elif m.trigger_event == "A04" and m.patient_class == "E":
+            ed_hours[t.hour] += 1
+    days = [START + timedelta(days=i) for i in range(7 * WEEKS)]
+    weekend = [direct[d] for d in days if d.weekday() >= 5]
+    weekday = [direct[d] for d in days if d.weekday() < 5]
+    assert sum(weekend) / len(weekend) < 0.8 * sum(weekday) / len(weekday)
+    # discharges peak late morning to early afternoon; ED arrivals afternoon and evening
+    assert sum(discharge_hours[h] for h in range(10, 15)) > 0.45 * sum(discharge_hours.values())
+    assert sum(ed_hours[h] for h in range(14, 22)) > 2 * sum(ed_hours[h] for h in range(3, 11))
+
+
+def test_long_stays_step_downs_and_observation(month):
+    _, summary, messages, _ = month
+    segs = encounter_segments(messages)
+    window_end = datetime.combine(START + timedelta(days=7 * WEEKS), datetime.min.time(),
+                                  ZoneInfo("America/Los_Angeles"))
+    stay_len = {k: max(s.end or window_end for s in v) - min(s.start for s in v)
+                for k, v in segs.items() if any(s.inpatient for s in v)}
+    assert sum(d >= timedelta(days=14) for d in stay_len.values()) >= 3                 # 2-6 week tail
+    assert max(stay_len.values()) <= timedelta(days=7 * WEEKS)
+    assert all(st["long_stays"] >= 1 for st in summary["stays"].values())
+    step_downs = [s for v in segs.values() for a, s in zip(v, v[1:])
+                  if a.unit == "ICU" and s.unit == "SDU" and s.event == "A02"]
+    assert len(step_downs) >= 20
+    obs = [v for v in segs.values() if v and v[0].census_class == "observation"]
+    assert len(obs) >= 20
+    lengths = [v[-1].start - v[0].start for v in obs if v[-1].unit is None and len(v) == 2]
+    assert sum(timedelta(hours=24) <= d <= timedelta(hours=48) for d in lengths) > 0.6 * len(lengths)
+    converted = [v for v in obs if any(s.event == "A06" and s.census_class == "inpatient" for s in v)]
+    assert converted
+
+
+def test_beds_scale_the_units(tmp_path):
+    summary = generate(tmp_path, START, 3, seed=2, beds=200)
+    staffed = _staffed(summary)
+    assert sum(staffed.values()) == 200 == summary["staffed_beds"]["NGH"]
+    assert all(n <= 40 for n in staffed.values())                   # big units are split
+    types = Counter(u["unit_type"] for u in summary["units"])
+    assert types["medical_surgical"] >= 2 and types["emergency"] == 1
+    assert all(int(u["licensed_beds"]) >= int(u["staffed_beds"]) for u in summary["units"])
+    messages, _ = _parse(tmp_path)
+    assert {m.unit for _, _, m in messages if m.unit} <= {u["unit_code"] for u in summary["units"]}
+    c = compute_census(messages, START, START + timedelta(days=2), list(staffed))
+    assert all(0 <= r["midnight_census"] <= staffed.get((f, u), 0) for (f, u, d), r in c.items())
+    assert generate(tmp_path / "d", START, 1, beds=110)["units"] == generate(tmp_path / "e", START, 1)["units"]
+    assert max(r["midnight_census"] for r in c.values()) > 0
+
+
+def test_facilities_must_be_in_the_reference_data(tmp_path):
+    with pytest.raises(ValueError):
+        generate(tmp_path, START, 1, facilities=3)
+    with pytest.raises(ValueError):
+        generate(tmp_path, START, 1, facilities=["XYZ"])
+    assert generate(tmp_path / "s", START, 1, facility="SGH")["facilities"] == ["SGH"]
+
+
+def test_deterministic_with_scale_and_facilities(tmp_path):
+    one = generate(tmp_path / "one", START, 3, seed=4, facilities=["NGH", "SGH"], beds={"NGH": 150})
+    two = generate(tmp_path / "two", START, 3, seed=4, facilities=["NGH", "SGH"], beds={"NGH": 150})
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert {k: v for k, v in one.items() if k != "paths"} == {k: v for k, v in two.items() if k != "paths"}
+    assert one["staffed_beds"] == {"NGH": 150, "SGH": 92}

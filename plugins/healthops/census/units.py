@@ -24,3 +24,9 @@ def load_units(path=None) -> list[dict]:
 
 def inpatient_units(path=None) -> list[dict]:
     return [u for u in load_units(path) if u["unit_type"] != "emergency"]
+
+
+@lru_cache(maxsize=4)
+def facility_names(path: str | None = None) -> dict[str, str]:
+    with open(path or config.DBT_PROJECT_DIR / "seeds" / "facilities.csv", newline="", encoding="utf-8") as f:
+        return {r["facility_code"]: r["facility_name"] for r in csv.DictReader(f)}

@@ -21,6 +21,7 @@ reused, so a process that validates many nights pays the set-up once.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import logging
 import os
@@ -36,7 +37,7 @@ from typing import Any
 
 import healthops
 from healthops import config
-from healthops.quality.rules import RuleFile, build_suite, load_rules
+from healthops.quality.rules import RuleFile, build_suite, load_rules, rule_files
 from healthops.warehouse.connection import connect, normalize_url
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class RuleOutcome:
     expectation_type: str
     column_name: str | None
     rows_evaluated: int | None
-    violating_share: float | None  # rows_violating / rows_evaluated (all rows of the table)
+    violating_share: float | None  # rows_violating / rows_evaluated (the table, or a SQL rule's evaluated rows)
     detail: dict
 
 
@@ -184,7 +185,8 @@ def validate(
     *,
     rule_file: RuleFile | None = None,
 ) -> ValidationSummary:
-    """Validate the rule file's table (whole table) and summarise per rule.
+    """Validate the rule file's table (whole table; SQL rules narrow it themselves,
+    e.g. to the logical date's receipt) and summarise per rule.
     Writes nothing; see ``persist`` / ``validate_and_record``."""
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -194,7 +196,7 @@ def validate(
     t1 = time.perf_counter()
     timings["gx_context"] = t1 - t0
     rf = rule_file or load_rules(rules_file)
-    suite = build_suite(rf)
+    suite = build_suite(rf, logical_date)  # SQL rules are filled in for this date
     t2 = time.perf_counter()
     timings["load_rules"] = t2 - t1
     with _lock:  # the context's stores are shared by threads of this process
@@ -250,6 +252,8 @@ def _outcome(rf: RuleFile, r) -> RuleOutcome:
     res = r.result or {}
     evaluated = res.get("element_count")
     violating = res.get("unexpected_count")
+    if violating is None and cfg.type == "unexpected_rows_expectation":
+        violating = res.get("observed_value")  # GX's SQL rule: the count of rows its query returned
     share = None
     if evaluated and violating is not None:
         share = violating / evaluated
@@ -257,11 +261,18 @@ def _outcome(rf: RuleFile, r) -> RuleOutcome:
         share = 0.0
     detail: dict[str, Any] = {}
     for k in ("observed_value", "element_count", "missing_count", "unexpected_count",
-              "unexpected_percent", "unexpected_percent_nonmissing"):
+              "unexpected_percent", "unexpected_percent_nonmissing", "threshold"):
         if k in res and res[k] is not None:
             detail[k] = res[k]
+    if rule.threshold:
+        detail["threshold"] = rule.threshold
     if res.get("partial_unexpected_list"):
         detail["partial_unexpected_list"] = res["partial_unexpected_list"][:PARTIAL_VALUES]
+    details = res.get("details") or {}
+    if details.get("unexpected_rows"):  # SQL rules: the first violating rows (keys, no PHI)
+        detail["unexpected_rows"] = details["unexpected_rows"][:PARTIAL_VALUES]
+    if "observation" in details:
+        detail["observation"] = details["observation"]
     info = r.exception_info or {}
     if info.get("raised_exception"):
         # The message only (never the traceback): it names columns, not values.
@@ -287,6 +298,8 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
+    if isinstance(value, decimal.Decimal):  # numeric columns of SQL rules' evidence rows
+        return float(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if hasattr(value, "item"):  # numpy scalars
@@ -338,6 +351,46 @@ def validate_and_record(
         summary.warnings or "none", sum(summary.timings.values()),
     )
     return summary
+
+
+def validate_domain(
+    url: str,
+    domain: str,
+    logical_date: dt.date,
+    dag_run_id: str | None = None,
+    *,
+    rules: list[RuleFile] | None = None,
+) -> list[ValidationSummary]:
+    """Every suite of a domain (one per rule file, i.e. per data asset), in order.
+    Writes nothing."""
+    rfs = rules if rules is not None else rule_files(domain)
+    if not rfs:
+        raise LookupError(f"no rule file has rules of domain {domain!r}")
+    return [validate(url, rf.path, logical_date, dag_run_id, rule_file=rf) for rf in rfs]
+
+
+def validate_domain_and_record(
+    url: str,
+    domain: str,
+    logical_date: dt.date,
+    dag_run_id: str | None = None,
+    *,
+    rules: list[RuleFile] | None = None,
+) -> list[ValidationSummary]:
+    """``validate_domain`` then ``persist`` every suite's run in one committed
+    transaction: one audit.validation_runs row per suite, one rule_results row per rule."""
+    summaries = validate_domain(url, domain, logical_date, dag_run_id, rules=rules)
+    with connect(url) as conn:
+        for summary in summaries:
+            persist(conn, summary)
+    for s in summaries:
+        log.info(
+            "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
+            s.suite_name, s.data_asset, logical_date, s.successful_expectations,
+            s.evaluated_expectations, s.blocking_failures or "none", s.warnings or "none",
+            sum(s.timings.values()),
+        )
+    return summaries
 
 
 @lru_cache(maxsize=1)

@@ -1,25 +1,40 @@
 """Reviewed rule files (``expectations/*.yml``) -> Great Expectations suites.
 
-A rule file is the thing a reviewer signs off: each rule has an id, a plain-language
-description, a Kahn et al. (2016) category, a severity and a citation. The GX suite
-is built from the file on every run, and every expectation carries the rule's
-metadata in ``meta``, so what runs cannot drift from what was reviewed.
+A rule file is the thing a reviewer signs off: one file per data asset (table),
+one GX suite per file. Each rule is a catalog entry: id, plain-language
+description, domain, Kahn et al. (2016) category, citation, severity
+(blocking/warning/info), threshold (the share of evaluated rows allowed to
+violate it, default 0) and owner. ``defaults:`` at the top of a file gives
+``domain``, ``owner`` and ``threshold`` to every rule that does not set its own.
+The GX suite is built from the file on every run, and every expectation carries
+the rule's metadata in ``meta``, so what runs cannot drift from what was reviewed.
+
+SQL rules (``UnexpectedRowsExpectation``, ``UnexpectedRowsShareExpectation``) are
+templates: every ``*_query`` kwarg may use ``{batch}`` (GX substitutes the asset),
+``{logical_date}`` (the run's date, as a DATE literal), ``{facility_tz}`` (the
+facility time zone setting, as a text literal) and the rule's own ``params``
+(numbers or plain strings, as literals). Values are validated and rendered as SQL
+literals by the runner, never pasted from user input.
 
 ``load_rules`` checks everything it can (structure, severities, duplicate ids,
-expectation names, the expectation's own argument validation) and reports all
-problems of a file at once.
+expectation names, placeholders, the expectation's own argument validation) and
+reports all problems of a file at once.
 """
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import difflib
 import hashlib
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from string import Formatter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -27,13 +42,33 @@ from healthops import config
 
 SEVERITIES = ("blocking", "warning", "info")
 KAHN_CATEGORIES = ("conformance", "completeness", "plausibility")
-RULE_FIELDS = ("id", "description", "kahn_category", "severity", "citation", "expectation", "kwargs")
+RULE_FIELDS = ("id", "description", "domain", "kahn_category", "severity", "citation", "threshold",
+               "owner", "expectation", "kwargs")
+OPTIONAL_RULE_FIELDS = ("params",)
+# Catalog fields a file's ``defaults:`` may give every rule; threshold defaults to 0.
+DEFAULTABLE = ("domain", "owner", "threshold")
 TOP_FIELDS = ("suite", "data_asset", "description", "rules")
+OPTIONAL_TOP_FIELDS = ("defaults",)
 # GX 1.x has its own severity on every expectation; keep it in step with ours.
 GX_SEVERITY = {"blocking": "critical", "warning": "warning", "info": "info"}
 # Set from the rule's own fields, never from kwargs (they would shadow the review).
 RESERVED_KWARGS = ("meta", "severity", "description", "id", "notes", "result_format",
-                   "rendered_content", "catch_exceptions")
+                   "rendered_content", "catch_exceptions", "mostly", "threshold")
+# SQL rules: GX's own, and ours with a denominator and a threshold (sql_expectations.py).
+SQL_EXPECTATIONS = ("UnexpectedRowsExpectation", "UnexpectedRowsShareExpectation")
+CUSTOM_EXPECTATIONS = ("UnexpectedRowsShareExpectation",)
+# Placeholders the runner fills; {batch} is left for GX.
+BUILTIN_PLACEHOLDERS = ("batch", "logical_date", "facility_tz")
+# Stands in for the logical date when a file is checked at load time.
+SAMPLE_DATE = dt.date(2000, 1, 1)
+# A safe plain-string parameter (time zone names, codes): no quotes, no colons
+# (SQLAlchemy's text() reads ":name" as a bind parameter), no braces.
+_PLAIN_STRING = re.compile(r"^[A-Za-z0-9_ /+.\-]*$")
+# {batch} is a table expression GX renders as "(select ...) AS subselect" or, in a
+# query with a JOIN, as "(select ...)" (which the runner then aliases): so it must
+# not carry an alias of its own. Write it inside a CTE: "with m as (select ... from {batch} where ...)".
+_BATCH_FOLLOWER = re.compile(r"\{batch\}(?=\s*(?:\)|$|(?:where|group|order|limit|union|except|intersect|window)\b))",
+                             re.IGNORECASE)
 SEED_KWARG = "value_set_from_seed"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,7 +91,15 @@ class Rule:
     severity: str
     citation: str
     expectation: str  # GX class name, e.g. ExpectColumnValuesToNotBeNull
-    kwargs: dict[str, Any]  # as passed to GX (seed references resolved)
+    kwargs: dict[str, Any]  # as passed to GX (seed references resolved; SQL still templated)
+    domain: str
+    owner: str
+    threshold: float  # share of evaluated rows allowed to violate the rule (0: none)
+    params: dict[str, Any] = field(default_factory=dict)  # values for the SQL templates
+
+    @property
+    def is_sql(self) -> bool:
+        return self.expectation in SQL_EXPECTATIONS
 
     @property
     def column_name(self) -> str | None:
@@ -71,13 +114,16 @@ class Rule:
         return None
 
     @property
-    def meta(self) -> dict[str, str]:
+    def meta(self) -> dict[str, Any]:
         return {
             "rule_id": self.id,
             "severity": self.severity,
             "citation": self.citation,
             "kahn_category": self.kahn_category,
             "description": self.description,
+            "domain": self.domain,
+            "owner": self.owner,
+            "threshold": self.threshold,
         }
 
 
@@ -101,6 +147,10 @@ class RuleFile:
                 return r
         raise KeyError(rule_id)
 
+    @property
+    def domains(self) -> frozenset[str]:
+        return frozenset(r.domain for r in self.rules)
+
 
 def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> RuleFile:
     """Read and check a rule file. Raises ``RuleFileError`` listing every problem."""
@@ -119,8 +169,16 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
         if key not in doc:
             problems.append(f"missing top-level field {key!r}")
     for key in doc:
-        if key not in TOP_FIELDS:
+        if key not in TOP_FIELDS + OPTIONAL_TOP_FIELDS:
             problems.append(f"unknown top-level field {key!r}")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append("defaults must be a mapping")
+        defaults = {}
+    for key in defaults:
+        if key not in DEFAULTABLE:
+            problems.append(f"defaults may only set {', '.join(DEFAULTABLE)}, not {key!r}")
+    defaults = {k: v for k, v in defaults.items() if k in DEFAULTABLE}
     suite = doc.get("suite")
     if "suite" in doc and not (isinstance(suite, str) and suite.strip()):
         problems.append("suite must be a non-empty string")
@@ -142,6 +200,8 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(rules_doc or [], start=1):
+        if isinstance(item, dict):
+            item = {"threshold": 0, **defaults, **item}
         rule, rule_problems = _check_rule(item, i, seeds)
         problems += rule_problems
         rid = item.get("id") if isinstance(item, dict) else None
@@ -159,7 +219,7 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
         # word on kwargs; run it now so a bad file fails at load, not mid-run.
         for rule in rules:
             try:
-                build_expectation(rule)
+                build_expectation(rule, SAMPLE_DATE)
             except Exception as e:  # pydantic.ValidationError and friends
                 problems.append(f"rule {rule.id}: invalid kwargs for {rule.expectation}: {_short(e)}")
     if problems:
@@ -175,15 +235,63 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
     )
 
 
+def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str | None = None
+                 ) -> list[RuleFile]:
+    """Every rule file (``*.yml``) of the expectations directory, sorted by name.
+    Rule ids are the catalog's keys: unique across files, not only within one."""
+    directory = Path(directory) if directory else config.EXPECTATIONS_DIR
+    files = [load_rules(p, seeds_dir=seeds_dir) for p in sorted(directory.glob("*.yml"))]
+    seen: dict[str, str] = {}
+    problems = []
+    for rf in files:
+        for r in rf.rules:
+            if r.id in seen:
+                problems.append(f"rule id {r.id!r} is in both {seen[r.id]} and {rf.path.name}")
+            seen.setdefault(r.id, rf.path.name)
+    if problems:
+        raise RuleFileError(directory, problems)
+    return files
+
+
+def rule_files(domain: str, directory: Path | str | None = None, *,
+               seeds_dir: Path | str | None = None) -> list[RuleFile]:
+    """The rule files holding rules of ``domain``, in catalog order. A file runs as
+    one suite, so keep each file to one domain."""
+    return [rf for rf in load_catalog(directory, seeds_dir=seeds_dir) if domain in rf.domains]
+
+
 def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[str]]:
     if not isinstance(item, dict):
         return None, [f"rule #{index} must be a mapping"]
     label = f"rule {item['id']}" if isinstance(item.get("id"), str) and item["id"] else f"rule #{index}"
     problems = [f"{label}: missing field {k!r}" for k in RULE_FIELDS if k not in item]
-    problems += [f"{label}: unknown field {k!r}" for k in item if k not in RULE_FIELDS]
-    for k in ("id", "description", "citation", "expectation"):
+    problems += [f"{label}: unknown field {k!r}" for k in item
+                 if k not in RULE_FIELDS + OPTIONAL_RULE_FIELDS]
+    for k in ("id", "description", "citation", "expectation", "owner"):
         if k in item and not (isinstance(item[k], str) and item[k].strip()):
             problems.append(f"{label}: {k} must be a non-empty string")
+    domain = item.get("domain")
+    if "domain" in item and not (isinstance(domain, str) and _IDENT.match(domain)):
+        problems.append(f"{label}: domain must be a plain lower-case name, got {domain!r}")
+    threshold = item.get("threshold")
+    if "threshold" in item and not (
+            isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+            and math.isfinite(threshold) and 0 <= threshold < 1):
+        problems.append(f"{label}: threshold must be a share of rows in [0, 1), got {threshold!r}")
+        threshold = None
+    params = item.get("params") or {}
+    if not isinstance(params, dict):
+        problems.append(f"{label}: params must be a mapping")
+        params = {}
+    for k, v in params.items():
+        if not (isinstance(k, str) and _IDENT.match(k)) or k in BUILTIN_PLACEHOLDERS:
+            problems.append(f"{label}: params name {k!r} must be a plain name other than "
+                            f"{', '.join(BUILTIN_PLACEHOLDERS)}")
+        else:
+            try:
+                sql_literal(v)
+            except ValueError as e:
+                problems.append(f"{label}: params {k}: {e}")
     sev = item.get("severity")
     if "severity" in item and sev not in SEVERITIES:
         problems.append(f"{label}: severity {sev!r} is not one of {', '.join(SEVERITIES)}")
@@ -207,6 +315,12 @@ def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[s
                 kwargs = _resolve_seed_refs(kwargs, seeds)
             except ValueError as e:
                 problems.append(f"{label}: {e}")
+            if isinstance(name, str):
+                problems += [f"{label}: {p}" for p in _check_templates(name.strip(), kwargs, params)]
+    if isinstance(name, str) and isinstance(threshold, (int, float)) and threshold > 0:
+        problem = _check_threshold_support(name.strip())
+        if problem:
+            problems.append(f"{label}: {problem}")
     if problems:
         return None, problems
     return Rule(
@@ -217,11 +331,112 @@ def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[s
         citation=item["citation"].strip(),
         expectation=name.strip(),
         kwargs=kwargs,
+        domain=domain,
+        owner=item["owner"].strip(),
+        threshold=float(threshold),
+        params=dict(params),
     ), []
 
 
+def _check_threshold_support(name: str) -> str | None:
+    """A threshold above 0 needs a denominator: GX's ``mostly`` on row-wise (map)
+    expectations, ``threshold`` on ``UnexpectedRowsShareExpectation``."""
+    if name in CUSTOM_EXPECTATIONS or name not in _expectation_names():
+        return None
+    if "mostly" in getattr(_gx().expectations, name).__fields__:
+        return None
+    return (f"threshold above 0 needs a share of rows, which {name} does not have "
+            "(use a row-wise expectation or UnexpectedRowsShareExpectation)")
+
+
+def _check_templates(name: str, kwargs: dict, params: dict) -> list[str]:
+    """Placeholders of the SQL kwargs are known, and {batch} is written unaliased."""
+    problems = []
+    queries = {k: v for k, v in kwargs.items() if k.endswith("_query")}
+    if queries and name not in SQL_EXPECTATIONS:
+        return [f"only {', '.join(SQL_EXPECTATIONS)} take SQL (*_query) kwargs"]
+    if params and not queries:
+        problems.append("params are only for SQL rules (*_query kwargs)")
+    known = set(BUILTIN_PLACEHOLDERS) | set(params)
+    for key, query in queries.items():
+        if query is None and key == "observation_query":
+            continue
+        if not (isinstance(query, str) and query.strip()):
+            problems.append(f"{key} must be a non-empty string")
+            continue
+        try:
+            fields = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(query) if f is not None]
+        except ValueError as e:
+            problems.append(f"{key}: unpaired or malformed brace ({e}); double a literal brace")
+            continue
+        for f, spec, conv in fields:
+            if f not in known:
+                problems.append(f"{key}: unknown placeholder {{{f}}} (known: {', '.join(sorted(known))})")
+            elif spec or conv:
+                problems.append(f"{key}: placeholder {{{f}}} may not carry a format or conversion")
+        n_batch = sum(1 for f, _, _ in fields if f == "batch")
+        if n_batch == 0:
+            problems.append(f"{key}: must read the asset through {{batch}}")
+        elif len(_BATCH_FOLLOWER.findall(query)) != n_batch:
+            problems.append(f"{key}: write {{batch}} without an alias, inside a CTE "
+                            "(with m as (select ... from {batch} where ...)); GX aliases it")
+    if name == "UnexpectedRowsShareExpectation" and "evaluated_rows_query" not in kwargs:
+        problems.append("UnexpectedRowsShareExpectation needs evaluated_rows_query (the rows examined)")
+    return problems
+
+
+def sql_literal(value: Any) -> str:
+    """A template value as a SQL literal: DATE '...', a finite number, or a plain
+    quoted string. Anything else is refused."""
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, int, float, str)) \
+            or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a date, a number or a plain string")
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number")
+        return repr(value)
+    if not _PLAIN_STRING.match(value):
+        raise ValueError(f"{value!r} may hold only letters, digits, space and _ / + . -")
+    return f"'{value}'"
+
+
+def render_query(template: str, values: dict[str, Any]) -> str:
+    """Fill every placeholder but ``{batch}`` with its value as a SQL literal; keep
+    literal braces doubled and ``{batch}`` for GX. In a query GX will see as a
+    join, give the batch subquery the alias GX leaves out (PostgreSQL < 16 needs one)."""
+    parts: list[tuple[str, str]] = []  # (text, kind): literal text, a value, or the batch
+    for literal, name, _, _ in Formatter().parse(template):
+        parts.append((literal, "text"))
+        if name == "batch":
+            parts.append(("{batch}", "batch"))
+        elif name is not None:
+            parts.append((sql_literal(values[name]), "value"))
+    alias = " AS batch_rows" if _query_has_join("".join(t for t, _ in parts)) else ""
+    return "".join(
+        t.replace("{", "{{").replace("}", "}}") if kind != "batch" else t + alias
+        for t, kind in parts
+    )
+
+
+def _query_has_join(query: str) -> bool:
+    try:  # GX's own test, so we alias exactly when GX does not
+        from great_expectations.expectations.metrics.query_metric_provider import _query_has_join_clause
+    except ImportError:  # pragma: no cover - a GX upgrade moved it
+        return re.search(r"\bjoin\b", query, re.IGNORECASE) is not None
+    return _query_has_join_clause(query)
+
+
+def template_values(rule: Rule, logical_date: dt.date, facility_tz: str | None = None) -> dict[str, Any]:
+    if isinstance(logical_date, dt.datetime) or not isinstance(logical_date, dt.date):
+        raise ValueError(f"logical_date must be a date, got {logical_date!r}")
+    tz = facility_tz or config.facility_tz()
+    ZoneInfo(tz)  # an unknown zone fails here, not in SQL
+    return {**rule.params, "logical_date": logical_date, "facility_tz": tz}
+
+
 def _check_expectation_name(name: str) -> str | None:
-    gx = _gx()
     known = _expectation_names()
     if name in known:
         return None
@@ -238,7 +453,16 @@ def _expectation_names() -> frozenset[str]:
         n for n in dir(gx.expectations)
         if isinstance(c := getattr(gx.expectations, n), type) and issubclass(c, base)
         and not inspect.isabstract(c) and c is not base
-    )
+    ) | frozenset(CUSTOM_EXPECTATIONS)
+
+
+def _expectation_class(name: str):
+    _gx()  # GX imported with its noise off before our expectations import it
+    if name in CUSTOM_EXPECTATIONS:
+        from healthops.quality import sql_expectations
+
+        return getattr(sql_expectations, name)
+    return getattr(_gx().expectations, name)
 
 
 def _resolve_seed_refs(kwargs: dict, seeds: Path) -> dict:
@@ -271,24 +495,40 @@ def seed_values(csv_path: Path, column: str) -> list[str]:
     return values
 
 
-def build_expectation(rule: Rule):
-    """The GX expectation for one rule, carrying the rule's metadata."""
-    gx = _gx()
-    cls = getattr(gx.expectations, rule.expectation)
+def build_expectation(rule: Rule, logical_date: dt.date | None = None):
+    """The GX expectation for one rule, carrying the rule's metadata; SQL templates
+    filled for ``logical_date`` (a rule whose SQL needs the date refuses to build
+    without one)."""
+    cls = _expectation_class(rule.expectation)
+    kwargs = dict(rule.kwargs)
+    queries = {k: v for k, v in kwargs.items() if k.endswith("_query") and isinstance(v, str)}
+    if queries:
+        needs_date = any(f == "logical_date" for q in queries.values() for _, f, _, _ in Formatter().parse(q))
+        if logical_date is None and needs_date:
+            raise ValueError(f"rule {rule.id}: its SQL needs the logical date; pass logical_date")
+        values = template_values(rule, logical_date or SAMPLE_DATE)
+        kwargs.update({k: render_query(v, values) for k, v in queries.items()})
+    if rule.threshold > 0:
+        if rule.expectation in CUSTOM_EXPECTATIONS:
+            kwargs["threshold"] = rule.threshold
+        else:  # GX's mostly counts the share of (non-missing) rows that pass
+            kwargs["mostly"] = 1.0 - rule.threshold
+    elif rule.expectation in CUSTOM_EXPECTATIONS:
+        kwargs["threshold"] = 0.0
     return cls(
-        **rule.kwargs,
+        **kwargs,
         meta=rule.meta,
         description=rule.description,
         severity=GX_SEVERITY[rule.severity],
     )
 
 
-def build_suite(rule_file: RuleFile):
+def build_suite(rule_file: RuleFile, logical_date: dt.date | None = None):
     """A ``gx.ExpectationSuite`` with one expectation per rule, in file order."""
     gx = _gx()
     return gx.ExpectationSuite(
         name=rule_file.suite_name,
-        expectations=[build_expectation(r) for r in rule_file.rules],
+        expectations=[build_expectation(r, logical_date) for r in rule_file.rules],
         meta={
             "data_asset": rule_file.data_asset,
             "description": rule_file.description,
