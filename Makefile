@@ -27,7 +27,7 @@ bench: install
 
 # Re-resolve the pinned dependency set (run by a developer, never by CI).
 lock:
-	uv pip compile pyproject.toml --extra test --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .healthops out landing

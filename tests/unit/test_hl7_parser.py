@@ -414,3 +414,86 @@ def test_parsed_message_is_a_complete_adt_message():
 
 def test_non_ascii_digits_are_not_times():
     assert reason(build_message(recorded_ts="٢٠٢٤٠١١٥١٠٣٠")).startswith("unparseable time in EVN-2")
+
+
+# --------------------------------------------------------------------------- fast paths (times, ASCII)
+
+def _regex_ts(value: str, tz: str) -> datetime:
+    """The general (regex) path of parse_ts, the reference for its fast paths."""
+    import healthops.sources.adt.hl7 as hl7
+
+    m = hl7._TS.fullmatch(value)
+    if m is None:
+        raise ValueError(value)
+    y, mo, d, h, mi, s, frac, sign, oh, om = m.groups()
+    tzinfo = hl7._fixed_offset(sign, int(oh), int(om)) if sign else ZoneInfo(tz)
+    us = int(frac.ljust(6, "0")) if frac else 0
+    return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s) if s else 0, us, tzinfo=tzinfo)
+
+
+@pytest.mark.parametrize("value", [
+    "20241103013000", "202411030130", "20241103015959", "20241103020000",   # fall back: 01:xx twice
+    "20240310023000", "202403100200", "20240310035959", "20240310015959",   # spring forward: 02:xx missing
+    "20240229120000", "20230229120000", "20240115250000", "20240115106000", "20240115103060",
+    "00000115103000", "99991231235959", "20241301103000", "20240100103000",
+    "20240115103045-0800", "202401151030+0530", "20240715103045+0000", "20240115103045-2400",
+    "20240115103045+0060", "202401151030-0", "2024011510304-0800", "20240115103045.5-0800",
+    "٢٠٢٤٠١١٥١٠٣٠", "2024011510３0",
+])
+@pytest.mark.parametrize("tz", ["America/Los_Angeles", "America/New_York", "Europe/London", "UTC"])
+def test_fast_time_paths_match_the_regex_path(value, tz):
+    from healthops.sources.adt.hl7 import parse_ts
+
+    try:
+        expected = _regex_ts(value, tz)
+    except ValueError:
+        for _ in range(2):                   # an invalid date-hour is never cached as valid
+            with pytest.raises(ValueError):
+                parse_ts(value, tz)
+        return
+    got = parse_ts(value, tz)
+    assert got == expected
+    assert (got.fold, got.tzinfo, got.utcoffset()) == (expected.fold, expected.tzinfo, expected.utcoffset())
+    assert got.replace(tzinfo=None) == expected.replace(tzinfo=None)        # same wall clock
+
+
+def test_dst_ambiguous_and_nonexistent_local_times():
+    # 2024-11-03 01:30 happens twice in Los Angeles: the first (PDT, fold=0) is taken
+    m = one(build_message(recorded_ts="20241103013000", occurred_ts="202411030130"))
+    assert m.recorded_ts == datetime(2024, 11, 3, 1, 30, tzinfo=LA) and m.recorded_ts.fold == 0
+    assert m.recorded_ts.utcoffset() == timedelta(hours=-7) == m.event_occurred_ts.utcoffset()
+    # 2024-03-10 02:30 never happens: kept as the wall-clock time with fold=0 (offset before the gap)
+    m = one(build_message(recorded_ts="20240310023000"))
+    assert m.recorded_ts == datetime(2024, 3, 10, 2, 30, tzinfo=LA) and m.recorded_ts.fold == 0
+    assert (m.recorded_ts.hour, m.recorded_ts.minute) == (2, 30)
+    assert m.recorded_ts.utcoffset() == timedelta(hours=-8)
+    # the same local hour in another zone, same message bytes
+    ny = list(parse_bytes(build_message(recorded_ts="20241103013000").encode(), default_tz="America/New_York"))[0]
+    assert ny.recorded_ts.utcoffset() == timedelta(hours=-4) and ny.recorded_ts.fold == 0
+
+
+def test_charset_rejection_keeps_control_id_with_and_without_non_ascii_bytes():
+    ascii_msg = build_message(control_id="Q1", charset="UNICODE UTF-16").encode()
+    other = build_message(control_id="Q2", charset="UNICODE UTF-16", name="MÜLLER^X").encode()
+    r1, r2 = parse(ascii_msg + other)
+    assert (r1.reason, r1.control_id) == ("unsupported character set in MSH-18: 'UNICODE UTF-16'", "Q1")
+    assert (r2.reason, r2.control_id) == ("unsupported character set in MSH-18: 'UNICODE UTF-16'", "Q2")
+    assert r1.raw_text == ascii_msg.decode().rstrip("\r") and r2.raw_text == other.decode().rstrip("\r")
+
+
+def test_invalid_escape_in_control_id_keeps_the_raw_control_id():
+    r = one(build_message(control_id="C\\XZZ\\1"))
+    assert isinstance(r, Rejection) and r.reason == "invalid escape sequence in MSH-10: \\XZZ\\"
+    assert r.control_id == "C\\XZZ\\1"
+
+
+def test_ascii_message_declaring_latin1_decodes_hex_escapes_as_latin1():
+    data = build_message(name="M\\XDC\\LLER^JOS\\XC9\\", charset="8859/1").encode("ascii")
+    assert one(data).patient_name == "MÜLLER^JOSÉ"
+
+
+def test_repeated_times_and_birth_dates_give_equal_values():
+    a, b = parse(build_message(control_id="A", recorded_ts="20240115103045", birth_date="19800102")
+                 + build_message(control_id="B", recorded_ts="20240115103045", birth_date="19800102"))
+    assert a.recorded_ts == b.recorded_ts == datetime(2024, 1, 15, 10, 30, 45, tzinfo=LA)
+    assert a.birth_date == b.birth_date == date(1980, 1, 2)

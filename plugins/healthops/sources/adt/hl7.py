@@ -64,43 +64,62 @@ class _Splitter:
             self.garbage = []
 
     def feed(self, segs: list[bytes]) -> None:
+        # The hot loop keeps the current message and its field separator in locals
+        # and handles the two common cases (MSH, a segment of the open message)
+        # inline; everything else goes through the state on ``self``.
+        cur, cur_fs = self.cur, self.cur_fs
+        out = self.out
         for seg in segs:
             if not seg:
                 continue
             tag = seg[:3]
             if tag == b"MSH":
-                self._flush()
-                self.cur = [seg]
-                self.cur_fs = seg[3:4]
+                if cur is not None:
+                    out.append(RawItem("message", cur))
+                if self.garbage:
+                    out.append(RawItem("garbage", self.garbage))
+                    self.garbage = []
+                cur = [seg]
+                cur_fs = seg[3:4]
                 continue
-            cur = self.cur
-            if cur is not None and len(seg) > 3 and seg[3:4] == self.cur_fs and tag.isalnum() and tag.isupper():
+            if cur is not None and seg[3:4] == cur_fs and len(seg) > 3 and tag.isalnum() and tag.isupper():
                 if tag in _BATCH_SEGMENTS:
+                    self.cur = cur
                     self._batch(tag)
+                    cur = self.cur
                 else:
                     cur.append(seg)
                 continue
-            if seg == _SB:
-                # A start block while a framed message is still open: its end block never came.
-                self._flush("MLLP end block (0x1C) missing before the next start block; "
-                            "the message may be truncated" if self.in_frame else None)
-                self.in_frame = True
-                continue
-            if seg == _EB:
-                self._flush()
-                self.in_frame = False
-                continue
-            if tag in _BATCH_SEGMENTS and (len(seg) == 3 or not seg[3:4].isalnum()):
-                self._batch(tag)
-                continue
-            if seg.isspace():
-                continue
-            if cur is not None and len(seg) == 3 and tag.isalnum() and tag.isupper():
-                cur.append(seg)      # an empty segment such as "PD1"
-                continue
-            if cur is not None:
-                self._flush()
-            self.garbage.append(seg)
+            self.cur, self.cur_fs = cur, cur_fs
+            self._other(seg)
+            cur = self.cur
+        self.cur, self.cur_fs = cur, cur_fs
+
+    def _other(self, seg: bytes) -> None:
+        """A line that is neither MSH nor a segment of the open message."""
+        tag = seg[:3]
+        cur = self.cur
+        if seg == _SB:
+            # A start block while a framed message is still open: its end block never came.
+            self._flush("MLLP end block (0x1C) missing before the next start block; "
+                        "the message may be truncated" if self.in_frame else None)
+            self.in_frame = True
+            return
+        if seg == _EB:
+            self._flush()
+            self.in_frame = False
+            return
+        if tag in _BATCH_SEGMENTS and (len(seg) == 3 or not seg[3:4].isalnum()):
+            self._batch(tag)
+            return
+        if seg.isspace():
+            return
+        if cur is not None and len(seg) == 3 and tag.isalnum() and tag.isupper():
+            cur.append(seg)      # an empty segment such as "PD1"
+            return
+        if cur is not None:
+            self._flush()
+        self.garbage.append(seg)
 
     def _batch(self, tag: bytes) -> None:
         self._flush()
@@ -139,20 +158,37 @@ def _normalise(data: bytes) -> bytes:
     return data
 
 
+def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks with a UTF-8 byte order mark at the start of the stream removed,
+    also when the BOM itself is split across the first chunks."""
+    it = iter(chunks)
+    head = b""
+    for chunk in it:
+        if not chunk:
+            continue
+        head += chunk
+        if len(head) < 3 and _BOM.startswith(head):
+            continue                     # may still turn out to be a BOM
+        yield head[3:] if head.startswith(_BOM) else head
+        break
+    else:
+        if head:                         # the whole stream is shorter than a BOM
+            yield head
+        return
+    yield from it
+
+
 def iter_raw(chunks: Iterable[bytes]) -> Iterator[RawItem]:
     """Yield the messages and garbage stretches of a byte stream given in chunks.
 
-    Holds at most one chunk plus one partial segment in memory."""
+    Holds one chunk (its segments and the items cut from it), the message or
+    garbage stretch still open at its end, and one partial segment in memory:
+    never the whole stream."""
     sp = _Splitter()
     carry = b""
-    first = True
-    for chunk in chunks:
+    for chunk in _without_bom(chunks):
         if not chunk:
             continue
-        if first:
-            first = False
-            if chunk.startswith(_BOM):
-                chunk = chunk[3:]
         segs = _normalise(carry + chunk).split(b"\r")
         carry = segs.pop()          # the tail after the last terminator may be incomplete
         sp.feed(segs)
@@ -290,15 +326,46 @@ def _fixed_offset(sign: str, hh: int, mm: int) -> timezone:
     return timezone(-delta if sign == "-" else delta)
 
 
+# Two ASCII digits -> int (a dict lookup is ~3x cheaper than int() on a slice).
+_D2 = {f"{i:02d}": i for i in range(100)}
+# "YYYYMMDDHH" -> (year, month, day, hour), only for valid ones: a feed has few
+# distinct hours (~9k a year), so most times skip four int() calls and the
+# date validation. Plain ints, no zone: the zone is attached per call, so DST
+# gaps/folds behave exactly as datetime(..., tzinfo=ZoneInfo) does (fold=0).
+_HOURS: dict[str, tuple[int, int, int, int]] = {}
+_HOURS_MAX = 4096                  # ~170 days of hours (< 1 MB); then it starts over
+
+
+def _hour(key: str) -> tuple[int, int, int, int]:
+    t = _HOURS.get(key)
+    if t is None:
+        t = (int(key[:4]), int(key[4:6]), int(key[6:8]), int(key[8:10]))
+        datetime(*t)                         # ValueError for an impossible date or hour
+        if len(_HOURS) >= _HOURS_MAX:
+            _HOURS.clear()
+        _HOURS[key] = t
+    return t
+
+
 @lru_cache(maxsize=16384)
 def parse_ts(value: str, tz_name: str) -> datetime:
     """``YYYYMMDDHHMM[SS[.S+]][+/-ZZZZ]`` → aware datetime (facility zone when no
-    offset; fold=0 for an ambiguous local time). Raises ValueError otherwise,
-    including for precision coarser than minutes."""
+    offset; fold=0 for an ambiguous local time, and a time in a DST gap keeps its
+    wall-clock fields with fold=0, as ``datetime(..., tzinfo=ZoneInfo(...))``).
+    Raises ValueError otherwise, including for precision coarser than minutes."""
     n = len(value)
-    if (n == 14 or n == 12) and value.isascii() and value.isdigit():   # common shapes, no regex
-        return datetime(int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:12]),
-                        int(value[12:14]) if n == 14 else 0, tzinfo=zone(tz_name))
+    if value.isascii():
+        # the common shapes, without the regex: YYYYMMDDHHMM[SS] and YYYYMMDDHHMM[SS]+/-ZZZZ
+        if (n == 14 or n == 12) and value.isdigit():
+            y, mo, d, h = _HOURS.get(value[:10]) or _hour(value[:10])
+            return datetime(y, mo, d, h, _D2[value[10:12]], _D2[value[12:14]] if n == 14 else 0, 0,
+                            zone(tz_name))
+        if (n == 19 or n == 17) and value[n - 5] in "+-":
+            local, off = value[:n - 5], value[n - 4:]
+            if local.isdigit() and off.isdigit():
+                y, mo, d, h = _HOURS.get(local[:10]) or _hour(local[:10])
+                return datetime(y, mo, d, h, _D2[local[10:12]], _D2[local[12:14]] if n == 19 else 0, 0,
+                                _fixed_offset(value[n - 5], _D2[off[:2]], _D2[off[2:]]))
     m = _TS.fullmatch(value)
     if m is None:
         raise ValueError(value)
@@ -308,6 +375,7 @@ def parse_ts(value: str, tz_name: str) -> datetime:
     return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s) if s else 0, us, tzinfo=tz)
 
 
+@lru_cache(maxsize=8192)
 def parse_date(value: str) -> date:
     """A birth date: at least ``YYYYMMDD`` (any time part is ignored)."""
     m = _DATE.fullmatch(value)

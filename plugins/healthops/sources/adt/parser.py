@@ -67,15 +67,8 @@ def _parse_items(items: Iterable[RawItem], tz: str) -> Iterator[ParsedItem]:
 
 
 _NO_FIELD: list = []
-
-
-def _new_message(**values) -> AdtMessage:
-    """AdtMessage without the frozen-dataclass __init__ (one object.__setattr__ per
-    field costs ~7 µs a message). Same object: fields are all set, equality, repr,
-    dataclasses.replace/asdict behave as usual."""
-    obj = object.__new__(AdtMessage)
-    obj.__dict__.update(values)
-    return obj
+_STD_MSH = "MSH|^~\\&|"                   # the usual MSH-1/MSH-2: the default delimiters
+_STD = Delimiters.from_msh(_STD_MSH)
 
 
 def _field(seg: Optional[list[str]], n: int, rep: str, comp: str) -> list[str]:
@@ -100,8 +93,35 @@ def _piece(comps: list[str], k: int, d: Delimiters, codec: str, where: str) -> s
     return v.strip()
 
 
-def _ts(comps: list[str], where: str, tz: str):
-    value = comps[0].strip() if comps else ""
+def _first(seg: Optional[list[str]], i: int, d: Delimiters, codec: str, where: str) -> str:
+    """``_piece(_field(seg, i, ...), 0, ...)`` in one step: the first component (first
+    subcomponent) of the first repetition of ``seg[i]``, escape-decoded and stripped."""
+    if seg is None or i >= len(seg):
+        return ""
+    v = seg[i]
+    if not v:
+        return ""
+    v = v.partition(d.repetition)[0].partition(d.component)[0]
+    if d.subcomponent in v:
+        v = v.partition(d.subcomponent)[0]
+    if d.escape in v:
+        v = unescape(v, d, codec, where)
+    return v.strip()
+
+
+def _ts_at(seg: Optional[list[str]], i: int, where: str, tz: str, rep: str, comp: str):
+    """The time in ``seg[i]`` (first component of the first repetition, stripped; a TS
+    ``^precision`` component is ignored; no escape decoding); None when empty."""
+    if seg is None or i >= len(seg):
+        return None
+    v = seg[i]
+    if not v:
+        return None
+    if rep in v:
+        v = v.partition(rep)[0]
+    if comp in v:
+        v = v.partition(comp)[0]
+    value = v.strip()
     if not value:
         return None
     try:
@@ -110,107 +130,141 @@ def _ts(comps: list[str], where: str, tz: str):
         raise _Reject(f"unparseable time in {where}: {value!r}") from None
 
 
+def _control_id_from_bytes(fields_b: Optional[list[bytes]]) -> Optional[str]:
+    """MSH-10 read from the undecoded MSH (for rejections before the text is decoded)."""
+    if fields_b is None or len(fields_b) <= 9:
+        return None
+    return fields_b[9].split(b"^")[0].decode("ascii", "replace").strip() or None
+
+
 def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: Optional[str] = None,
                   at_eof: bool = False, unterminated: bool = False) -> ParsedItem:
-    """One message given as its segments (bytes, first one MSH)."""
+    """One message given as its segments (bytes, first one MSH).
+
+    Written for speed (this is the per-message hot path): only the needed fields are
+    split, each once; escape decoding, subcomponent splitting and time parsing run
+    only where the value needs them. The checks run in the order of README.md."""
     raw_bytes = b"\r".join(segs)
     msh_b = segs[0]
     fs_b = msh_b[3:4]
+    fields_b: Optional[list[bytes]] = None
     control_id: Optional[str] = None
+    have_control_id = False              # control_id read from the decoded text
     text: Optional[str] = None
     try:
         if not fs_b or fs_b.isalnum() or fs_b.isspace():
             raise _Reject("MSH-1 field separator missing")
-        fields_b = msh_b.split(fs_b, 18)
-        if len(fields_b) > 9:
-            control_id = fields_b[9].split(b"^")[0].decode("ascii", "replace").strip() or None
-        msh18 = fields_b[17].split(b"~")[0].split(fs_b)[0].decode("ascii", "replace") if len(fields_b) > 17 else ""
-        codec = charset_codec(msh18)
-        if codec is None:
-            raise _Reject(f"unsupported character set in MSH-18: {msh18!r}")
-        try:
-            text = raw_bytes.decode(codec)
-        except UnicodeDecodeError as exc:
-            bad = raw_bytes[exc.start:exc.end].hex(" ").upper()
-            raise _Reject(f"undecodable bytes for character set {codec} (MSH-18 {msh18!r}): "
-                          f"0x{bad} at byte {exc.start} of the message") from None
-        lines = text.split("\r")
-        d = Delimiters.from_msh(lines[0])
-        if d.component == "\x00":
-            raise _Reject("MSH-2 encoding characters missing")
+        if raw_bytes.isascii():
+            # Every supported character set is an ASCII superset: decode first, then
+            # read MSH-18 from the text (one split of MSH instead of two).
+            text = raw_bytes.decode("ascii")
+            lines = text.split("\r")
+            msh = lines[0]
+            f = msh.split(msh[3])        # MSH-n is f[n - 1]: MSH-1 is the field separator itself
+            msh18 = f[17].split("~")[0] if len(f) > 17 else ""
+            codec = charset_codec(msh18)
+            if codec is None:
+                raise _Reject(f"unsupported character set in MSH-18: {msh18!r}")
+        else:
+            fields_b = msh_b.split(fs_b, 18)
+            if len(fields_b) > 17:
+                msh18 = fields_b[17].split(b"~")[0].decode("ascii", "replace")
+                codec = charset_codec(msh18)
+                if codec is None:
+                    raise _Reject(f"unsupported character set in MSH-18: {msh18!r}")
+            else:
+                msh18, codec = "", "utf-8"
+            try:
+                text = raw_bytes.decode(codec)
+            except UnicodeDecodeError as exc:
+                bad = raw_bytes[exc.start:exc.end].hex(" ").upper()
+                raise _Reject(f"undecodable bytes for character set {codec} (MSH-18 {msh18!r}): "
+                              f"0x{bad} at byte {exc.start} of the message") from None
+            lines = text.split("\r")
+            msh = lines[0]
+            f = None
+        if msh.startswith(_STD_MSH):
+            d = _STD
+        else:
+            d = Delimiters.from_msh(msh)
+            if d.component == "\x00":
+                raise _Reject("MSH-2 encoding characters missing")
         rep, comp = d.repetition, d.component
-        # MSH-n is f[n - 1]: MSH-1 is the field separator itself
-        f = [""] + lines[0].split(d.field)
+        if f is None:
+            f = msh.split(d.field)       # MSH-n is f[n - 1]
+        nf = len(f)
 
-        control_id = _piece(_field(f, 10, rep, comp), 0, d, codec, "MSH-10") or None
+        control_id = _first(f, 9, d, codec, "MSH-10") or None
+        have_control_id = True
         if problem:
             raise _Reject(problem)
         if control_id is None:
             raise _Reject("MSH-10 message control id missing")
-        facility = _piece(_field(f, 4, rep, comp), 0, d, codec, "MSH-4")
+        facility = _first(f, 3, d, codec, "MSH-4")
         if not facility:
             raise _Reject("MSH-4 sending facility missing")
-        msh9_raw = f[9] if len(f) > 9 else ""
-        msh9 = _field(f, 9, rep, comp)
+        msh9_raw = f[8] if nf > 8 else ""
+        msh9 = msh9_raw.partition(rep)[0].split(comp) if msh9_raw else _NO_FIELD
         message_type = msh9[0].strip() if msh9 else ""
         if message_type != "ADT":
             raise _Reject(f"not an ADT message: MSH-9 is {msh9_raw!r}" if msh9_raw
                           else "not an ADT message: MSH-9 message type is empty")
 
         evn = pid = pv1 = None
+        fs = d.field
         for line in lines[1:]:
             tag = line[:3]
             if tag == "PV1":
                 if pv1 is None:
-                    pv1 = line.split(d.field)
+                    pv1 = line.split(fs)
             elif tag == "EVN":
                 if evn is None:
-                    evn = line.split(d.field)
+                    evn = line.split(fs)
             elif tag == "PID":
                 if pid is None:
-                    pid = line.split(d.field)
+                    pid = line.split(fs)
 
         trigger = msh9[1].strip() if len(msh9) > 1 else ""
         if not trigger:
-            trigger = _piece(_field(evn, 1, rep, comp), 0, d, codec, "EVN-1")
+            trigger = _first(evn, 1, d, codec, "EVN-1")
         if not trigger:
             raise _Reject("trigger event missing: MSH-9.2 and EVN-1 are empty")
         if trigger not in KNOWN_EVENTS:
             raise _Reject(f"unknown trigger event {trigger!r} (MSH-9 {msh9_raw!r})")
 
-        msh7 = _field(f, 7, rep, comp)
-        if not msh7 or not msh7[0].strip():
+        message_ts = _ts_at(f, 6, "MSH-7", tz, rep, comp)
+        if message_ts is None:
             raise _Reject("MSH-7 message time missing")
-        message_ts = _ts(msh7, "MSH-7", tz)
 
         if pv1 is None:
             if at_eof:
                 raise _Reject("file ends mid-message: PV1 segment missing (last message incomplete)")
             raise _Reject("PV1 segment missing")
-        visit = _piece(_field(pv1, 19, rep, comp), 0, d, codec, "PV1-19")
+        visit = _first(pv1, 19, d, codec, "PV1-19")
         if not visit:
             raise _Reject("PV1-19 visit number missing")
         loc = _field(pv1, 3, rep, comp)
         unit = _piece(loc, 0, d, codec, "PV1-3")
         if not unit and trigger in LOCATION_EVENTS:
             raise _Reject(f"PV1-3 assigned unit missing (required for {trigger})")
-        patient_class = _piece(_field(pv1, 2, rep, comp), 0, d, codec, "PV1-2")
+        patient_class = _first(pv1, 2, d, codec, "PV1-2")
         if not patient_class and trigger in LOCATION_EVENTS:
             raise _Reject(f"PV1-2 patient class missing (required for {trigger})")
 
-        recorded_ts = _ts(_field(evn, 2, rep, comp), "EVN-2", tz)
-        occurred_ts = _ts(_field(evn, 6, rep, comp), "EVN-6", tz)
-        admit_ts = _ts(_field(pv1, 44, rep, comp), "PV1-44", tz)
-        discharge_ts = _ts(_field(pv1, 45, rep, comp), "PV1-45", tz)
+        recorded_ts = _ts_at(evn, 2, "EVN-2", tz, rep, comp)
+        occurred_ts = _ts_at(evn, 6, "EVN-6", tz, rep, comp)
+        admit_ts = _ts_at(pv1, 44, "PV1-44", tz, rep, comp)
+        discharge_ts = _ts_at(pv1, 45, "PV1-45", tz, rep, comp)
 
-        birth_raw = _field(pid, 7, rep, comp)
-        birth_raw = birth_raw[0].strip() if birth_raw else ""
         birth_date = None
+        birth_raw = pid[7] if pid is not None and len(pid) > 7 else ""
         if birth_raw:
-            try:
-                birth_date = parse_date(birth_raw)
-            except ValueError:
-                raise _Reject(f"unparseable date in PID-7: {birth_raw!r}") from None
+            birth_raw = birth_raw.partition(rep)[0].partition(comp)[0].strip()
+            if birth_raw:
+                try:
+                    birth_date = parse_date(birth_raw)
+                except ValueError:
+                    raise _Reject(f"unparseable date in PID-7: {birth_raw!r}") from None
 
         mrn = None
         if pid is not None and len(pid) > 3:
@@ -225,40 +279,65 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
         given = _piece(xpn, 1, d, codec, "PID-5")
         name = (f"{family}^{given}" if given else family) if (family or given) else None
 
+        hl7_version = _first(f, 11, d, codec, "MSH-12")
+        patient_type = _first(pv1, 18, d, codec, "PV1-18") or None
+        if len(loc) > 1:
+            room = _piece(loc, 1, d, codec, "PV1-3") or None
+            bed = _piece(loc, 2, d, codec, "PV1-3") or None
+            location_facility = _piece(loc, 3, d, codec, "PV1-3") or None
+        else:
+            room = bed = location_facility = None
         prior = _field(pv1, 6, rep, comp)
-        return _new_message(
-            message_index=index,
-            control_id=control_id,
-            sending_facility=facility,
-            message_type=message_type,
-            trigger_event=trigger,
-            hl7_version=_piece(_field(f, 12, rep, comp), 0, d, codec, "MSH-12"),
-            message_ts=message_ts,
-            recorded_ts=recorded_ts,
-            event_occurred_ts=occurred_ts,
-            event_ts=occurred_ts or recorded_ts or message_ts,
-            patient_class=patient_class,
-            patient_type=_piece(_field(pv1, 18, rep, comp), 0, d, codec, "PV1-18") or None,
-            unit=unit or None,
-            room=_piece(loc, 1, d, codec, "PV1-3") or None,
-            bed=_piece(loc, 2, d, codec, "PV1-3") or None,
-            location_facility=_piece(loc, 3, d, codec, "PV1-3") or None,
-            prior_unit=_piece(prior, 0, d, codec, "PV1-6") or None,
-            prior_room=_piece(prior, 1, d, codec, "PV1-6") or None,
-            prior_bed=_piece(prior, 2, d, codec, "PV1-6") or None,
-            visit_number=visit,
-            mrn=mrn,
-            patient_name=name,
-            birth_date=birth_date,
-            sex=_piece(_field(pid, 8, rep, comp), 0, d, codec, "PID-8") or None,
-            admit_ts=admit_ts,
-            discharge_ts=discharge_ts,
-            raw_text=text,
-        )
+        if prior:
+            prior_unit = _piece(prior, 0, d, codec, "PV1-6") or None
+            prior_room = _piece(prior, 1, d, codec, "PV1-6") or None
+            prior_bed = _piece(prior, 2, d, codec, "PV1-6") or None
+        else:
+            prior_unit = prior_room = prior_bed = None
+        sex = _first(pid, 8, d, codec, "PID-8") or None
+
+        # AdtMessage without the frozen-dataclass __init__ (one object.__setattr__ per
+        # field costs ~7 µs a message): the same object, all fields set; equality,
+        # repr, hash, dataclasses.replace/asdict behave as usual.
+        obj = object.__new__(AdtMessage)
+        object.__setattr__(obj, "__dict__", {
+            "message_index": index,
+            "control_id": control_id,
+            "sending_facility": facility,
+            "message_type": message_type,
+            "trigger_event": trigger,
+            "hl7_version": hl7_version,
+            "message_ts": message_ts,
+            "recorded_ts": recorded_ts,
+            "event_occurred_ts": occurred_ts,
+            "event_ts": occurred_ts or recorded_ts or message_ts,
+            "patient_class": patient_class,
+            "patient_type": patient_type,
+            "unit": unit or None,
+            "room": room,
+            "bed": bed,
+            "location_facility": location_facility,
+            "prior_unit": prior_unit,
+            "prior_room": prior_room,
+            "prior_bed": prior_bed,
+            "visit_number": visit,
+            "mrn": mrn,
+            "patient_name": name,
+            "birth_date": birth_date,
+            "sex": sex,
+            "admit_ts": admit_ts,
+            "discharge_ts": discharge_ts,
+            "raw_text": text,
+        })
+        return obj
     except (_Reject, ValueError) as exc:
         reason = str(exc)
         if at_eof and unterminated and not reason.startswith("file ends mid-message"):
             reason = "file ends mid-message: " + reason
+        if not have_control_id:
+            if fields_b is None and fs_b and not (fs_b.isalnum() or fs_b.isspace()):
+                fields_b = msh_b.split(fs_b, 18)      # the ASCII path did not split the bytes
+            control_id = _control_id_from_bytes(fields_b)
         if text is None:
             text = raw_bytes.decode("utf-8", "backslashreplace")
         return Rejection(index, reason, text, control_id)
