@@ -15,6 +15,9 @@ For the day that just ended (the logical date, in the facility's time zone):
    written to `$HEALTHOPS_OUT/reports/` and emailed once to the catalog's recipients
    through the `smtp_default` connection.
 
+A failed run (any task) e-mails the catalog's `alerts.data_engineers`: the failing task,
+the error, the failed rules with their counts (no PHI), the run id and the log.
+
 Every step is idempotent for a logical date. Owner: data engineering.
 """
 from __future__ import annotations
@@ -24,12 +27,19 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SeedRenderingBehavior, TestBehavior
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from healthops import config
 
 DBT_DIR = config.DBT_PROJECT_DIR
+
+
+def alert_data_engineers(context) -> None:
+    """Run-level failure callback: one e-mail per failed run (healthops.alerts)."""
+    from healthops.alerts import notify_run_failure
+
+    notify_run_failure(context)
 
 
 @dag(
@@ -43,6 +53,7 @@ DBT_DIR = config.DBT_PROJECT_DIR
     default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["healthops", "census", "adt"],
     doc_md=__doc__,
+    on_failure_callback=alert_data_engineers,  # once per failed run, after it is marked failed
 )
 def healthops_census_nightly():
     @task
@@ -64,7 +75,10 @@ def healthops_census_nightly():
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id="healthops_warehouse", profile_args={"schema": "public"}),
         ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        # One task per model, the dbt tests in one task after them, and seeds (reference
+        # data the hospital edits) reloaded only when their CSV changed.
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL,
+                                   seed_rendering_behavior=SeedRenderingBehavior.WHEN_SEED_CHANGES),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),
         default_args={"retries": 0},

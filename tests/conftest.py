@@ -18,6 +18,14 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/hl7_builders.py and friends
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
+@pytest.fixture(autouse=True)
+def healthops_dirs(tmp_path, monkeypatch):
+    """Local state and outputs of the code under test go to the test's own folders,
+    never to the checkout's .healthops/ and out/ (every validation writes Data Docs)."""
+    for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_OUT", "out"), ("HEALTHOPS_LANDING", "landing")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """An embedded PostgreSQL 18 cluster for this test session, or the server named

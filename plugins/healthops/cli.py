@@ -158,6 +158,80 @@ def _print_summary(url: str, first: date, last: date) -> None:
           "`healthops warehouse stop` stops it.")
 
 
+# -- audit: the auditors' commands ---------------------------------------------------
+@contextlib.contextmanager
+def _audit_connection():
+    """A connection to the warehouse for the audit commands; a clear message (exit 2)
+    when its audit trail has not been set up yet."""
+    import psycopg
+
+    from healthops.warehouse.connection import connect
+
+    with warehouse() as url:
+        try:
+            with connect(url) as conn:
+                yield conn
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as e:
+            print(f"the warehouse has no audit trail yet (a load sets it up): {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def cmd_audit_verify(args) -> int:
+    from healthops.quality.audit_trail import verify
+
+    with _audit_connection() as conn:
+        result = verify(conn)
+    if not result.ok:
+        print(f"chain BROKEN: {len(result.problems)} problem(s) in {result.rows_checked} rows checked")
+        for p in result.problems:
+            print(f"  {p}")
+        return 1
+    print(f"chain intact: {result.rows_checked} rows")
+    for table, n in result.rows_by_table.items():
+        seq, h = result.heads.get(table, (None, None))
+        print(f"  {table:24s} {n:7d} rows" + (f"  head seq {seq}  {h}" if seq else "  (empty)"))
+    return 0
+
+
+def cmd_audit_findings(args) -> int:
+    from healthops.quality.audit_trail import findings
+
+    with _audit_connection() as conn:
+        rows = findings(conn, since=args.since, rule=args.rule, include_reviewed=args.all)
+    what = "findings" if args.all else "open findings"
+    if not rows:
+        print(f"no {what}" + (f" since {args.since}" if args.since else "")
+              + (f" of rule {args.rule}" if args.rule else ""))
+        return 0
+    header = ("finding", "logical date", "rule", "severity", "violating", "status", "description")
+    table = []
+    for f in rows:
+        violating = "-" if f.rows_violating is None else (
+            f"{f.rows_violating}" + (f"/{f.rows_evaluated}" if f.rows_evaluated is not None else ""))
+        status = f.status if f.result_status == "failed" else f"{f.status} ({f.result_status})"
+        desc = f.description if len(f.description) <= 70 else f.description[:67] + "..."
+        table.append((f.finding_id, f.logical_date.isoformat(), f.rule_id, f.severity, violating, status, desc))
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    for r in (header, *table):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(f"{len(rows)} {what if len(rows) != 1 else what[:-1]}")
+    return 0
+
+
+def cmd_audit_review(args) -> int:
+    from healthops.quality.audit_trail import review
+
+    with _audit_connection() as conn:
+        try:
+            r = review(conn, args.finding, args.by, args.note)
+        except (LookupError, ValueError) as e:
+            print(f"review not recorded: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
+    print(f"{r.review_id}: review of {r.finding_id} by {r.reviewed_by} recorded "
+          f"(audit.reviews seq {r.chain_seq}, {r.row_hash[:12]})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="healthops", description=__doc__)
@@ -185,6 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--start", type=_date, default=date(2026, 11, 2))
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("audit", help="the audit trail: verify it, list findings, record reviews")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    av = asub.add_parser("verify", help="check the audit history's hash chains; exit 1 naming a broken row")
+    av.set_defaults(func=cmd_audit_verify)
+    af = asub.add_parser("findings", help="list open findings (rule results that did not pass, not yet reviewed)")
+    af.add_argument("--since", type=_date, help="logical dates from this day on (YYYY-MM-DD)")
+    af.add_argument("--rule", help="one rule id, e.g. CEN-011")
+    af.add_argument("--all", action="store_true", help="include reviewed findings")
+    af.set_defaults(func=cmd_audit_findings)
+    ar = asub.add_parser("review", help="record a review of a finding")
+    ar.add_argument("finding", help="finding id, e.g. F-000123")
+    ar.add_argument("--by", required=True, help="the reviewer's name")
+    ar.add_argument("--note", required=True, help="what was found and decided")
+    ar.set_defaults(func=cmd_audit_review)
 
     args = p.parse_args(argv)
     return args.func(args)

@@ -94,6 +94,7 @@ def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
     ensure_airflow_db(env)
     log_path = log_path or (config.home() / "logs" / f"airflow-run-{int(time.time())}.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env["HEALTHOPS_RUN_LOG"] = str(log_path)  # named in failure alerts: dag.test() logs every task here
     result_file = log_path.with_suffix(".json")
     cmd = [sys.executable, "-m", "healthops.orchestration", "--results", str(result_file),
            *[d.isoformat() for d in dates]]

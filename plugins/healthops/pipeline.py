@@ -73,6 +73,8 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
     # census mart's suite last so that is the one it shows.
     rules = sorted(rule_files("census"), key=lambda rf: rf.data_asset == "marts.fct_census_daily")
     summaries = validate_domain_and_record(url or task_warehouse_url(), "census", d, dag_run_id, rules=rules)
+    # Before any verdict: a blocking failure is when auditors need the evidence most.
+    docs = build_data_docs(summaries)
     blocking = [r for s in summaries for r in s.blocking_failures]
     result = {
         # the census mart's run, as before; every suite's run under "suites"
@@ -81,6 +83,7 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
         "blocking_failures": blocking,
         "warnings": [r for s in summaries for r in s.warnings],
         "suites": {s.suite_name: str(s.validation_run_id) for s in summaries},
+        "data_docs": docs,
     }
     if blocking:
         runs = ", ".join(f"{s.suite_name} {s.validation_run_id}" for s in summaries if s.blocking_failures)
@@ -90,11 +93,27 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
     return result
 
 
+def build_data_docs(summaries) -> str | None:
+    """Add the runs to the Data Docs site under $HEALTHOPS_OUT/data_docs; its index
+    path, or None when the build failed. The audit schema holds the verdict and the
+    evidence: a site that cannot be rendered is logged, never a reason to hold the
+    census back or to let a blocking failure through."""
+    from healthops.quality import data_docs
+
+    try:
+        return data_docs.build(summaries)["index"]
+    except Exception:
+        log.exception("Data Docs were not built for %d validation run(s)", len(summaries))
+        return None
+
+
 # -- 4. report and deliver ---------------------------------------------------------
 def daily_census_context(conn, report_date: date, facility_code: str | None = None,
                          trend_days: int = 14) -> dict:
-    """The daily census report's context, from marts only (aggregates, no PHI)."""
+    """The daily census report's context, from marts only (aggregates, no PHI), the
+    date's latest data-quality results and the link to the Data Docs site."""
     from healthops.census.units import load_units
+    from healthops.quality.data_docs import site_url
 
     units = {(u["facility_code"], u["unit_code"]): u for u in load_units()}
     facility_code = facility_code or next(iter(units))[0]  # the first facility of the reference data
@@ -126,6 +145,7 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
                  from audit.validation_runs where logical_date = %s
                  order by suite_name, run_at desc) latest using (validation_run_id)
            order by r.rule_id""", (report_date,)).fetchall()
+    descriptions = rule_descriptions()
     return {
         "facility_code": facility_code,
         "facility_name": facility_name(facility_code),
@@ -133,9 +153,19 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
         "generated_at": datetime.now(timezone.utc),
         "units": out_units,
         "trend": [{"census_date": d, "midnight_census": n} for d, n in trend],
-        "quality": [{"rule": r, "status": "passed" if ok else "failed", "severity": sev, "detail": desc}
+        "quality": [{"rule": r, "status": "passed" if ok else "failed", "severity": sev,
+                     "detail": descriptions.get(r, desc)}
                     for r, ok, sev, desc in quality],
+        "data_docs_url": site_url(),
     }
+
+
+def rule_descriptions() -> dict[str, str]:
+    """Rule id -> the reviewed rule file's description (what a reader of a report or
+    an alert needs; the audit rows carry ids, severities and counts)."""
+    from healthops.quality.rules import load_catalog
+
+    return {r.id: " ".join(r.description.split()) for rf in load_catalog() for r in rf.rules}
 
 
 def facility_name(code: str) -> str:

@@ -42,18 +42,17 @@ def test_nightly_dag_structure(dagbag):
     ids = {t.task_id for t in dag.tasks}
     assert {"load_adt", "validate_census", "publish_daily_census"} <= ids
     dbt_ids = {i for i in ids if i.startswith("dbt.")}
-    assert "dbt.fct_census_daily_model_build" in dbt_ids
+    # one task per model, one per seed (reloaded only when its CSV changed), the tests after all
+    assert {"dbt.fct_census_daily_run", "dbt.fct_census_interval_run", "dbt.fct_encounters_run",
+            "dbt.int_adt__events_run", "dbt.units_seed", "dbt.dbt_project_test"} <= dbt_ids
     for t in dag.tasks:
         assert t.owner == "data-engineering"
     load = dag.get_task("load_adt")
     assert load.retries == 2
-    # load -> every dbt root; the mart -> validate -> publish
-    assert {"dbt.units_seed_build", "dbt.patient_class_map_seed_build",
-            "dbt.stg_adt__messages_model_build"} <= load.downstream_task_ids
-    leaves = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")
-              and not {d for d in t.downstream_task_ids if d.startswith("dbt.")}}
-    assert {"dbt.fct_census_period_model_build", "dbt.fct_census_interval_model_build",
-            "dbt.fct_encounters_model_build"} <= leaves
-    assert dag.get_task("validate_census").upstream_task_ids == leaves
+    # load -> every dbt root; the dbt tests -> validate -> publish
+    assert {"dbt.units_seed", "dbt.patient_class_map_seed", "dbt.stg_adt__messages_run"} <= load.downstream_task_ids
+    assert dag.get_task("dbt.dbt_project_test").downstream_task_ids == {"validate_census"}
+    assert dag.get_task("validate_census").upstream_task_ids == {"dbt.dbt_project_test"}
     assert dag.get_task("validate_census").downstream_task_ids == {"publish_daily_census"}
+    assert dag.on_failure_callback, "a failed night must alert the data engineers"
     assert dag.max_active_runs == 1

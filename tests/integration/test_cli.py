@@ -1,13 +1,16 @@
 """The `healthops` command as a user runs it: a separate process, real services."""
+import email
 import os
 import subprocess
 import sys
+from email import policy
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from hl7_builders import build_message
+from healthops.reports.outbox import start_outbox
 from healthops.warehouse.connection import libpq_url
 
 HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
@@ -38,23 +41,84 @@ def test_warehouse_url_leaves_it_running_until_stopped(tmp_path):
         psycopg.connect(libpq_url(url), connect_timeout=3).close()
 
 
-def test_run_exits_nonzero_and_holds_the_report_when_a_blocking_rule_fails(tmp_path, warehouse_url):
+def _mails(box):
+    return [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in box.messages()]
+
+
+def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fails(tmp_path, warehouse_url):
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)
     (day / "feed.hl7").write_text(
         build_message("A01", control_id="K1", visit="V1", unit="ICU", msg_ts="202602020800")
         + build_message("A01", control_id="K2", visit="V2", unit="NOSUCH", msg_ts="202602020900"))
-    env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url)
-    proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02"], env=env, capture_output=True, text=True)
+    with start_outbox(tmp_path / "mail") as box:  # a real SMTP server on loopback, as smtp_default
+        env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
+        proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02"], env=env, capture_output=True, text=True)
+        mails = _mails(box)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2026-02-02: failed" in proc.stdout
     assert "FAILED" in proc.stderr
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        failed = conn.execute("""select r.rule_id, r.rows_violating from audit.rule_results r
+        failed = conn.execute("""select r.rule_id, r.rows_violating, v.dag_run_id from audit.rule_results r
                                  join audit.validation_runs v using (validation_run_id)
                                  where not r.success""").fetchall()
         sent = conn.execute("select count(*) from reporting.deliveries").fetchone()[0]
-    assert ("CEN-011", 1) in failed  # the unknown unit, one row
+    assert ("CEN-011", 1) in [f[:2] for f in failed]  # the unknown unit, one row
     assert sent == 0
-    assert not list((tmp_path / "out").rglob("*.eml"))
     assert not (tmp_path / "out" / "reports").exists()
+
+    # exactly one e-mail: the failure alert to the data engineers, not the daily census
+    assert len(mails) == 1, [m["Subject"] for m in mails]
+    alert = mails[0]
+    assert alert["To"] == "data.engineering@example.org"
+    assert alert["Subject"] == "[healthops] nightly census FAILED for 2026-02-02: validate_census"
+    assert alert["X-Healthops-Report"] is None
+    body = alert.get_content()
+    run_id = failed[0][2]
+    assert f"Run id:       {run_id}" in body and "Failed task:  validate_census" in body
+    assert "AirflowFailException: blocking data-quality rules failed for 2026-02-02: " in body  # from the log
+    assert "  CEN-011 [blocking] census_daily: violating rows: 1 of " in body
+    assert "Every unit code is a unit in the hospital's reference data" in body
+    assert str(tmp_path / "home" / "logs") in body  # the run's log file
+    assert "NOSUCH" not in body and "MRN" not in body  # ids and counts, no values of rows
+
+    # the evidence was published even though the report was not
+    assert (tmp_path / "out" / "data_docs" / "index.html").exists()
+
+
+def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path, warehouse_url):
+    day = tmp_path / "landing" / "adt" / "2026-02-02"
+    day.mkdir(parents=True)
+    # 13 children admitted to the 12 staffed beds of pediatrics: over capacity warns (CEN-012)
+    (day / "feed.hl7").write_text("".join(
+        build_message("A01", control_id=f"P{i}", visit=f"PV{i}", mrn=f"MRN{i:04d}", unit="PEDS",
+                      room=str(300 + i), bed="A", msg_ts=f"20260202{8 + i // 2:02d}{(i % 2) * 30:02d}")
+        for i in range(13)))
+    with start_outbox(tmp_path / "mail") as box:
+        env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
+        proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02"], env=env, capture_output=True, text=True)
+        mails = _mails(box)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with psycopg.connect(libpq_url(warehouse_url)) as conn:
+        failed = conn.execute("""select r.rule_id, r.severity, r.rows_violating from audit.rule_results r
+                                 where not r.success order by 1""").fetchall()
+    assert ("CEN-012", "warning", 1) in failed and all(f[1] == "warning" for f in failed), failed
+
+    # the report went out, once, with the warning banner naming the failing rules
+    assert len(mails) == 1, [m["Subject"] for m in mails]
+    report = mails[0]
+    assert report["X-Healthops-Report"] == "daily_census"
+    assert report["Subject"].startswith(f"[DATA QUALITY: {len(failed)} failed] Daily census")
+    html = report.get_body(("html",)).get_content()
+    banner = html[html.index('<div class="banner warning"'):]
+    banner = banner[:banner.index("</div>")]
+    for rule_id, _, _ in failed:
+        assert rule_id in banner
+    assert "Warnings only" in banner
+
+    # Data Docs were built and the report (mail and file) links them
+    index = tmp_path / "out" / "data_docs" / "index.html"
+    assert index.exists() and "census_daily" in index.read_text()
+    link = f'<a href="{index.as_uri()}">Data-quality details (Data Docs)</a>'
+    assert link in html
+    assert link in (tmp_path / "out" / "reports" / "daily_census_NGH_2026-02-02.html").read_text()

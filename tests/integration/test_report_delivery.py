@@ -160,6 +160,24 @@ def test_quality_banner_and_section(rendered, catalog):
     assert "1 of 2 checks passed" in r.html
 
 
+def test_banner_names_the_failing_rules_and_links_data_docs(rendered, catalog):
+    banner = rendered.html[rendered.html.index('<div class="banner warning"'):]
+    banner = banner[:banner.index("</div>")]
+    assert "1 data quality check failed:" in banner and "unit_census_balances" in banner
+    assert "adt_messages_parsed" not in banner  # passed checks are not named
+    assert '<a href="http://localhost:8080/data_docs/index.html">Data-quality details (Data Docs)</a>' in rendered.html
+    assert "(unit_census_balances): warnings only." in rendered.text
+    assert "Data-quality details (Data Docs): http://localhost:8080/data_docs/index.html" in rendered.text
+    two = census_context(quality=[
+        {"rule": "CEN-012", "status": "failed", "severity": "warning", "detail": "over staffed beds"},
+        {"rule": "CEN-015", "status": "failed", "severity": "warning", "detail": "feed gap"},
+        {"rule": "CEN-011", "status": "passed", "severity": "blocking", "detail": ""},
+    ])
+    r = render_daily_census(two, catalog=catalog)
+    banner = r.html[r.html.index('<div class="banner warning"'):]
+    assert "2 data quality checks failed:" in banner and "CEN-012, CEN-015" in banner[:banner.index("</div>")]
+
+
 def test_values_are_escaped(catalog):
     units = [("X", '<script>alert("x")</script> & Co', "telemetry", 10, 5, 1, 1, 0, 0, 5)]
     r = render_daily_census(census_context(units=units, facility_name='St. Mary\'s "North" </style> & Co'),

@@ -308,30 +308,13 @@ def _jsonable(value):
 
 
 def persist(conn, summary: ValidationSummary) -> None:
-    """Insert the run and one row per rule. ``conn`` is a psycopg 3 connection;
-    the caller commits. Runs are appended, never replaced: the history is the audit trail."""
-    from psycopg.types.json import Jsonb
+    """Append the run, one row per rule and the keys of the rows behind each failure
+    to the audit trail (``healthops.quality.audit_trail``: append-only, hash-chained).
+    ``conn`` is a psycopg 3 connection; the caller commits. Runs are appended, never
+    replaced: the history is the audit trail."""
+    from healthops.quality import audit_trail
 
-    conn.execute(
-        """insert into audit.validation_runs (validation_run_id, suite_name, data_asset,
-               logical_date, dag_run_id, code_version, success, evaluated_expectations,
-               successful_expectations, run_at, gx_result)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (summary.validation_run_id, summary.suite_name, summary.data_asset, summary.logical_date,
-         summary.dag_run_id, summary.code_version, summary.success,
-         summary.evaluated_expectations, summary.successful_expectations, summary.run_at,
-         Jsonb(summary.gx_result)),
-    )
-    with conn.cursor() as cur:
-        cur.executemany(
-            """insert into audit.rule_results (validation_run_id, rule_id, expectation_type,
-                   column_name, severity, success, rows_evaluated, rows_violating,
-                   violating_share, detail)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            [(summary.validation_run_id, o.rule_id, o.expectation_type, o.column_name, o.severity,
-              o.success, o.rows_evaluated, o.rows_violating, o.violating_share, Jsonb(o.detail))
-             for o in summary.results],
-        )
+    audit_trail.record_validation(conn, summary)
 
 
 def validate_and_record(

@@ -42,9 +42,11 @@ Computed here, not in SQL, so every variant shows the same numbers:
   totals row, under their own heading, and count in no total, no occupancy and
   not in the summary line (their census is stated on its own line);
 - change of total census against the previous day, from ``trend``;
-- the quality banner: shown when any check failed; "error" style unless every
-  failed check has a warning severity (``WARNING_SEVERITIES``), and the subject
-  is prefixed with ``[DATA QUALITY: n failed]``.
+- the quality banner: shown when any check failed, naming every failed check;
+  "error" style unless every failed check has a warning severity
+  (``WARNING_SEVERITIES``), and the subject is prefixed with
+  ``[DATA QUALITY: n failed]``. ``data_docs_url`` becomes the link
+  "Data-quality details (Data Docs)" under the data-quality section.
 
 Three HTML variants come from one template: ``email`` (images by ``cid:``),
 ``browser`` (standalone, images as ``data:`` URIs) and ``pdf`` (``data:`` URIs
@@ -430,8 +432,8 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     lines = [title, "=" * len(title), ""]
     q = data["quality"]
     if q and q["failed"]:
-        lines += [f"!! {len(q['failed'])} data quality check(s) failed"
-                  + (": figures may be incomplete or wrong." if q["level"] == "error" else " (warnings)."), ""]
+        lines += [f"!! {len(q['failed'])} data quality check(s) failed ({', '.join(f['rule'] for f in q['failed'])})"
+                  + (": figures may be incomplete or wrong." if q["level"] == "error" else ": warnings only."), ""]
     lines.append(f"Inpatients at midnight: {s['census']} in {s['staffed_beds']} staffed beds, "
                  f"{s['occupancy_label']} occupancy.")
     line = f"Admissions {s['admissions']}, discharges {s['discharges']}"
@@ -457,7 +459,7 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
         for f in q["failed"]:
             lines.append(f"  - {f['rule']} [{f['severity'] or 'failed'}]: {f['detail']}")
     if data["data_docs_url"]:
-        lines.append(f"Evidence: {data['data_docs_url']}")
+        lines.append(f"Data-quality details (Data Docs): {data['data_docs_url']}")
     lines += ["", f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
               f"Generated {_generated_label(data['generated_at'])} by healthops. Aggregates only: no patient-identifying information."]
     return "\n".join(lines) + "\n"
