@@ -38,3 +38,13 @@ def out() -> Path:
 
 def facility_tz() -> str:
     return os.environ.get("HEALTHOPS_FACILITY_TZ") or DEFAULT_FACILITY_TZ
+
+
+def dbt_tasks() -> str:
+    """How the nightly DAG runs dbt: ``model`` (default: one Airflow task per model, for
+    workers that run them side by side) or ``project`` (one ``dbt build`` task, faster on
+    one small machine; the local runner uses it unless told otherwise)."""
+    value = (os.environ.get("HEALTHOPS_DBT_TASKS") or "model").strip().lower()
+    if value not in ("model", "project"):
+        raise ValueError(f"HEALTHOPS_DBT_TASKS must be 'model' or 'project', not {value!r}")
+    return value

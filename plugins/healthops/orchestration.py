@@ -58,6 +58,8 @@ def airflow_env(warehouse_url: str, smtp_url: str | None) -> dict[str, str]:
         "HEALTHOPS_HOME": str(config.home()),
         "HEALTHOPS_LANDING": str(config.landing()),
         "HEALTHOPS_OUT": str(config.out()),
+        # one `dbt build` task per night unless the caller asks for per-model tasks
+        "HEALTHOPS_DBT_TASKS": os.environ.get("HEALTHOPS_DBT_TASKS") or "project",
     }
     if smtp_url:
         env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_url

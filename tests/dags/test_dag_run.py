@@ -25,6 +25,9 @@ def env(tmp_path, monkeypatch):
     for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_LANDING", "landing"), ("HEALTHOPS_OUT", "out")):
         monkeypatch.setenv(var, str(tmp_path / sub))
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+    # the production rendering (one Airflow task per dbt model) under real Airflow here;
+    # the CLI tests run the local runner's default (one dbt build task)
+    monkeypatch.setenv("HEALTHOPS_DBT_TASKS", "model")
     return tmp_path
 
 

@@ -56,3 +56,14 @@ def test_nightly_dag_structure(dagbag):
     assert dag.get_task("validate_census").downstream_task_ids == {"publish_daily_census"}
     assert dag.on_failure_callback, "a failed night must alert the data engineers"
     assert dag.max_active_runs == 1
+
+
+def test_project_mode_runs_one_dbt_build_task(monkeypatch):
+    """HEALTHOPS_DBT_TASKS=project (what the local runner uses): one `dbt build` task."""
+    monkeypatch.setenv("HEALTHOPS_DBT_TASKS", "project")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(config.DAGS_DIR)).dags["healthops_census_nightly"]
+    assert {t.task_id for t in dag.tasks} == {"load_adt", "dbt_build", "validate_census", "publish_daily_census"}
+    assert dag.get_task("dbt_build").upstream_task_ids == {"load_adt"}
+    assert dag.get_task("validate_census").upstream_task_ids == {"dbt_build"}
