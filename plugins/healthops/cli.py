@@ -88,6 +88,42 @@ def cmd_run(args) -> int:
     return rc
 
 
+def _month(s: str) -> date:
+    try:
+        year, month = s.strip().split("-")[:2]
+        return date(int(year), int(month), 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {s!r}") from None
+
+
+def _run_monthly(months: list[date]) -> int:
+    """The monthly reports DAG through Airflow, one run per month (logical date: the 1st)."""
+    from healthops.orchestration import MONTHLY_DAG_ID, run_dates
+
+    with warehouse() as url, smtp_relay() as (smtp_url, _):
+        print(f"Running the monthly reports through Airflow for {', '.join(f'{m:%Y-%m}' for m in months)}",
+              flush=True)
+        results = run_dates(months, url, smtp_url, dag_id=MONTHLY_DAG_ID)
+    for r in results:
+        print(f"  {r['date'][:7]}: {r['state']} ({r['seconds']} s)")
+    ok = len(results) == len(months) and all(r["state"] == "success" for r in results)
+    if not ok:
+        print(f"FAILED: the monthly reports did not all succeed; Airflow log: "
+              f"{results[-1]['log'] if results else '(no log)'}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_reports_monthly(args) -> int:
+    last = args.to or args.month
+    if last < args.month:
+        raise SystemExit(f"--to {last:%Y-%m} is before --month {args.month:%Y-%m}")
+    months, m = [], args.month
+    while m <= last:
+        months.append(m)
+        m = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return _run_monthly(months)
+
+
 def cmd_warehouse_url(args) -> int:
     from healthops.warehouse.connection import warehouse_url
 
@@ -116,6 +152,9 @@ def cmd_demo(args) -> int:
     print(f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
           f"for {start} .. {last} under {config.landing() / 'adt'}", flush=True)
     rc, results = _run(start, last)
+    if rc == 0:  # the monthly reports of the months the demo touched (the last one is month to date)
+        months = sorted({start.replace(day=1), last.replace(day=1)})
+        rc = _run_monthly(months)
     with warehouse() as url:
         _print_summary(url, start, last)
     print(f"\nDemo finished in {time.monotonic() - t0:.0f} s" + ("" if rc == 0 else " WITH FAILURES"))
@@ -142,7 +181,8 @@ def _print_summary(url: str, first: date, last: date) -> None:
                where logical_date between %s and %s""", (first, last)).fetchone()
         sent = conn.execute(
             """select count(distinct (report_id, period, message_id)), count(*) from reporting.deliveries
-               where period between %s and %s""", (first.isoformat(), last.isoformat())).fetchone()
+               where period between %s and %s or period between %s and %s""",
+            (first.isoformat(), last.isoformat(), f"{first:%Y-%m}", f"{last:%Y-%m}")).fetchone()
     print("\n== healthops demo summary ==")
     print(f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]}")
     for why, n in reasons:
@@ -259,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--start", type=_date, default=date(2026, 11, 2))
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("reports", help="recurring reports")
+    rsub = rp.add_subparsers(dest="reports_command", required=True)
+    rm = rsub.add_parser("monthly", help="run the monthly reports DAG through Airflow for a month")
+    rm.add_argument("--month", type=_month, required=True, help="YYYY-MM")
+    rm.add_argument("--to", type=_month, help="last month (inclusive)")
+    rm.set_defaults(func=cmd_reports_monthly)
 
     a = sub.add_parser("audit", help="the audit trail: verify it, list findings, record reviews")
     asub = a.add_subparsers(dest="audit_command", required=True)

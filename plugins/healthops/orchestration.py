@@ -20,6 +20,7 @@ from urllib.parse import quote
 from healthops import config
 
 DAG_ID = "healthops_census_nightly"
+MONTHLY_DAG_ID = "healthops_reports_monthly"
 
 
 def airflow_home() -> Path:
@@ -85,10 +86,10 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 
 def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
-              log_path: Path | None = None) -> list[dict]:
-    """Run the nightly DAG for each date, in order; returns one result per date
-    ({"date", "state", "seconds"}). Stops at the first failed run: later days build
-    on earlier ones."""
+              log_path: Path | None = None, dag_id: str = DAG_ID) -> list[dict]:
+    """Run a DAG (the nightly one unless told) for each logical date, in order;
+    returns one result per date ({"date", "state", "seconds"}). Stops at the first
+    failed run: later days build on earlier ones."""
     from healthops.warehouse.dbt_runner import ensure_manifest
 
     ensure_manifest()
@@ -98,7 +99,7 @@ def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env["HEALTHOPS_RUN_LOG"] = str(log_path)  # named in failure alerts: dag.test() logs every task here
     result_file = log_path.with_suffix(".json")
-    cmd = [sys.executable, "-m", "healthops.orchestration", "--results", str(result_file),
+    cmd = [sys.executable, "-m", "healthops.orchestration", "--results", str(result_file), "--dag", dag_id,
            *[d.isoformat() for d in dates]]
     with open(log_path, "w") as logf:
         proc = subprocess.run(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
@@ -119,6 +120,7 @@ def _child(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", required=True)
+    parser.add_argument("--dag", default=DAG_ID)
     parser.add_argument("dates", nargs="+")
     args = parser.parse_args(argv)
 
@@ -130,7 +132,7 @@ def _child(argv: list[str]) -> int:
         for path, err in bag.import_errors.items():
             print(f"DAG import error in {path}:\n{err}", file=sys.stderr)
         return 2
-    dag = bag.dags[DAG_ID]
+    dag = bag.dags[args.dag]
     results = []
     rc = 0
     for d in args.dates:

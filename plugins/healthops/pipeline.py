@@ -217,3 +217,34 @@ def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str |
                              settings, dag_run_id)
             published[facility] = {"files": {k: str(v) for k, v in paths.items()}, **sent}
     return {"report_date": d.isoformat(), "facilities": published}
+
+
+def report_month(logical_date) -> str:
+    """The month a monthly run reports: the month of its logical date in the facility's
+    zone (a scheduled run on the 1st has the month before as its data interval, and
+    that interval's start as its logical date)."""
+    d = receipt_date(logical_date)
+    return f"{d:%Y-%m}"
+
+
+def publish_compliance_monthly(logical_date, dag_run_id: str | None = None, url: str | None = None,
+                               smtp=None) -> dict:
+    """The monthly compliance and data-quality report (HTML, PDF, lineage CSV) for the
+    auditors: written under $HEALTHOPS_OUT/reports and sent once per content version."""
+    from healthops.reports.compliance import REPORT_ID, compliance_context, figures, render_compliance
+    from healthops.reports.ledger import send_once
+    from healthops.reports.render import load_catalog, write_outputs
+    from healthops.warehouse.connection import connect
+
+    month = report_month(logical_date)
+    entry = load_catalog()["reports"][REPORT_ID]
+    settings = smtp or smtp_settings()
+    with connect(url or task_warehouse_url()) as conn:
+        context = compliance_context(conn, month)
+        rendered = render_compliance(context)
+        paths = write_outputs(rendered, config.out() / "reports")
+        sent = send_once(conn, REPORT_ID, month, rendered, figures(context), entry, settings, dag_run_id)
+    log.info("%s %s: %d open findings, audit trail %s; sent to %s", REPORT_ID, month,
+             context["summary"]["open_findings"], "verified" if context["audit_trail"]["ok"] else "NOT VERIFIED",
+             sent["sent_to"] or "nobody new")
+    return {"period": month, "files": {k: str(v) for k, v in paths.items()}, **sent}

@@ -28,7 +28,7 @@ from matplotlib.patches import Patch  # noqa: E402
 import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["census_by_unit_chart", "census_trend_chart", "DPI"]
+__all__ = ["census_by_unit_chart", "census_trend_chart", "rule_status_chart", "DPI"]
 
 DPI = 150
 WIDTH_IN = 5.2
@@ -197,4 +197,62 @@ def census_trend_chart(points: Iterable[Mapping]) -> bytes:
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#EEF0F2", zorder=0)
         ax.set_axisbelow(True)
+        return _to_png(fig)
+
+
+# Rule outcome colours: Okabe-Ito bluish green (passed), orange (warning), vermillion
+# (blocking), sky blue (info); a failed rule is also marked with a symbol, so the
+# grid still reads in grey print or for a colour-blind reader.
+RULE_STATUS_STYLE = {
+    "passed": ("#CDEBDD", ""),
+    "info": ("#9AD0F0", "i"),
+    "warning": ("#E69F00", "!"),
+    "blocking": ("#D55E00", "×"),
+    "error": ("#7F1D1D", "?"),
+}
+NOT_RUN_COLOR = "#FFFFFF"
+
+
+def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tuple[str, date], str]) -> bytes:
+    """A grid, one row per rule and one column per day: the rule's outcome on that
+    day's latest validation (``passed``, or the severity of a failure: ``info``,
+    ``warning``, ``blocking``; ``error`` when it could not be evaluated). A day
+    without a validation stays white."""
+    title = "Rule outcomes by day"
+    if days:
+        title += f", {days[0]:%b} {days[0].day} – {days[-1]:%b} {days[-1].day}"
+    if not rule_ids or not days:
+        return _empty_chart(title, "No validations in this period")
+    from matplotlib.patches import Rectangle
+
+    n_rules, n_days = len(rule_ids), len(days)
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(WIDTH_IN, 1.3 + 0.19 * n_rules), dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        for yi, rule in enumerate(rule_ids):
+            for xi, d in enumerate(days):
+                state = status.get((rule, d))
+                color, mark = RULE_STATUS_STYLE.get(state, (NOT_RUN_COLOR, ""))
+                ax.add_patch(Rectangle((xi, yi), 1, 1, facecolor=color, edgecolor="#FFFFFF" if state else "#E5E8EC",
+                                       linewidth=0.8))
+                if mark:
+                    ax.text(xi + 0.5, yi + 0.52, mark, ha="center", va="center", fontsize=6.5,
+                            color="#FFFFFF" if state in ("blocking", "error") else TEXT_COLOR, fontweight="bold")
+        ax.set_xlim(0, n_days)
+        ax.set_ylim(n_rules, 0)
+        ax.set_yticks([i + 0.5 for i in range(n_rules)], rule_ids, fontsize=6.5)
+        step = 1 if n_days <= 16 else 2 if n_days <= 31 else 7
+        ticks = list(range(0, n_days, step))
+        ax.set_xticks([i + 0.5 for i in ticks], [f"{days[i].day}" for i in ticks], fontsize=7)
+        ax.set_xlabel(f"Day of {days[0]:%B %Y}" if days[0].month == days[-1].month else "Day")
+        ax.tick_params(length=0)
+        for side in ("top", "right", "left", "bottom"):
+            ax.spines[side].set_visible(False)
+        _title(fig, title)
+        handles = [Patch(facecolor=RULE_STATUS_STYLE[k][0], edgecolor=BEDS_EDGE, label=label)
+                   for k, label in (("passed", "Passed"), ("info", "Failed: info"), ("warning", "Failed: warning"),
+                                    ("blocking", "Failed: blocking"), ("error", "Not evaluated"))]
+        handles.append(Patch(facecolor=NOT_RUN_COLOR, edgecolor=BEDS_EDGE, label="No validation"))
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=7,
+                  frameon=False, handlelength=1.0, columnspacing=1.0, borderaxespad=0.3)
         return _to_png(fig)

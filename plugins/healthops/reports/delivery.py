@@ -105,6 +105,10 @@ def build_message(rendered: RenderedReport, sender: str, recipients: str | Itera
                               disposition="inline", filename=f"{cid.split('.', 1)[0]}.png")
     msg.add_attachment(rendered.pdf, maintype="application", subtype="pdf",
                        filename=f"{rendered.filename_stem}.pdf")
+    for name, (data, mime) in getattr(rendered, "attachments", {}).items():
+        # As bytes: base64, so no line of a CSV can collide with the fixed boundary.
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
     # Fixed MIME boundaries (the email package picks random ones at flatten time):
     # the same report gives the same bytes. Parts are base64 / quoted-printable,
     # whose alphabets cannot produce "--=_healthops_".

@@ -76,6 +76,7 @@ __all__ = [
     "RenderedReport",
     "load_catalog",
     "render_daily_census",
+    "render_document",
     "write_outputs",
     "NON_INPATIENT_UNIT_TYPES",
     "DEFAULT_TEMPLATES_DIR",
@@ -138,6 +139,7 @@ class RenderedReport:
     pdf_pages: int = 0
     quality_failed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # filename -> (bytes, MIME type), besides the PDF
 
 
 # --------------------------------------------------------------------------- catalog
@@ -174,7 +176,7 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
         if not isinstance(recipients, list) or not all(isinstance(r, str) and "@" in r for r in recipients):
             raise ValueError(f"{path}: report {report_id!r}: recipients must be a list of e-mail addresses")
         merged["recipients"] = list(recipients)
-        unknown = set(merged["formats"]) - {"html", "pdf"}
+        unknown = set(merged["formats"]) - {"html", "pdf", "csv"}
         if unknown:
             raise ValueError(f"{path}: report {report_id!r}: unknown formats {sorted(unknown)}")
         reports[report_id] = merged
@@ -542,6 +544,37 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
     )
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A chart of a report: PNG bytes, the alt text a screen reader reads, a caption."""
+
+    key: str  # the template's name for it: images[key]
+    png: bytes
+    alt: str
+    caption: str = ""
+
+
+def render_document(*, template_name: str, base: Mapping[str, Any], charts_: list[Chart], token: str,
+                    templates_dir: str | os.PathLike | None = None) -> tuple[str, str, bytes, int, dict]:
+    """Render one template of the shared base layout three ways: the e-mail body
+    (charts by ``cid:``), a standalone page and the PDF (charts as ``data:`` URIs).
+    ``base`` is the template context (it must hold what base.html.j2 names);
+    ``token`` makes the Content-IDs unique to the report and period.
+    Returns (email html, standalone html, pdf bytes, pdf pages, images by cid)."""
+    templates_dir = Path(templates_dir or DEFAULT_TEMPLATES_DIR)
+    template = _environment(templates_dir).get_template(template_name)
+    cids = {c.key: f"{_safe_token(c.key)}.{_safe_token(token)}@healthops" for c in charts_}
+    images = {cids[c.key]: (c.png, c.alt) for c in charts_}
+
+    def variant(mode: str) -> str:
+        imgs = {c.key: {"src": f"cid:{cids[c.key]}" if mode == "email" else _data_uri(c.png),
+                        "alt": c.alt, "cid": cids[c.key], "caption": c.caption} for c in charts_}
+        return template.render(**base, mode=mode, pdf=(mode == "pdf"), images=imgs)
+
+    pdf_bytes, pages = html_to_pdf(variant("pdf"), base_url=str(templates_dir))
+    return variant("email"), variant("browser"), pdf_bytes, pages, images
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -564,4 +597,7 @@ def write_outputs(rendered: RenderedReport, out_dir: str | os.PathLike) -> dict[
     paths = {"html": out / f"{rendered.filename_stem}.html", "pdf": out / f"{rendered.filename_stem}.pdf"}
     _atomic_write(paths["html"], (rendered.html_standalone or rendered.html).encode("utf-8"))
     _atomic_write(paths["pdf"], rendered.pdf)
+    for name, (data, _mime) in rendered.attachments.items():
+        paths[Path(name).suffix.lstrip(".") or name] = out / name
+        _atomic_write(out / name, data)
     return paths

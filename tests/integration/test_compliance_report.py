@@ -1,0 +1,216 @@
+"""The monthly compliance and data-quality report for auditors, end to end on a real
+warehouse: real GX validations kept in the audit trail, a review, load batches;
+then the report's figures against hand-counted expectations, its PDF, chart and
+lineage CSV, delivery over a real SMTP server on loopback (once per content
+version), and a tampered history flagged in the report itself."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+
+from healthops import config
+from healthops.pipeline import publish_compliance_monthly, report_month
+from healthops.quality import audit_trail, gx_runner
+from healthops.reports.compliance import Month, compliance_context, figures, lineage_csv, render_compliance
+from healthops.reports.delivery import SmtpSettings
+from healthops.reports.ledger import content_version
+from healthops.reports.outbox import start_outbox
+from healthops.reports.render import load_catalog
+from healthops.warehouse.connection import connect
+from healthops.warehouse.schema import ensure_schema
+
+RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
+D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+DDL = """
+create table marts.fct_census_daily (
+    facility_code text, unit_code text, census_date date, midnight_census integer, admissions integer,
+    discharges integer, transfers_in integer, transfers_out integer, patient_days integer, staffed_beds integer)
+"""
+CLEAN = [
+    ("NGH", "ICU", D1, 10, 2, 1, 1, 0, 10, 12),
+    ("NGH", "SDU", D1, 14, 1, 2, 0, 1, 14, 16),
+]
+# D2: 2 negative census rows (CEN-005, blocking) and 1 unit over its staffed beds (CEN-012, warning)
+DIRTY = CLEAN + [
+    ("NGH", "PSY", D2, -1, 0, 1, 0, 0, 0, 14),
+    ("NGH", "PSY", D1, -2, 0, 1, 0, 0, 0, 14),
+    ("NGH", "PEDS", D1, 15, 2, 0, 0, 0, 15, 12),
+]
+FILES = [  # received_date, file, records in, loaded, rejected
+    (D1, "adt_20250301_01.hl7", 40, 39, 1),
+    (D1, "adt_20250301_02.hl7", 12, 12, 0),
+    (D2, "adt_20250302_01.hl7", 50, 48, 2),
+]
+
+
+def set_mart(url, rows):
+    with connect(url) as conn:
+        conn.execute("drop table if exists marts.fct_census_daily")
+        conn.execute(DDL)
+        with conn.cursor() as cur:
+            cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+
+
+@pytest.fixture
+def month_of_history(warehouse_url):
+    """D1 clean; D2 dirty, validated twice (a re-run); D3 clean again; three files;
+    one review of D2's first CEN-012 finding."""
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+        for d, name, n_in, n_loaded, n_rej in FILES:
+            conn.execute(
+                """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
+                       file_bytes, records_in, records_loaded, records_rejected, dag_run_id)
+                   values (%s, 'adt', %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (uuid.uuid4(), d, f"/landing/adt/{d}/{name}", f"{hash(name) & (2**64 - 1):064x}", 1000 + n_in,
+                 n_in, n_loaded, n_rej, f"scheduled__{d}"))
+    set_mart(warehouse_url, CLEAN)
+    gx_runner.validate_and_record(warehouse_url, RULES, D1, f"scheduled__{D1}")
+    set_mart(warehouse_url, DIRTY)
+    gx_runner.validate_and_record(warehouse_url, RULES, D2, f"scheduled__{D2}")
+    gx_runner.validate_and_record(warehouse_url, RULES, D2, f"manual__{D2}")
+    set_mart(warehouse_url, CLEAN)
+    gx_runner.validate_and_record(warehouse_url, RULES, D3, f"scheduled__{D3}")
+    with connect(warehouse_url) as conn:
+        first = audit_trail.open_findings(conn, rule="CEN-012")[0]
+        audit_trail.review(conn, first.finding_id, "A. Auditor", "Surge beds opened on PEDS; confirmed with the house supervisor.")
+    return warehouse_url
+
+
+def test_figures_match_the_audit_history(month_of_history):
+    with connect(month_of_history) as conn:
+        ctx = compliance_context(conn, "2025-03")
+    s = ctx["summary"]
+    assert (s["validation_runs"], s["validation_runs_passed"], s["days_validated"], s["days_in_month"]) == (4, 2, 3, 31)
+    # every run is a finding source: 2 runs of D2 x (CEN-005 + CEN-012) = 4; one reviewed
+    assert (s["findings"], s["open_findings"], s["open_blocking_findings"], s["reviews"]) == (4, 3, 2, 1)
+    assert (s["rules_failed"], s["blocking_rules_failed"]) == (2, 1)
+    assert (s["files"], s["records_in"], s["records_loaded"], s["records_rejected"]) == (3, 102, 99, 3)
+
+    rules = {r["rule_id"]: r for r in ctx["rules"]}
+    assert [r["rule_id"] for r in ctx["rules"]] == sorted(rules)  # catalog rules, by id
+    assert (rules["CEN-005"]["days_run"], rules["CEN-005"]["days_failed"]) == (3, 1)  # latest run per day
+    assert rules["CEN-005"]["worst"] == {"date": D2, "rows_violating": 2, "rows_evaluated": 5}
+    assert (rules["CEN-005"]["open_findings"], rules["CEN-005"]["reviewed_findings"]) == (2, 0)
+    assert (rules["CEN-012"]["open_findings"], rules["CEN-012"]["reviewed_findings"]) == (1, 1)
+    assert rules["CEN-012"]["severity"] == "warning" and rules["CEN-012"]["citation"].startswith("DOMAIN.md")
+    assert (rules["CEN-001"]["days_run"], rules["CEN-001"]["days_failed"]) == (3, 0)
+    assert rules["CEN-014"]["days_run"] == 0  # its suite did not run in this history
+    assert ctx["status"][("CEN-005", D2)] == "blocking" and ctx["status"][("CEN-012", D2)] == "warning"
+    assert ctx["status"][("CEN-005", D1)] == "passed" and ("CEN-005", dt.date(2025, 3, 4)) not in ctx["status"]
+
+    assert [f["severity"] for f in ctx["open_findings"]] == ["blocking", "blocking", "warning"]
+    (review,) = ctx["reviews"]
+    assert (review["rule_id"], review["logical_date"], review["reviewed_by"]) == ("CEN-012", D2, "A. Auditor")
+
+    lineage = {day["date"]: day for day in ctx["lineage"]}
+    assert sorted(lineage) == [D1, D2, D3]
+    assert [f["file"] for f in lineage[D1]["files"]] == ["adt_20250301_01.hl7", "adt_20250301_02.hl7"]
+    assert (len(lineage[D2]["runs"]), lineage[D2]["runs_passed"]) == (2, 0)
+    assert lineage[D3]["files"] == [] and lineage[D3]["runs_passed"] == 1
+    assert ctx["audit_trail"]["ok"] and set(ctx["audit_trail"]["heads"]) == {
+        "validation_runs", "rule_results", "rule_violations", "reviews"}
+
+
+def test_lineage_csv_links_every_file_to_the_days_runs(month_of_history):
+    with connect(month_of_history) as conn:
+        ctx = compliance_context(conn, "2025-03")
+    rows = list(csv.DictReader(io.StringIO(lineage_csv(ctx).decode())))
+    # D1: 2 files x 1 run; D2: 1 file x 2 runs; D3: no file x 1 run
+    assert len(rows) == 2 + 2 + 1
+    with connect(month_of_history) as conn:
+        hashes = {h for (h,) in conn.execute("select row_hash from audit.validation_runs")}
+        shas = {h for (h,) in conn.execute("select file_sha256 from audit.load_batches")}
+    assert {r["audit_row_hash"] for r in rows} == hashes
+    assert {r["file_sha256"] for r in rows} - {""} == shas
+    d3 = [r for r in rows if r["logical_date"] == D3.isoformat()]
+    assert d3[0]["file_sha256"] == "" and d3[0]["passed"] == "true"
+
+
+def test_report_renders_with_chart_pdf_and_csv(month_of_history, tmp_path):
+    with connect(month_of_history) as conn:
+        ctx = compliance_context(conn, "2025-03")
+    r = render_compliance(ctx)
+    assert r.subject == "[2 open blocking findings] Compliance and data-quality findings — March 2025"
+    assert r.pdf.startswith(b"%PDF-") and r.pdf_pages >= 2
+    ((cid, (png, alt)),) = r.images.items()
+    assert png.startswith(PNG) and len(png) > 5000
+    assert alt.startswith("Grid of rule outcomes by day for March 2025")
+    assert "CEN-005 failed on 1 of 3 days (blocking)" in alt
+    assert f'src="cid:{cid}"' in r.html and "data:image/png;base64," in r.html_standalone
+    for text in ("2 open blocking findings", "A. Auditor", "Surge beds opened on PEDS", "adt_20250301_01.hl7",
+                 "Audit trail heads"):
+        assert text in r.html
+    assert list(r.attachments) == ["compliance_monthly_2025-03_lineage.csv"]
+
+
+def test_figures_ignore_generation_time_and_chain_heads(month_of_history):
+    with connect(month_of_history) as conn:
+        a = figures(compliance_context(conn, "2025-03"))
+        # a run in another month moves the chain heads, not this month's figures
+        set_mart(month_of_history, CLEAN)
+    gx_runner.validate_and_record(month_of_history, RULES, dt.date(2025, 4, 1), "scheduled__2025-04-01")
+    with connect(month_of_history) as conn:
+        b = figures(compliance_context(conn, "2025-03"))
+        audit_trail.review(conn, audit_trail.open_findings(conn, rule="CEN-005")[0].finding_id, "B. Auditor", "ok")
+        c = figures(compliance_context(conn, "2025-03"))
+    assert content_version(a) == content_version(b) != content_version(c)
+
+
+def test_published_once_per_content_version_over_smtp(month_of_history, tmp_path):
+    recipients = load_catalog()["reports"]["compliance_monthly"]["recipients"]
+    with start_outbox(tmp_path / "outbox") as box:
+        smtp = SmtpSettings.from_url(box.url)
+        first = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "scheduled__2025-03-01", month_of_history, smtp)
+        again = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "manual__retry", month_of_history, smtp)
+        with connect(month_of_history) as conn:
+            f = audit_trail.open_findings(conn, rule="CEN-005")[0]
+            audit_trail.review(conn, f.finding_id, "B. Auditor", "Duplicate discharge fixed at source.")
+        revised = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "manual__after_review", month_of_history, smtp)
+        messages = box.messages()
+    assert first["sent_to"] == recipients and again["sent_to"] == [] and revised["sent_to"] == recipients
+    assert len(messages) == 2
+    msg = BytesParser(policy=policy.default).parsebytes(messages[0].read_bytes())
+    assert msg["X-Healthops-Report"] == "compliance_monthly" and msg["X-Healthops-Period"] == "2025-03"
+    names = sorted(a.get_filename() for a in msg.iter_attachments())
+    assert names == ["compliance_monthly_2025-03.pdf", "compliance_monthly_2025-03_lineage.csv"]
+    assert (config.out() / "reports" / "compliance_monthly_2025-03.pdf").is_file()
+    last = BytesParser(policy=policy.default).parsebytes(messages[1].read_bytes())
+    assert "B. Auditor" in last.get_body(preferencelist=("html",)).get_content()
+    with connect(month_of_history) as conn:
+        assert conn.execute("select count(*), count(distinct content_sha256) from reporting.deliveries "
+                            "where report_id = 'compliance_monthly'").fetchone() == (4, 2)
+
+
+def test_a_tampered_history_is_flagged_in_the_report(month_of_history):
+    with connect(month_of_history) as conn:
+        conn.execute("alter table audit.rule_results disable trigger user")
+        conn.execute("update audit.rule_results set rows_violating = 0 where rule_id = 'CEN-005' and rows_violating = 2")
+        conn.execute("alter table audit.rule_results enable trigger user")
+    with connect(month_of_history) as conn:
+        ctx = compliance_context(conn, "2025-03")
+    assert not ctx["audit_trail"]["ok"]
+    assert "content hash mismatch" in ctx["audit_trail"]["problems"][0]
+    r = render_compliance(ctx)
+    assert r.subject.startswith("[AUDIT TRAIL NOT VERIFIED]")
+    assert "The audit trail did not verify" in r.html
+
+
+def test_month_parsing_and_report_month():
+    assert Month.parse("2025-02").last == dt.date(2025, 2, 28)
+    assert Month.parse(dt.date(2024, 2, 10)).last == dt.date(2024, 2, 29)
+    assert len(Month.parse("2025-03").days) == 31 and Month.parse("2025-12").last == dt.date(2025, 12, 31)
+    with pytest.raises(ValueError):
+        Month.parse("March")
+    # a scheduled run on Apr 1 06:00 has March's interval and logical date Mar 1 06:00 (facility time)
+    import pendulum
+    assert report_month(pendulum.datetime(2025, 3, 1, 6, tz=config.facility_tz())) == "2025-03"
+    assert report_month(pendulum.datetime(2025, 3, 1, 14, tz="UTC")) == "2025-03"
