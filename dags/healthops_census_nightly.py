@@ -9,7 +9,8 @@ For the day that just ended (the logical date, in the facility's time zone):
    counts (in = loaded + rejected). A file already loaded is skipped.
 2. **dbt** (Cosmos): seeds, staging, intermediate and `marts.fct_census_daily`, with tests.
 3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
-   one suite per table); results kept in `audit.validation_runs` / `audit.rule_results`.
+   one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
+   results kept in `audit.validation_runs` / `audit.rule_results`.
    A blocking failure fails the run and holds the report back.
 4. **publish_daily_census**: the daily census report (HTML body, PDF attached, charts),
    written to `$HEALTHOPS_OUT/reports/` and emailed once to the catalog's recipients

@@ -22,8 +22,12 @@ from healthops.warehouse.schema import ensure_schema
 TZ = "America/Los_Angeles"
 D = dt.date(2025, 3, 1)
 SUITES = ["census_adt_feed", "census_encounters", "census_load_batches", "census_location_timeline",
-          "census_daily"]  # the census mart's suite runs last (the report reads the latest run)
+          "census_source_freshness", "census_daily"]  # the census mart's suite runs last (the report reads the latest run)
 NEW_RULES = ["CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020"]
+# Rules this module proves can fail, each with an exact count of violating rows
+# (test_planted_defects_fail_their_rules_with_exact_counts); tests/unit/test_rule_coverage.py
+# checks that the modules' PROVES_RULES together cover the whole catalog.
+PROVES_RULES = {"CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020"}
 FEED = config.EXPECTATIONS_DIR / "census_adt_feed.yml"
 BATCHES = config.EXPECTATIONS_DIR / "census_load_batches.yml"
 ENCOUNTERS = config.EXPECTATIONS_DIR / "census_encounters.yml"
@@ -127,13 +131,29 @@ DIRTY_BATCHES = CLEAN_BATCHES + [("adt", D, 10, 10)]  # 13 / 160 = 8.125 % > 5 %
 
 
 def insert_batches(conn, batches):
+    """The batches, and behind each ADT batch the rows it counts (CEN-021 reconciles
+    them): its loaded messages, dated 1999 so no rule of the logical date sees them,
+    and its rejected records in the quarantine."""
     with conn.cursor() as cur:
-        cur.executemany(
-            """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
-                   file_bytes, records_in, records_loaded, records_rejected)
-               values (%s, %s, %s, %s, 'sha', 1, %s, %s, %s)""",
-            [(uuid.uuid4(), src, d, f"{src}/{d}/{i}.hl7", n, n - rej, rej)
-             for i, (src, d, n, rej) in enumerate(batches)])
+        for i, (src, d, n, rej) in enumerate(batches):
+            batch = uuid.uuid4()
+            cur.execute(
+                """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
+                       file_bytes, records_in, records_loaded, records_rejected)
+                   values (%s, %s, %s, %s, 'sha', 1, %s, %s, %s)""",
+                (batch, src, d, f"{src}/{d}/{i}.hl7", n, n - rej, rej))
+            if src != "adt":
+                continue
+            old = dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc)
+            cur.executemany(
+                """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
+                       sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, raw_text)
+                   values (%s, '1999-01-01', 'adt/old.hl7', %s, %s, 'NGH', 'ADT^A08', 'A08', %s, %s, 'V0', 'MSH|...')""",
+                [(batch, j, f"B{i}-{j}", old, old) for j in range(n - rej)])
+            cur.executemany(
+                """insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,
+                       raw_text) values (%s, 'adt', %s, %s, %s, 'PV1 segment missing', 'x')""",
+                [(batch, d, f"{src}/{d}/{i}.hl7", j) for j in range(rej)])
 
 
 # -- intermediate.int_census__location_timeline ---------------------------------------
@@ -235,9 +255,10 @@ def test_census_rule_files_make_one_suite_per_asset():
         "census_encounters": "marts.fct_encounters",
         "census_load_batches": "audit.load_batches",
         "census_location_timeline": "intermediate.int_census__location_timeline",
+        "census_source_freshness": "raw.adt_messages",
     }
     ids = [r.id for rf in rfs for r in rf.rules]
-    assert sorted(ids) == [f"CEN-{i:03d}" for i in range(1, 21)]
+    assert sorted(ids) == [f"CEN-{i:03d}" for i in range(1, 24)]
 
 
 def test_clean_warehouse_passes_every_census_rule(warehouse_url):
@@ -250,7 +271,7 @@ def test_clean_warehouse_passes_every_census_rule(warehouse_url):
     runs, rules = audit(warehouse_url)
     assert [r[0] for r in runs] == SUITES  # one audit row per suite run, in run order
     assert all(r[2:5] == (D, "scheduled__2025-03-01", True) for r in runs)
-    assert sum(r[5] for r in runs) == len(rules) == 20
+    assert sum(r[5] for r in runs) == len(rules) == 23
     assert result["validation_run_id"] == str(_run_id(warehouse_url, "census_daily"))
 
     expected_evaluated = {
@@ -285,7 +306,7 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
     runs, rules = audit(warehouse_url)
     assert [(r[0], r[4]) for r in runs] == [
         ("census_adt_feed", False), ("census_encounters", False), ("census_load_batches", False),
-        ("census_location_timeline", False), ("census_daily", True)]
+        ("census_location_timeline", False), ("census_source_freshness", True), ("census_daily", True)]
 
     n_feed_today = 8 + 6 + 4 + 1 + len(UNKNOWN_FACILITY)
     n_gaps = 10 + 7 + 5  # NGH 9 messages, SMC 6, SGH 4 (the unknown sender is no feed of ours)
@@ -299,6 +320,7 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
         "CEN-019": ("warning", 4, CLEAN_BED_SEGMENTS + 2 + 4 + 4),
         "CEN-020": ("blocking", 2, 2 + 2),
     }
+    assert set(expected) == PROVES_RULES
     for rule_id, (severity, violating, evaluated) in expected.items():
         _, _, _, sev, ok, n_eval, n_bad, share, detail = rules[rule_id]
         assert (sev, ok, n_bad, n_eval) == (severity, False, violating, evaluated), rule_id

@@ -41,6 +41,12 @@ rows; if its count no longer matches what GX counted (the data moved in between)
 or it fails, the few rows GX returned are kept instead (``evidence = 'gx_sample'``).
 Row-wise GX rules keep GX's sample of offending values, as ``{column: value}``.
 Columns named like PHI are dropped from every evidence row.
+
+Runs of another engine (``gx_result["engine"]``, e.g. dbt source freshness) are kept
+the same way: their result JSON in ``gx_result``, one rule_results row per rule (the
+catalog fields from each entry's ``expectation_config.meta``, as in GX's results),
+and for a failed freshness rule one violation row: the source table, its newest
+loaded_at value, the as-of instant and the age (``evidence = 'dbt_freshness'``).
 """
 from __future__ import annotations
 
@@ -57,6 +63,7 @@ log = logging.getLogger(__name__)
 
 VIOLATION_CAP = 1000  # violating rows' keys kept per rule and run
 SQL_RULE_TYPES = ("unexpected_rows_expectation", "unexpected_rows_share_expectation")
+FRESHNESS_RULE_TYPE = "dbt_source_freshness"  # rules.FRESHNESS_ENGINE
 # Never kept as evidence, whatever a rule's query selects (raw.adt_messages' PHI and
 # the usual names of identifying columns).
 PHI_COLUMNS = frozenset({
@@ -150,6 +157,12 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
     """(source, cap, key rows) for a rule that did not pass."""
     from healthops.quality.gx_runner import PARTIAL_VALUES
 
+    if o.expectation_type == FRESHNESS_RULE_TYPE:
+        if "exception" in o.detail:  # dbt gave no verdict: nothing to point at
+            return None, None, []
+        key = {k: o.detail.get(k) for k in ("source", "loaded_at_field", "max_loaded_at", "snapshotted_at",
+                                            "age_hours", "status")}
+        return "dbt_freshness", 1, _keys([key])
     if o.expectation_type in SQL_RULE_TYPES:
         query = ((res.get("expectation_config") or {}).get("kwargs") or {}).get("unexpected_rows_query")
         rows = _rerun_rows_query(conn, summary.data_asset, query) if query and o.rows_violating else None

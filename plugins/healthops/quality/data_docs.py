@@ -119,14 +119,21 @@ def _site_lock(site: Path):
 def build(summaries: Iterable, *, root: Path | None = None, site: Path | None = None) -> dict:
     """Add the validation runs of ``summaries`` (``gx_runner.ValidationSummary``,
     validated in this process) to the site and rebuild its index. Returns
-    ``{"index": path, "url": ..., "runs": n, "seconds": s}``."""
+    ``{"index": path, "url": ..., "runs": n, "seconds": s}``. The site is GX's: runs
+    of another engine (dbt source freshness) are left out (the audit schema keeps
+    them), and a list of only those builds nothing."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from healthops.quality.gx_runner import get_context
+    from healthops.quality.rules import GX_ENGINE
 
     t0 = time.perf_counter()
-    summaries = list(summaries)
+    summaries = [s for s in summaries if getattr(s, "engine", GX_ENGINE) == GX_ENGINE]
     site = (site or site_dir()).resolve()
+    if not summaries:
+        index = site / "index.html"
+        return {"index": str(index), "url": site_url() if site == site_dir().resolve() else index.as_uri(),
+                "runs": 0, "seconds": round(time.perf_counter() - t0, 3)}
     source = get_context()
     docs = docs_context(root, site)
     wanted = {(s.suite_name, s.run_at) for s in summaries}

@@ -16,6 +16,16 @@ facility time zone setting, as a text literal) and the rule's own ``params``
 (numbers or plain strings, as literals). Values are validated and rendered as SQL
 literals by the runner, never pasted from user input.
 
+Rules of another engine: ``expectation: DbtSourceFreshness`` with kwargs
+``{source, table, level: warn|error}`` is ``dbt source freshness`` of a dbt source
+table (``healthops.quality.freshness`` runs it). Its thresholds live in the dbt
+project's sources yml (the single source of truth); the rule file declares the
+rule (id, severity, citation, owner). At load time the source table must exist in
+the dbt project, be the file's data_asset, have a loaded_at_field and a freshness
+threshold for the rule's level; threshold must be 0 (one row is evaluated: the
+table), no params or queries. A file runs on one engine (``RuleFile.engine``): GX
+suites are never built from such a file.
+
 ``load_rules`` checks everything it can (structure, severities, duplicate ids,
 expectation names, placeholders, the expectation's own argument validation) and
 reports all problems of a file at once.
@@ -70,6 +80,14 @@ _PLAIN_STRING = re.compile(r"^[A-Za-z0-9_ /+.\-]*$")
 _BATCH_FOLLOWER = re.compile(r"\{batch\}(?=\s*(?:\)|$|(?:where|group|order|limit|union|except|intersect|window)\b))",
                              re.IGNORECASE)
 SEED_KWARG = "value_set_from_seed"
+# Engines that run rule files. A rule's engine follows from its expectation: GX's
+# classes (and ours in sql_expectations.py) run on GX; these names run elsewhere.
+GX_ENGINE = "great_expectations"
+FRESHNESS_ENGINE = "dbt_source_freshness"
+NON_GX_EXPECTATIONS = {"DbtSourceFreshness": FRESHNESS_ENGINE}
+FRESHNESS_KWARGS = ("source", "table", "level")
+FRESHNESS_LEVELS = {"warn": "warn_after", "error": "error_after"}
+FRESHNESS_PERIODS = ("minute", "hour", "day")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -96,6 +114,13 @@ class Rule:
     owner: str
     threshold: float  # share of evaluated rows allowed to violate the rule (0: none)
     params: dict[str, Any] = field(default_factory=dict)  # values for the SQL templates
+    # Non-GX rules: what the load-time check resolved from the engine's own config
+    # (dbt source freshness: the table's loaded_at_field, warn_after, error_after).
+    resolved: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def engine(self) -> str:
+        return NON_GX_EXPECTATIONS.get(self.expectation, GX_ENGINE)
 
     @property
     def is_sql(self) -> bool:
@@ -104,6 +129,8 @@ class Rule:
     @property
     def column_name(self) -> str | None:
         """The column(s) a rule looks at, for audit.rule_results."""
+        if self.engine == FRESHNESS_ENGINE:
+            return self.resolved.get("loaded_at_field")
         k = self.kwargs
         if "column" in k:
             return k["column"]
@@ -151,11 +178,21 @@ class RuleFile:
     def domains(self) -> frozenset[str]:
         return frozenset(r.domain for r in self.rules)
 
+    @property
+    def engine(self) -> str:
+        """What runs the file: GX_ENGINE (one GX suite) or FRESHNESS_ENGINE. One per
+        file (load_rules refuses a mix)."""
+        return self.rules[0].engine
 
-def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> RuleFile:
-    """Read and check a rule file. Raises ``RuleFileError`` listing every problem."""
+
+def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None,
+               dbt_project_dir: Path | str | None = None) -> RuleFile:
+    """Read and check a rule file. Raises ``RuleFileError`` listing every problem.
+    ``dbt_project_dir`` (default: the project's) is where freshness rules find their
+    sources."""
     path = Path(path)
     seeds = Path(seeds_dir) if seeds_dir else config.DBT_PROJECT_DIR / "seeds"
+    dbt_dir = Path(dbt_project_dir) if dbt_project_dir else config.DBT_PROJECT_DIR
     raw = path.read_bytes()
     try:
         doc = yaml.safe_load(raw)
@@ -202,7 +239,7 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
     for i, item in enumerate(rules_doc or [], start=1):
         if isinstance(item, dict):
             item = {"threshold": 0, **defaults, **item}
-        rule, rule_problems = _check_rule(item, i, seeds)
+        rule, rule_problems = _check_rule(item, i, seeds, dbt_dir)
         problems += rule_problems
         rid = item.get("id") if isinstance(item, dict) else None
         if isinstance(rid, str) and rid.strip():
@@ -214,10 +251,23 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
         if rule is not None:
             rules.append(rule)
 
+    engines = sorted({r.engine for r in rules})
+    if len(engines) > 1:
+        problems.append(f"a file runs on one engine, this one mixes {' and '.join(engines)} "
+                        "(put the rules in separate files)")
+    for rule in rules:
+        if rule.engine == FRESHNESS_ENGINE and schema and table:
+            asset = rule.resolved.get("relation")
+            if asset and asset != f"{schema}.{table}":
+                problems.append(f"rule {rule.id}: dbt source {rule.kwargs['source']}.{rule.kwargs['table']} "
+                                f"is the table {asset}, not the file's data_asset {schema}.{table}")
+
     if not problems:
         # The expectation's own validation (argument names and types) is the last
         # word on kwargs; run it now so a bad file fails at load, not mid-run.
         for rule in rules:
+            if rule.engine != GX_ENGINE:
+                continue  # checked against its engine's config in _check_rule
             try:
                 build_expectation(rule, SAMPLE_DATE)
             except Exception as e:  # pydantic.ValidationError and friends
@@ -235,12 +285,13 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None) -> Rule
     )
 
 
-def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str | None = None
-                 ) -> list[RuleFile]:
+def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str | None = None,
+                 dbt_project_dir: Path | str | None = None) -> list[RuleFile]:
     """Every rule file (``*.yml``) of the expectations directory, sorted by name.
     Rule ids are the catalog's keys: unique across files, not only within one."""
     directory = Path(directory) if directory else config.EXPECTATIONS_DIR
-    files = [load_rules(p, seeds_dir=seeds_dir) for p in sorted(directory.glob("*.yml"))]
+    files = [load_rules(p, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir)
+             for p in sorted(directory.glob("*.yml"))]
     seen: dict[str, str] = {}
     problems = []
     for rf in files:
@@ -254,13 +305,15 @@ def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str |
 
 
 def rule_files(domain: str, directory: Path | str | None = None, *,
-               seeds_dir: Path | str | None = None) -> list[RuleFile]:
+               seeds_dir: Path | str | None = None,
+               dbt_project_dir: Path | str | None = None) -> list[RuleFile]:
     """The rule files holding rules of ``domain``, in catalog order. A file runs as
     one suite, so keep each file to one domain."""
-    return [rf for rf in load_catalog(directory, seeds_dir=seeds_dir) if domain in rf.domains]
+    return [rf for rf in load_catalog(directory, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir)
+            if domain in rf.domains]
 
 
-def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[str]]:
+def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule | None, list[str]]:
     if not isinstance(item, dict):
         return None, [f"rule #{index} must be a mapping"]
     label = f"rule {item['id']}" if isinstance(item.get("id"), str) and item["id"] else f"rule #{index}"
@@ -299,6 +352,32 @@ def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[s
     if "kahn_category" in item and cat not in KAHN_CATEGORIES:
         problems.append(f"{label}: kahn_category {cat!r} is not one of {', '.join(KAHN_CATEGORIES)}")
     name = item.get("expectation")
+    if isinstance(name, str) and name.strip() in NON_GX_EXPECTATIONS:
+        kwargs = item.get("kwargs")
+        resolved: dict[str, Any] = {}
+        if "kwargs" in item:
+            resolved, engine_problems = _check_freshness_rule(kwargs, dbt_dir)
+            problems += [f"{label}: {p}" for p in engine_problems]
+        if item.get("params"):
+            problems.append(f"{label}: params are only for SQL rules ({name.strip()} takes none)")
+        if isinstance(threshold, (int, float)) and threshold != 0:
+            problems.append(f"{label}: threshold must be 0 for {name.strip()} (it evaluates one row, "
+                            "the source table; the tolerance is dbt's warn_after / error_after)")
+        if problems:
+            return None, problems
+        return Rule(
+            id=item["id"].strip(),
+            description=" ".join(item["description"].split()),
+            kahn_category=cat,
+            severity=sev,
+            citation=item["citation"].strip(),
+            expectation=name.strip(),
+            kwargs=dict(kwargs),
+            domain=domain,
+            owner=item["owner"].strip(),
+            threshold=0.0,
+            resolved=resolved,
+        ), []
     if isinstance(name, str) and name.strip():
         problem = _check_expectation_name(name)
         if problem:
@@ -336,6 +415,157 @@ def _check_rule(item: Any, index: int, seeds: Path) -> tuple[Rule | None, list[s
         threshold=float(threshold),
         params=dict(params),
     ), []
+
+
+def _check_freshness_rule(kwargs: Any, dbt_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """A DbtSourceFreshness rule's kwargs against the dbt project: (what dbt will
+    use, problems)."""
+    if not isinstance(kwargs, dict):
+        return {}, ["kwargs must be a mapping"]
+    problems = [f"kwargs may not set {k!r} (the rule's own fields do)" for k in kwargs if k in RESERVED_KWARGS]
+    problems += [f"unknown kwarg {k!r} for DbtSourceFreshness (it takes {', '.join(FRESHNESS_KWARGS)})"
+                 for k in kwargs if k not in FRESHNESS_KWARGS and k not in RESERVED_KWARGS]
+    problems += [f"DbtSourceFreshness needs kwarg {k!r}" for k in FRESHNESS_KWARGS if k not in kwargs]
+    if any(k.endswith("_query") for k in kwargs):
+        problems.append("DbtSourceFreshness takes no SQL (*_query kwargs); dbt's sources yml says what it reads")
+    level = kwargs.get("level")
+    if "level" in kwargs and level not in FRESHNESS_LEVELS:
+        problems.append(f"level must be one of {', '.join(FRESHNESS_LEVELS)}, got {level!r}")
+    source, table = kwargs.get("source"), kwargs.get("table")
+    for k, v in (("source", source), ("table", table)):
+        if k in kwargs and not (isinstance(v, str) and _IDENT.match(v)):
+            problems.append(f"{k} must be a plain dbt name, got {v!r}")
+    if problems:
+        return {}, problems
+    try:
+        tables = dbt_source_tables(dbt_dir)
+    except ValueError as e:
+        return {}, [str(e)]
+    found = tables.get((source, table))
+    if found is None:
+        known = sorted(f"{s}.{t}" for s, t in tables)
+        hint = difflib.get_close_matches(f"{source}.{table}", known, n=1)
+        return {}, [f"dbt source {source}.{table} is not in the dbt project's sources yml "
+                    f"({dbt_dir / 'models'})" + (f" (did you mean {hint[0]!r}?)" if hint else "")]
+    where = f"dbt source {source}.{table} ({found['file']})"
+    if not found.get("loaded_at_field"):
+        problems.append(f"{where} has no loaded_at_field: dbt cannot tell its freshness on PostgreSQL")
+    key = FRESHNESS_LEVELS[level]
+    if not _time_set(found.get("freshness") and found["freshness"].get(key)):
+        problems.append(f"{where} has no freshness {key} for a level {level!r} rule: "
+                        "the threshold lives in dbt's sources yml; set it there")
+    return {**found, "level": level}, problems
+
+
+def dbt_source_tables(dbt_dir: Path | str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(source, table) -> {relation, loaded_at_field, freshness, file}`` from the sources
+    yml files of a dbt project's model paths. Freshness is merged source -> source
+    config -> table -> table config as dbt-core 1.11 does (parser/sources.py
+    merge_source_freshness: a level's ``null`` switches it off, a threshold given
+    further down overrides). dbt_project.yml ``sources:`` configs are not read; the
+    runner checks dbt's own criteria at run time too."""
+    dbt_dir = Path(dbt_dir) if dbt_dir else config.DBT_PROJECT_DIR
+    return _dbt_source_tables(str(dbt_dir), _yml_signature(dbt_dir))
+
+
+def _model_paths(dbt_dir: Path) -> list[Path]:
+    project = dbt_dir / "dbt_project.yml"
+    paths = ["models"]
+    if project.is_file():
+        try:
+            doc = yaml.safe_load(project.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{project}: not valid YAML: {e}") from None
+        paths = doc.get("model-paths") or paths
+    return [dbt_dir / p for p in paths]
+
+
+def _yml_signature(dbt_dir: Path) -> tuple:
+    """Paths and mtimes of the yml files that can hold sources (a cache key)."""
+    files = [dbt_dir / "dbt_project.yml"]
+    for d in _model_paths(dbt_dir):
+        if d.is_dir():
+            files += sorted(p for p in d.rglob("*.y*ml") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime_ns) for p in files if p.is_file())
+
+
+@lru_cache(maxsize=8)
+def _dbt_source_tables(dbt_dir: str, signature: tuple) -> dict[tuple[str, str], dict[str, Any]]:
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for path_str, _ in signature:
+        path = Path(path_str)
+        if path.name == "dbt_project.yml" and path.parent == Path(dbt_dir):
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("sources"), list):
+            continue
+        for src in doc["sources"]:
+            if not isinstance(src, dict) or not isinstance(src.get("name"), str):
+                continue
+            src_config = src.get("config") if isinstance(src.get("config"), dict) else {}
+            for tbl in src.get("tables") or []:
+                if not isinstance(tbl, dict) or not isinstance(tbl.get("name"), str):
+                    continue
+                tbl_config = tbl.get("config") if isinstance(tbl.get("config"), dict) else {}
+                loaded_at = _first_set(
+                    (tbl_config, "loaded_at_field"), (tbl, "loaded_at_field"),
+                    (src_config, "loaded_at_field"), (src, "loaded_at_field"))
+                freshness = _merge_freshness(
+                    src.get("freshness", {}), src_config.get("freshness", {}),
+                    tbl.get("freshness", {}), tbl_config.get("freshness", {}))
+                schema = src.get("schema") or src["name"]
+                identifier = tbl.get("identifier") or tbl["name"]
+                out[(src["name"], tbl["name"])] = {
+                    "relation": f"{schema}.{identifier}",
+                    "loaded_at_field": loaded_at,
+                    "freshness": freshness,
+                    "file": str(path.relative_to(Path(dbt_dir))) if path.is_relative_to(dbt_dir) else str(path),
+                }
+    return out
+
+
+def _first_set(*places: tuple[dict, str]) -> Any:
+    for mapping, key in places:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None
+
+
+def _merge_freshness(*levels: Any) -> dict | None:
+    """dbt's merge_source_freshness over raw yml values: ``{}`` (not given) keeps the
+    level above, ``None`` (explicit null) switches freshness off."""
+    current = levels[0] if isinstance(levels[0], dict) or levels[0] is None else {}
+    for update in levels[1:]:
+        if update is not None and not isinstance(update, dict):
+            update = {}
+        if current is not None and update is not None:
+            merged = {**current, **{k: v for k, v in update.items() if k not in ("warn_after", "error_after")}}
+            for key in ("warn_after", "error_after"):
+                base, upd = current.get(key, {}), update.get(key, {})
+                if _time_set(base) and _time_set(upd):
+                    merged[key] = {**base, **upd}
+                elif upd is None:
+                    merged[key] = None
+                else:
+                    merged[key] = upd if _time_set(upd) else base
+            current = merged
+        elif current is None and update and (_time_set(update.get("warn_after"))
+                                             or _time_set(update.get("error_after"))):
+            current = update
+        else:
+            current = None
+    return current
+
+
+def _time_set(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    count = value.get("count")
+    return (isinstance(count, int) and not isinstance(count, bool) and count > 0
+            and value.get("period") in FRESHNESS_PERIODS)
 
 
 def _check_threshold_support(name: str) -> str | None:
@@ -499,6 +729,8 @@ def build_expectation(rule: Rule, logical_date: dt.date | None = None):
     """The GX expectation for one rule, carrying the rule's metadata; SQL templates
     filled for ``logical_date`` (a rule whose SQL needs the date refuses to build
     without one)."""
+    if rule.engine != GX_ENGINE:
+        raise ValueError(f"rule {rule.id}: {rule.expectation} runs on {rule.engine}, not on GX")
     cls = _expectation_class(rule.expectation)
     kwargs = dict(rule.kwargs)
     queries = {k: v for k, v in kwargs.items() if k.endswith("_query") and isinstance(v, str)}
@@ -525,6 +757,8 @@ def build_expectation(rule: Rule, logical_date: dt.date | None = None):
 
 def build_suite(rule_file: RuleFile, logical_date: dt.date | None = None):
     """A ``gx.ExpectationSuite`` with one expectation per rule, in file order."""
+    if rule_file.engine != GX_ENGINE:
+        raise ValueError(f"{rule_file.path.name} runs on {rule_file.engine}: it has no GX suite")
     gx = _gx()
     return gx.ExpectationSuite(
         name=rule_file.suite_name,

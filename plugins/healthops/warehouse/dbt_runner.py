@@ -26,10 +26,12 @@ def dbt_env(url: str | None) -> dict[str, str]:
 
 
 def run_dbt(args: list[str], url: str | None = None, project_dir: Path | None = None,
-            check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
-    """``dbt <args>`` in a subprocess against the warehouse at ``url``."""
+            check: bool = True, capture: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``dbt <args>`` in a subprocess against the warehouse at ``url``; ``env`` adds
+    variables for this run only."""
     project = Path(project_dir or config.DBT_PROJECT_DIR)
-    env = {**os.environ, **dbt_env(url)}
+    env = {**os.environ, **dbt_env(url), **(env or {})}
     dbt = Path(sys.executable).with_name("dbt")
     cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
     proc = subprocess.run(cmd, env=env, cwd=project, text=True,
