@@ -153,6 +153,72 @@ def test_never_two_patients_in_one_bed(feed):
             assert v0 == v1 or e0 <= s1, (bed, (s0, e0, v0), (s1, e1, v1))
 
 
+# The longest an ED visit can last: 1.5-8 h in a bay (+2 h when the end falls in
+# 01:00-02:59), then boarding for a bed in 5 more tries of 3 h each (+2 h likewise).
+ED_LONGEST = timedelta(hours=8 + 2 + 5 * 3 + 2)
+
+
+def _double_booked(messages) -> list:
+    """Pairs of location segments of different encounters that overlap in one named
+    bed (facility, unit, room, bed), as CEN-019 finds them; an open segment lasts
+    for ever."""
+    far = datetime.max
+    spans = defaultdict(list)
+    for segs in encounter_segments(messages).values():
+        for s in segs:
+            if s.unit is not None and (s.bed or "").strip() and s.end != s.start:
+                bed = (s.facility, s.unit, (s.room or "").strip() or None, s.bed.strip())
+                end = s.end.replace(tzinfo=None) if s.end else far
+                spans[bed].append((s.start.replace(tzinfo=None), end, s.visit_number))
+    pairs = []
+    for bed, ss in spans.items():
+        ss.sort()
+        for i, (s0, e0, v0) in enumerate(ss):
+            for s1, e1, v1 in ss[i + 1:]:
+                if s1 >= e0:
+                    break
+                if v1 != v0:
+                    pairs.append((bed, (s0, e0, v0), (s1, e1, v1)))
+    return pairs
+
+
+@pytest.mark.parametrize("fixture", ["feed", "month"])
+def test_no_bed_held_twice_on_any_night_and_ed_visits_close(fixture, request):
+    # Each night's warehouse holds the files received through that day. A late
+    # discharge (or transfer) leaves its patient in the bed they left until the
+    # message arrives; the bed must not be given to anyone else meanwhile, or CEN-019
+    # warns (an ED bay turns over within hours, so it did on most nights of the demo).
+    root, summary, messages, _ = request.getfixturevalue(fixture)
+    first, last = date.fromisoformat(summary["first_day"]), date.fromisoformat(summary["last_day"])
+    assert summary["late"] >= 2
+    assert any(m.trigger_event == "A03" and m.patient_class == "E" and m.event_ts.date() < d
+               for d, _, m in messages)                       # late ED discharges are among them
+    night = first
+    while night <= last:
+        assert _double_booked([t for t in messages if t[0] <= night]) == [], night
+        night += timedelta(days=1)
+
+    # Every ED visit ends in a discharge from the ED (A03) or an admission (A06); only
+    # visits that may still be going on when the feed ends stay open, in their own bay.
+    ed_units = {(u["facility_code"], u["unit_code"]) for u in summary["units"] if u["unit_type"] == "emergency"}
+    feed_end = datetime.combine(last + timedelta(days=1), datetime.min.time(), ZoneInfo("America/Los_Angeles"))
+    visits = still_open = 0
+    for segs in encounter_segments(messages).values():
+        for s, nxt in zip(segs, segs[1:] + [None]):
+            if (s.facility, s.unit) not in ed_units:
+                continue
+            visits += 1
+            assert s.census_class == "emergency", s
+            if nxt is None:
+                assert s.end is None and feed_end - s.start <= ED_LONGEST, s
+                still_open += 1
+            else:
+                assert (nxt.event, nxt.unit) == ("A03", None) or (
+                    nxt.event == "A06" and nxt.census_class == "inpatient"
+                    and (nxt.facility, nxt.unit) not in ed_units), (s, nxt)
+    assert visits > 50 * (last - first).days and still_open < visits / 50
+
+
 def test_one_day_run(tmp_path):
     summary = generate(tmp_path, START, 1, seed=3)
     messages, rejections = _parse(tmp_path)

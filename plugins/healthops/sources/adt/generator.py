@@ -37,12 +37,13 @@ same-day inpatient stays, a long-stay tail (2–6 weeks), discharges (A03 with
 PV1-45; peak late morning to early afternoon, fewer at weekends), A08 updates,
 cancels (A11 of an admit or registration, A12 of a transfer, A13 of a discharge
 followed by the real discharge later), late messages (an event 1–3 days old
-arriving in a later day's file, EVN-6 = when it happened), duplicates (same MSH-4
-+ MSH-10 re-sent in a later file, one per 28 days), malformed messages (missing
-PV1-19, unknown event A99, unparseable EVN-2: copies of an A08, no census effect)
-and, in runs of 28 days or more, per 28-day block one file cut mid-message (its
-last message, an extra A08, loses everything from inside PID on) and one file with
-a line of garbage between two messages.
+arriving in a later day's file, EVN-6 = when it happened; the bed a late A02/A03
+vacates is given to no one else until the message arrives, see ``_Hospital.hold``),
+duplicates (same MSH-4 + MSH-10 re-sent in a later file, one per 28 days),
+malformed messages (missing PV1-19, unknown event A99, unparseable EVN-2: copies
+of an A08, no census effect) and, in runs of 28 days or more, per 28-day block
+one file cut mid-message (its last message, an extra A08, loses everything from
+inside PID on) and one file with a line of garbage between two messages.
 
 Wire-format variety: HL7 versions 2.3–2.8, ``\\r`` and ``\\r\\n`` terminators, MLLP
 framing and FHS/BHS batch envelopes (at least one file each per run), MSH-18 UTF-8
@@ -201,6 +202,7 @@ class _Hospital:
             self.beds[code] = beds
         self.ed = (self.by_type.get("emergency") or [None])[0]
         self.all_beds = [b for bs in self.beds.values() for b in bs]
+        self.by_loc = {b.loc: b for b in self.all_beds}
 
     def has(self, utype: str) -> bool:
         return bool(self.capacity.get(utype))
@@ -223,6 +225,22 @@ class _Hospital:
             if b is not None:
                 return b
         return None
+
+    def hold(self, loc: Optional[tuple], s: datetime, e: datetime) -> bool:
+        """Keep the bed at ``loc`` from everyone else over [s, e); False (nothing
+        booked) when another stay already starts in it by then.
+
+        A late A02/A03 leaves its patient in the bed they left in every night's
+        warehouse until the message is received: were the bed given to the next
+        patient meanwhile, each of those nights would show two patients in one bed
+        (CEN-019), an ED bay within hours. So a message is only sent late if its bed
+        can be held until it arrives. The patient's own booking started before
+        ``s``; any booking starting inside [s, e) is someone else's."""
+        b = self.by_loc.get(loc) if loc else None
+        if b is None or any(s <= s0 < e for s0, _ in b.busy):
+            return False
+        b.busy.append((s, e))
+        return True
 
     def prune(self, now: datetime) -> None:
         """Forget bookings that ended before ``now`` (every later booking starts after it)."""
@@ -875,9 +893,12 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
                         and late < max(2, days)):
                     k = rng.randint(1, 3)
                     if day + timedelta(days=k) <= last_day:
-                        e.late_days = k
-                        e.recv = datetime.combine(day + timedelta(days=k), time(8)) + _hours(rng, 0, 12)
-                        late += 1
+                        recv = datetime.combine(day + timedelta(days=k), time(8)) + _hours(rng, 0, 12)
+                        # the bed the patient leaves (an A08 moves no one) stays theirs until then
+                        vacated = {"A02": e.prior, "A03": e.loc}.get(e.event)
+                        if vacated is None or sim.h.hold(vacated, e.t, recv + TURNOVER):
+                            e.late_days, e.recv = k, recv
+                            late += 1
                 outbox.setdefault(e.recv.date(), []).append(e)
             # malformed extras: copies of an update for a patient, with one defect each
             n_bad = (1 if day_i < 3 else int(rng.random() < 1 / 3)) if evs else 0
