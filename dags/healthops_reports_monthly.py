@@ -5,12 +5,17 @@ On the 1st of each month at 06:00 facility time, for the month before (the run's
 data interval; its logical date is the interval's start, so the report month is
 the logical date's month):
 
-1. **publish_compliance_monthly**: the compliance and data-quality findings report
-   for auditors, from the `audit` schema only: every catalog rule's outcome by day,
-   open findings, reviews, the evidence lineage (source file SHA-256 → load batch →
-   validation runs) and the audit trail's verification. HTML body, PDF attached,
-   the lineage as CSV; sent once per content version (a late review or a re-validated
-   day sends a revised report).
+one task per monthly report of the report catalog (`report_templates/catalog.yml`,
+entries with `period: month`), e.g.
+
+- **publish_monthly_census**: census and utilization (ADC, occupancy, ALOS) for the CNO and CFO;
+- **publish_dq_governance**: data quality and records governance for the HIM director;
+- **publish_compliance_monthly**: compliance and data-quality findings for auditors, from the
+  `audit` schema only: every rule's outcome by day, open findings, reviews, the evidence
+  lineage (source file SHA-256 → load batch → validation runs), the audit trail's verification.
+
+Each is sent once per recipient and content version; a late change (a review, a
+re-validated day, late ADT data) sends one revised message saying what changed.
 
 A failed run e-mails the catalog's `alerts.data_engineers`. Owner: data engineering.
 """
@@ -43,13 +48,19 @@ def alert_data_engineers(context) -> None:
     on_failure_callback=alert_data_engineers,
 )
 def healthops_reports_monthly():
-    @task
-    def publish_compliance_monthly(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import publish_compliance_monthly as run
+    from healthops.reports.render import load_catalog
 
-        return run(logical_date, run_id)
+    for report_id, entry in load_catalog()["reports"].items():
+        if entry.get("period") != "month":
+            continue
 
-    publish_compliance_monthly()
+        @task(task_id=f"publish_{report_id}")
+        def publish(report_id=report_id, logical_date=None, run_id=None) -> dict:
+            from healthops.pipeline import publish_monthly
+
+            return publish_monthly(report_id, logical_date, run_id)
+
+        publish()
 
 
 healthops_reports_monthly()

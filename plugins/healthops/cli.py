@@ -113,6 +113,40 @@ def _run_monthly(months: list[date]) -> int:
     return 0 if ok else 1
 
 
+def cmd_reports_sent(args) -> int:
+    from healthops.reports.publish import sent_messages
+
+    with _audit_connection() as conn:
+        rows = sent_messages(conn, report=args.report, since=args.since)
+    if not rows:
+        print("no report messages sent" + (f" for {args.report}" if args.report else "")
+              + (f" since {args.since}" if args.since else ""))
+        return 0
+    print(f"{'sent at (UTC)':<17} {'report':<20} {'period':<10} {'rev':>3}  {'recipient':<34} message id")
+    for r in rows:
+        print(f"{r['sent_at']:%Y-%m-%d %H:%M}  {r['report_id']:<20} {r['period']:<10} {r['revision']:>3}  "
+              f"{r['recipient']:<34} {r['message_id']}" + ("" if r["eml_sha256"] else "  (not archived)"))
+    print(f"{len(rows)} message(s). Resend one: healthops reports resend MESSAGE_ID [--to ADDRESS]")
+    return 0
+
+
+def cmd_reports_resend(args) -> int:
+    from healthops.reports.delivery import SmtpSettings
+    from healthops.reports.publish import resend
+
+    with smtp_relay() as (smtp_url, outbox_dir), _audit_connection() as conn:
+        try:
+            done = resend(conn, args.message_id, SmtpSettings.from_url(smtp_url),
+                          to=args.to, by=args.by)
+        except LookupError as e:
+            print(str(e), file=sys.stderr)
+            return 1
+        conn.commit()
+    print(f"resent {done['message_id']} to {done['recipient']}"
+          + (f" (outbox: {outbox_dir})" if outbox_dir else ""))
+    return 0
+
+
 def cmd_reports_monthly(args) -> int:
     last = args.to or args.month
     if last < args.month:
@@ -306,6 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     rm.add_argument("--month", type=_month, required=True, help="YYYY-MM")
     rm.add_argument("--to", type=_month, help="last month (inclusive)")
     rm.set_defaults(func=cmd_reports_monthly)
+    rs = rsub.add_parser("sent", help="list the report messages sent (the delivery ledger and archive)")
+    rs.add_argument("--report", help="a report id of the catalog, e.g. daily_census")
+    rs.add_argument("--since", type=_date, help="sent on or after this day (YYYY-MM-DD)")
+    rs.set_defaults(func=cmd_reports_sent)
+    rr = rsub.add_parser("resend", help="send an archived message again, byte for byte")
+    rr.add_argument("message_id", help="as listed by `healthops reports sent`")
+    rr.add_argument("--to", help="another address (default: the original recipient)")
+    rr.add_argument("--by", help="who asked for the resend (kept with it)")
+    rr.set_defaults(func=cmd_reports_resend)
 
     a = sub.add_parser("audit", help="the audit trail: verify it, list findings, record reviews")
     asub = a.add_subparsers(dest="audit_command", required=True)

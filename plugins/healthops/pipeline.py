@@ -63,8 +63,9 @@ def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None
 # -- 3. validate -------------------------------------------------------------------
 def validate_census(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
     """Every census rule file (one GX suite per data asset: the ADT feed, the load
-    batches, the timeline, the encounters, the daily census) for the receipt date.
-    One audit.validation_runs row per suite; raises on any blocking failure."""
+    batches, the timeline, the encounters, the daily census; and the ADT feed's dbt
+    source freshness, run by dbt) for the receipt date. One audit.validation_runs
+    row per suite; raises on any blocking failure."""
     from healthops.quality.gx_runner import validate_domain_and_record
     from healthops.quality.rules import rule_files
 
@@ -110,54 +111,17 @@ def build_data_docs(summaries) -> str | None:
 # -- 4. report and deliver ---------------------------------------------------------
 def daily_census_context(conn, report_date: date, facility_code: str | None = None,
                          trend_days: int = 14) -> dict:
-    """The daily census report's context, from marts only (aggregates, no PHI), the
-    date's latest data-quality results and the link to the Data Docs site."""
+    """The daily census report's context for a whole facility (see
+    ``healthops.reports.daily_census``), read through the allow-list reader."""
     from healthops.census.units import load_units
-    from healthops.quality.data_docs import site_url
+    from healthops.reports.daily_census import KIND
+    from healthops.reports.phi import MartReader, allowed_columns
+    from healthops.reports.render import load_catalog
 
-    units = {(u["facility_code"], u["unit_code"]): u for u in load_units()}
-    facility_code = facility_code or next(iter(units))[0]  # the first facility of the reference data
-    rows = conn.execute(
-        """select unit_code, midnight_census, admissions, discharges, transfers_in, transfers_out,
-                  patient_days, staffed_beds
-           from marts.fct_census_daily where facility_code = %s and census_date = %s
-           order by unit_code""", (facility_code, report_date)).fetchall()
-    if not rows:
-        raise LookupError(f"marts.fct_census_daily has no rows for {facility_code} on {report_date}")
-    out_units = []
-    for unit_code, mc, adm, dis, tin, tout, pd, beds in rows:
-        ref = units.get((facility_code, unit_code), {})
-        out_units.append({
-            "unit_code": unit_code, "unit_name": ref.get("unit_name", f"{unit_code} (not in reference data)"),
-            "unit_type": ref.get("unit_type", "unknown"), "staffed_beds": beds,
-            "midnight_census": mc, "admissions": adm, "discharges": dis,
-            "transfers_in": tin, "transfers_out": tout, "patient_days": pd,
-        })
-    trend = conn.execute(
-        """select census_date, sum(midnight_census)::int from marts.fct_census_daily
-           where facility_code = %s and census_date between %s and %s
-           group by census_date order by census_date""",
-        (facility_code, report_date - timedelta(days=trend_days - 1), report_date)).fetchall()
-    quality = conn.execute(
-        """select r.rule_id, r.success, r.severity, coalesce(r.detail->>'description', r.expectation_type)
-           from audit.rule_results r
-           join (select distinct on (suite_name) validation_run_id
-                 from audit.validation_runs where logical_date = %s
-                 order by suite_name, run_at desc) latest using (validation_run_id)
-           order by r.rule_id""", (report_date,)).fetchall()
-    descriptions = rule_descriptions()
-    return {
-        "facility_code": facility_code,
-        "facility_name": facility_name(facility_code),
-        "report_date": report_date,
-        "generated_at": datetime.now(timezone.utc),
-        "units": out_units,
-        "trend": [{"census_date": d, "midnight_census": n} for d, n in trend],
-        "quality": [{"rule": r, "status": "passed" if ok else "failed", "severity": sev,
-                     "detail": descriptions.get(r, desc)}
-                    for r, ok, sev, desc in quality],
-        "data_docs_url": site_url(),
-    }
+    facility_code = facility_code or load_units()[0]["facility_code"]
+    reader = MartReader(conn, allowed_columns(load_catalog()))
+    return KIND.build_context(reader, report_date.isoformat(), {"facility": facility_code},
+                              {"trend_days": trend_days})
 
 
 def rule_descriptions() -> dict[str, str]:
@@ -191,32 +155,23 @@ def smtp_settings():
                         ssl=str(extra.get("ssl", extra.get("disable_ssl") is False)).lower() == "true")
 
 
+def publish_report(report_id: str, period: str, dag_run_id: str | None = None, url: str | None = None,
+                   smtp=None) -> dict:
+    """Publish a catalog report for a period (``healthops.reports.publish``): one
+    message per recipient with the recipient's filter applied, sent once per content
+    version, revised when late data change it, never with PHI."""
+    from healthops.reports.publish import publish
+
+    outcome = publish(report_id, period, url=url or task_warehouse_url(), smtp=smtp or smtp_settings(),
+                      dag_run_id=dag_run_id)
+    return outcome.as_dict()
+
+
 def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str | None = None,
                          smtp=None) -> dict:
-    """Render the daily census (HTML + PDF) of every facility with census that day,
-    write it under $HEALTHOPS_OUT/reports and send it to the catalog's recipients,
-    once per report, facility, period, recipient and content."""
-    from healthops.reports.ledger import send_once
-    from healthops.reports.render import load_catalog, render_daily_census, write_outputs
-    from healthops.warehouse.connection import connect
-
-    d = receipt_date(logical_date)
-    entry = load_catalog()["reports"]["daily_census"]
-    settings = smtp or smtp_settings()
-    published = {}
-    with connect(url or task_warehouse_url()) as conn:
-        facilities = [f for (f,) in conn.execute(
-            "select distinct facility_code from marts.fct_census_daily where census_date = %s order by 1", (d,))]
-        if not facilities:
-            raise LookupError(f"marts.fct_census_daily has no rows for {d}: was the feed received?")
-        for facility in facilities:
-            context = daily_census_context(conn, d, facility)
-            rendered = render_daily_census(context)
-            paths = write_outputs(rendered, config.out() / "reports")
-            sent = send_once(conn, f"daily_census/{facility}", d.isoformat(), rendered, context, entry,
-                             settings, dag_run_id)
-            published[facility] = {"files": {k: str(v) for k, v in paths.items()}, **sent}
-    return {"report_date": d.isoformat(), "facilities": published}
+    """The daily census of the receipt date to each recipient (her facility, her
+    units), and revisions of the days before that late data changed."""
+    return publish_report("daily_census", receipt_date(logical_date).isoformat(), dag_run_id, url, smtp)
 
 
 def report_month(logical_date) -> str:
@@ -227,24 +182,13 @@ def report_month(logical_date) -> str:
     return f"{d:%Y-%m}"
 
 
+def publish_monthly(report_id: str, logical_date, dag_run_id: str | None = None, url: str | None = None,
+                    smtp=None) -> dict:
+    """A monthly catalog report for the month of the run's logical date."""
+    return publish_report(report_id, report_month(logical_date), dag_run_id, url, smtp)
+
+
 def publish_compliance_monthly(logical_date, dag_run_id: str | None = None, url: str | None = None,
                                smtp=None) -> dict:
-    """The monthly compliance and data-quality report (HTML, PDF, lineage CSV) for the
-    auditors: written under $HEALTHOPS_OUT/reports and sent once per content version."""
-    from healthops.reports.compliance import REPORT_ID, compliance_context, figures, render_compliance
-    from healthops.reports.ledger import send_once
-    from healthops.reports.render import load_catalog, write_outputs
-    from healthops.warehouse.connection import connect
-
-    month = report_month(logical_date)
-    entry = load_catalog()["reports"][REPORT_ID]
-    settings = smtp or smtp_settings()
-    with connect(url or task_warehouse_url()) as conn:
-        context = compliance_context(conn, month)
-        rendered = render_compliance(context)
-        paths = write_outputs(rendered, config.out() / "reports")
-        sent = send_once(conn, REPORT_ID, month, rendered, figures(context), entry, settings, dag_run_id)
-    log.info("%s %s: %d open findings, audit trail %s; sent to %s", REPORT_ID, month,
-             context["summary"]["open_findings"], "verified" if context["audit_trail"]["ok"] else "NOT VERIFIED",
-             sent["sent_to"] or "nobody new")
-    return {"period": month, "files": {k: str(v) for k, v in paths.items()}, **sent}
+    """The monthly compliance and data-quality report for the auditors."""
+    return publish_monthly("compliance_monthly", logical_date, dag_run_id, url, smtp)

@@ -58,15 +58,27 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
         n_tasks = db.execute("select count(distinct task_id) from task_instance").fetchone()[0]
         assert dict(states)["success"] == n_tasks * DAYS
 
-        # one HTML, one PDF and one email per day, with the PDF attached
+        # per day, one report per recipient's filter (HTML, PDF, CSV) and one e-mail per
+        # recipient with the PDF attached, for the facilities on the feed
+        with connect(warehouse_url) as conn:
+            facilities = {f for (f,) in conn.execute("select distinct facility_code from marts.fct_census_daily")}
+        slices = {"NGH": "house.supervisor@example.org", "NGH-ICU-SDU": "nurse.manager.icu@example.org",
+                  "NGH-MS5-TELE": "nurse.manager.medsurg@example.org", "SGH": "house.supervisor.sgh@example.org"}
+        slices = {k: v for k, v in slices.items() if k.split("-")[0] in facilities}
+        assert "NGH" in slices
         reports = sorted(p.name for p in (env / "out" / "reports").iterdir())
-        assert reports == sorted([f"daily_census_NGH_{d}.{ext}" for d in dates for ext in ("html", "pdf")])
+        assert reports == sorted([f"daily_census_{s}_{d}.{ext}" for d in dates for s in slices
+                                  for ext in ("html", "pdf", "csv")])
         emls = sorted(outbox_dir.glob("*.eml"))
-        assert len(emls) == DAYS
+        assert len(emls) == len(slices) * DAYS
+        per_recipient = {}
         for path in emls:
             msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            per_recipient.setdefault(msg["To"], []).append(msg["X-Healthops-Period"])
             pdfs = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
             assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF")
+        assert {r: sorted(p) for r, p in per_recipient.items()} == {
+            r: [d.isoformat() for d in dates] for r in slices.values()}
 
         with connect(warehouse_url) as conn:
             runs = conn.execute("select count(*), bool_and(success) from audit.validation_runs").fetchone()
@@ -81,7 +93,9 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
         expected = reference_from_landing(env / "landing", dates[0], dates[-1])
         fields = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
         got = {(r[0], r[1], r[2]): dict(zip(fields, r[3:9])) for r in _mart(warehouse_url) if r[2] >= dates[0]}
-        assert len(got) == 6 * DAYS  # six inpatient units of the seed, every day
+        units = {(f, u) for f, u, _ in got}
+        assert {("NGH", u) for u in ("ICU", "SDU", "TELE", "MS5", "PEDS", "PSY")} <= units
+        assert len(got) == len(units) * DAYS  # every unit of the feed's facilities, every day
         for key, row in got.items():
             assert row == {f: expected[key][f] for f in fields}, key
         # nothing the reference counted is missing from the mart
@@ -95,4 +109,4 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
         assert [r["state"] for r in again] == ["success"]
         assert _mart(warehouse_url) == mart_before
         assert _counts(warehouse_url) == counts_before
-        assert len(list(outbox_dir.glob("*.eml"))) == DAYS
+        assert len(list(outbox_dir.glob("*.eml"))) == len(slices) * DAYS

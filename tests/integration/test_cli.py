@@ -104,10 +104,13 @@ def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path,
                                  where not r.success order by 1""").fetchall()
     assert ("CEN-012", "warning", 1) in failed and all(f[1] == "warning" for f in failed), failed
 
-    # the report went out, once, with the warning banner naming the failing rules
-    assert len(mails) == 1, [m["Subject"] for m in mails]
-    report = mails[0]
-    assert report["X-Healthops-Report"] == "daily_census"
+    # the report went out, once to each NGH recipient (SGH is not on this feed: nothing
+    # for its supervisor), each with the warning banner naming the failing rules
+    assert sorted(m["To"] for m in mails) == [
+        "house.supervisor@example.org", "nurse.manager.icu@example.org", "nurse.manager.medsurg@example.org"]
+    report = next(m for m in mails if m["To"] == "house.supervisor@example.org")
+    assert all(m["X-Healthops-Report"] == "daily_census" and "Warnings only" in m.get_body(("html",)).get_content()
+               for m in mails)
     assert report["Subject"].startswith(f"[DATA QUALITY: {len(failed)} failed] Daily census")
     html = report.get_body(("html",)).get_content()
     banner = html[html.index('<div class="banner warning"'):]

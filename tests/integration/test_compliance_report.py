@@ -176,15 +176,19 @@ def test_published_once_per_content_version_over_smtp(month_of_history, tmp_path
             audit_trail.review(conn, f.finding_id, "B. Auditor", "Duplicate discharge fixed at source.")
         revised = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "manual__after_review", month_of_history, smtp)
         messages = box.messages()
-    assert first["sent_to"] == recipients and again["sent_to"] == [] and revised["sent_to"] == recipients
-    assert len(messages) == 2
+    assert sorted(s["recipient"] for s in first["sent"]) == sorted(recipients) and again["sent"] == []
+    assert sorted((s["recipient"], s["revision"]) for s in revised["sent"]) == sorted((r, 1) for r in recipients)
+    assert len(messages) == 4  # one per recipient, then one revision per recipient
     msg = BytesParser(policy=policy.default).parsebytes(messages[0].read_bytes())
     assert msg["X-Healthops-Report"] == "compliance_monthly" and msg["X-Healthops-Period"] == "2025-03"
     names = sorted(a.get_filename() for a in msg.iter_attachments())
     assert names == ["compliance_monthly_2025-03.pdf", "compliance_monthly_2025-03_lineage.csv"]
     assert (config.out() / "reports" / "compliance_monthly_2025-03.pdf").is_file()
-    last = BytesParser(policy=policy.default).parsebytes(messages[1].read_bytes())
-    assert "B. Auditor" in last.get_body(preferencelist=("html",)).get_content()
+    last = BytesParser(policy=policy.default).parsebytes(messages[-1].read_bytes())
+    assert last["Subject"].startswith("[REVISED] [2 open blocking findings]") or \
+        last["Subject"].startswith("[REVISED] [1 open blocking finding]")
+    html = last.get_body(preferencelist=("html",)).get_content()
+    assert "B. Auditor" in html and "Revised report" in html and "reviews: 1 → 2" in html
     with connect(month_of_history) as conn:
         assert conn.execute("select count(*), count(distinct content_sha256) from reporting.deliveries "
                             "where report_id = 'compliance_monthly'").fetchone() == (4, 2)

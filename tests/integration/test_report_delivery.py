@@ -221,9 +221,20 @@ def test_write_outputs(rendered, tmp_path):
 def test_catalog_and_env_override(tmp_path, monkeypatch):
     entry = load_catalog()["reports"]["daily_census"]
     assert entry["template"] == "daily_census.html.j2"
-    assert entry["formats"] == ["html", "pdf"]
+    assert entry["formats"] == ["html", "pdf", "csv"]
     assert "healthops@localhost" in entry["sender"]
-    assert "nurse.manager.icu@example.org" in entry["recipients"] and len(entry["recipients"]) == 3
+    assert "nurse.manager.icu@example.org" in entry["recipients"] and len(entry["recipients"]) == 4
+    assert {"address": "nurse.manager.icu@example.org", "filter": {"facility": "NGH", "units": ["ICU", "SDU"]}} \
+        in entry["distribution"]
+    bad = tmp_path / "bad.yml"
+    for recipients, problem in (("[{address: a@example.org, filter: {ward: X}}]", "unknown filter keys"),
+                                ("[{address: a@example.org, filter: {units: ICU}}]", "units must be a list"),
+                                ("[a@example.org, A@example.org]", "listed twice"),
+                                ("[{filter: {facility: NGH}}]", "e-mail address")):
+        bad.write_text("reports:\n  daily_census:\n    template: t\n    subject: s\n"
+                       f"    recipients: {recipients}\n")
+        with pytest.raises(ValueError, match=problem):
+            load_catalog(bad)
     alt = tmp_path / "catalog.yml"
     alt.write_text("reports:\n  daily_census:\n    template: daily_census.html.j2\n"
                    "    subject: 'Census {facility_code} {report_date}'\n    recipients: [a@example.org]\n")

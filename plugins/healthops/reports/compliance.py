@@ -330,7 +330,7 @@ def _plain_text(context: dict[str, Any], title: str, stem: str) -> str:
 
 
 def render_compliance(context: dict[str, Any], catalog: dict | None = None,
-                      templates_dir: str | Path | None = None) -> RenderedReport:
+                      templates_dir: str | Path | None = None, revision=None) -> RenderedReport:
     from healthops.reports import charts
 
     catalog = catalog if catalog is not None else load_catalog()
@@ -344,6 +344,8 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
         subject = f"[AUDIT TRAIL NOT VERIFIED] {subject}"
     elif s["open_blocking_findings"]:
         subject = f"[{s['open_blocking_findings']} open blocking finding{'s' if s['open_blocking_findings'] != 1 else ''}] {subject}"
+    if revision:
+        subject = revision.subject_prefix + subject
     stem = f"{REPORT_ID}_{_safe_token(context['period'])}"
     rule_ids = [r["rule_id"] for r in context["rules"]]
     grid = charts.rule_status_chart(rule_ids, context["days"], context["status"])
@@ -355,6 +357,7 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
         "generated_at_label": _generated_label(context["generated_at"]),
         "generated_at_iso": context["generated_at"].isoformat(),
         "max_findings": MAX_FINDINGS_LISTED,
+        "revision": revision,
     }
     html_email, html_browser, pdf, pages, images = render_document(
         template_name=entry["template"], base=base, token=context["period"], templates_dir=templates_dir,
@@ -364,8 +367,42 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
         attachments[f"{stem}_lineage.csv"] = (lineage_csv(context), "text/csv")
     return RenderedReport(
         subject=subject, html=html_email, pdf=pdf, images=images, filename_stem=stem,
-        text=_plain_text(context, title, stem), html_standalone=html_browser, report=REPORT_ID,
+        text=(f"REVISED: {revision.summary}\n\n" if revision else "") + _plain_text(context, title, stem),
+        html_standalone=html_browser, report=REPORT_ID,
         period=context["period"], facility_code="ALL", generated_at=context["generated_at"], pdf_pages=pages,
         quality_failed=s["open_findings"], attachments=attachments,
         meta={"title": title, "sender": entry["sender"], "recipients": list(entry["recipients"])},
     )
+
+
+class ComplianceMonthly:
+    """The report kind (``healthops.reports.kinds``): one report for the whole
+    organisation; it reads the audit schema (ids, counts, hashes), not the marts."""
+
+    period = "month"
+    filter_keys = ()
+    required_filter = ()
+
+    def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
+        return compliance_context(reader.conn, period)
+
+    def figures(self, context: dict[str, Any]) -> dict[str, Any]:
+        s = context["summary"]
+        out: dict[str, Any] = {k.replace("_", " "): v for k, v in s.items()}
+        for r in context["rules"]:
+            out[f"{r['rule_id']} failed days"] = f"{r['days_failed']} of {r['days_run']}"
+            out[f"{r['rule_id']} open / reviewed findings"] = f"{r['open_findings']} / {r['reviewed_findings']}"
+        for v in context["reviews"]:
+            out[f"review {v['review_id']}"] = f"{v['finding_id']} by {v['reviewed_by']}"
+        for day in context["lineage"]:
+            for f in day["files"]:
+                out[f"file {f['file']} sha256"] = f["sha256"]
+            out[f"validation runs {day['date'].isoformat()}"] = f"{day['runs_passed']} of {len(day['runs'])} passed"
+        out["audit trail verified"] = context["audit_trail"]["ok"]
+        return out
+
+    def render(self, context: dict[str, Any], entry: dict, revision=None) -> RenderedReport:
+        return render_compliance(context, catalog={"reports": {REPORT_ID: entry}}, revision=revision)
+
+
+KIND = ComplianceMonthly()

@@ -65,17 +65,19 @@ def _normalise_recipients(recipients: str | Iterable[str]) -> list[str]:
 
 
 def message_id(report: str, facility_code: str, period: str, recipients: Iterable[str],
-               domain: str = "healthops.localhost") -> str:
+               domain: str = "healthops.localhost", version: str = "") -> str:
     """Deterministic Message-ID for one report, facility, period and recipient set
-    (order, case and display names of the recipients do not matter)."""
+    (order, case and display names of the recipients do not matter), and content
+    version when given (a revised report is a new message)."""
     addresses = sorted({addr.lower() for _, addr in getaddresses(list(recipients)) if addr})
-    key = "\n".join([report, facility_code, period, ",".join(addresses)])
+    key = "\n".join([report, facility_code, period, ",".join(addresses)] + ([version] if version else []))
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
     # Kept short so the header is not folded (a folded Message-ID trips some tools).
     return f"<{report}.{period}.{digest}@{domain}>"
 
 
-def build_message(rendered: RenderedReport, sender: str, recipients: str | Iterable[str]) -> EmailMessage:
+def build_message(rendered: RenderedReport, sender: str, recipients: str | Iterable[str],
+                  version: str = "", replaces: str | None = None) -> EmailMessage:
     """Build the report e-mail: text + HTML alternatives, inline charts by
     Content-ID, the PDF attached as ``<stem>.pdf``."""
     to = _normalise_recipients(recipients)
@@ -89,7 +91,10 @@ def build_message(rendered: RenderedReport, sender: str, recipients: str | Itera
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = format_datetime(rendered.generated_at or datetime.now(timezone.utc))
-    msg["Message-ID"] = message_id(rendered.report, rendered.facility_code, rendered.period, to, domain)
+    msg["Message-ID"] = message_id(rendered.report, rendered.facility_code, rendered.period, to, domain, version)
+    if replaces:  # a revised report: mail clients thread it under the one it replaces
+        msg["In-Reply-To"] = replaces
+        msg["References"] = replaces
     msg["X-Healthops-Report"] = rendered.report
     msg["X-Healthops-Period"] = rendered.period
     if rendered.facility_code:

@@ -90,6 +90,9 @@ DEFAULT_TEMPLATES_DIR = REPO_ROOT / "report_templates"
 DEFAULT_CATALOG_PATH = DEFAULT_TEMPLATES_DIR / "catalog.yml"
 CATALOG_ENV = "HEALTHOPS_REPORT_CATALOG"
 
+# Per-recipient filter keys a catalog entry may use (each report kind says which it reads).
+FILTER_KEYS = ("facility", "units")
+
 # The ED holds outpatients (A04) and boarders; it has no inpatient bed base.
 NON_INPATIENT_UNIT_TYPES = frozenset({"emergency"})
 WARNING_SEVERITIES = frozenset({"warn", "warning", "info", "low"})
@@ -173,9 +176,28 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
         recipients = merged["recipients"]
         if isinstance(recipients, str):
             recipients = [recipients]
-        if not isinstance(recipients, list) or not all(isinstance(r, str) and "@" in r for r in recipients):
-            raise ValueError(f"{path}: report {report_id!r}: recipients must be a list of e-mail addresses")
-        merged["recipients"] = list(recipients)
+        if not isinstance(recipients, list):
+            raise ValueError(f"{path}: report {report_id!r}: recipients must be a list")
+        distribution = []
+        for r in recipients:
+            # an address, or {address: ..., filter: {facility: ..., units: [...]}}
+            address, flt = (r, {}) if isinstance(r, str) else (
+                (r.get("address"), r.get("filter") or {}) if isinstance(r, dict) else (None, None))
+            if not (isinstance(address, str) and "@" in address) or not isinstance(flt, dict):
+                raise ValueError(f"{path}: report {report_id!r}: each recipient is an e-mail address or "
+                                 f"{{address, filter}}, got {r!r}")
+            unknown_keys = set(flt) - set(FILTER_KEYS)
+            if unknown_keys:
+                raise ValueError(f"{path}: report {report_id!r}: recipient {address}: unknown filter keys "
+                                 f"{sorted(unknown_keys)} (known: {', '.join(FILTER_KEYS)})")
+            if "units" in flt and not (isinstance(flt["units"], list) and flt["units"]
+                                       and all(isinstance(u, str) for u in flt["units"])):
+                raise ValueError(f"{path}: report {report_id!r}: recipient {address}: units must be a list of unit codes")
+            if any(d["address"].lower() == address.lower() for d in distribution):
+                raise ValueError(f"{path}: report {report_id!r}: recipient {address} is listed twice")
+            distribution.append({"address": address, "filter": dict(flt)})
+        merged["recipients"] = [d["address"] for d in distribution]
+        merged["distribution"] = distribution
         unknown = set(merged["formats"]) - {"html", "pdf", "csv"}
         if unknown:
             raise ValueError(f"{path}: report {report_id!r}: unknown formats {sorted(unknown)}")
@@ -468,7 +490,7 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
 
 
 def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | None = None,
-                        catalog: dict | None = None) -> RenderedReport:
+                        catalog: dict | None = None, revision=None) -> RenderedReport:
     """Render the daily census for one facility and day (see the module docstring
     for ``context``). ``catalog`` defaults to ``load_catalog()``."""
     report_id = "daily_census"
@@ -479,21 +501,26 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
     d = data["report_date"]
 
     report_name = entry.get("name") or "Daily census"
-    title = f"{report_name} — {data['facility_name']} — {d.isoformat()}"
+    units_filter = [str(u) for u in (context.get("units_filter") or [])]
+    scope = data["facility_name"] + (f" ({', '.join(units_filter)})" if units_filter else "")
+    title = f"{report_name} — {scope} — {d.isoformat()}"
     subject = entry["subject"].format_map({
-        "facility_code": data["facility_code"], "facility_name": data["facility_name"],
+        "facility_code": data["facility_code"], "facility_name": scope,
         "report_date": d, "report_name": report_name,
     })
     q = data["quality"]
     if q and q["failed"]:
         subject = f"[DATA QUALITY: {len(q['failed'])} failed] {subject}"
-    stem = f"{report_id}_{_safe_token(data['facility_code'])}_{d.isoformat()}"
+    if revision:
+        subject = revision.subject_prefix + subject
+    slice_token = "-".join([data["facility_code"], *units_filter])
+    stem = f"{report_id}_{_safe_token(slice_token)}_{d.isoformat()}"
 
     chart_rows = data["inpatient_rows"] + data["other_rows"]
     by_unit_png = charts.census_by_unit_chart(chart_rows)
     trend_png = charts.census_trend_chart(data["trend"])
     trend_alt, trend_caption = _trend_alt(data["trend"])
-    token = f"{_safe_token(data['facility_code'])}.{d.isoformat()}"
+    token = f"{_safe_token(slice_token)}.{d.isoformat()}"
     cids = {"by_unit": f"census-by-unit.{token}@healthops", "trend": f"census-trend.{token}@healthops"}
     images = {
         cids["by_unit"]: (by_unit_png, _by_unit_alt(data)),
@@ -504,6 +531,8 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
     template = env.get_template(entry["template"])
     base = {
         **data,
+        "facility_name": scope,
+        "revision": revision,
         "title": title,
         "report_name": report_name,
         "period_label": _long_date(d),
@@ -531,7 +560,7 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
         pdf=pdf_bytes,
         images=images,
         filename_stem=stem,
-        text=_plain_text(data, title, stem),
+        text=(f"REVISED: {revision.summary}\n\n" if revision else "") + _plain_text(data, title, stem),
         html_standalone=html_browser,
         report=report_id,
         period=d.isoformat(),

@@ -78,6 +78,13 @@ create table if not exists raw.rejected (
     rejected_at     timestamptz not null default now()
 );
 comment on table raw.rejected is 'Quarantine: every record that could not be loaded, with the reason and the original text. Nothing is dropped.';
+-- The reason's kind without the values it may quote from the message (which can be
+-- PHI): the text before the first ':', quoted values and bracketed notes removed.
+-- Reports read this column, never reason or raw_text (report_templates/catalog.yml phi).
+alter table raw.rejected add column if not exists reason_category text generated always as (
+    coalesce(nullif(rtrim(btrim(regexp_replace(regexp_replace(regexp_replace(
+        split_part(reason, ':', 1), '\\s*\\([^()]*\\)', '', 'g'), '\\s*''[^'']*''', '', 'g'), '\\s+', ' ', 'g')),
+        ' ;,.'), ''), 'unspecified')) stored;
 
 create table if not exists audit.load_batches (
     batch_id        uuid        primary key,
@@ -136,6 +143,33 @@ create table if not exists reporting.deliveries (
     primary key (report_id, period, recipient, content_sha256)
 );
 comment on table reporting.deliveries is 'Delivery ledger: a report, period, recipient and content version is sent once.';
+-- what was sent (the figures, so a revision can say which changed), which revision
+-- of the period it was (0 = the first report), and the recipient's filter
+alter table reporting.deliveries add column if not exists figures jsonb;
+alter table reporting.deliveries add column if not exists revision integer not null default 0;
+alter table reporting.deliveries add column if not exists recipient_filter jsonb;
+
+-- The archive: every message exactly as handed to the SMTP server (PDF, CSV and
+-- charts included), so it can be listed, read and resent.
+create table if not exists reporting.messages (
+    message_id      text        primary key,
+    report_id       text        not null,
+    period          text        not null,
+    recipient       text        not null,
+    content_sha256  text        not null,
+    revision        integer     not null default 0,
+    subject         text        not null,
+    eml             bytea       not null,
+    eml_sha256      text        not null,
+    created_at      timestamptz not null default now()
+);
+create table if not exists reporting.resends (
+    resend_no       bigint      generated always as identity primary key,
+    message_id      text        not null references reporting.messages,
+    recipient       text        not null,
+    resent_by       text,
+    resent_at       timestamptz not null default now()
+);
 """
 
 
@@ -172,7 +206,8 @@ def _ensure_roles(conn) -> None:
     conn.execute("grant select on all tables in schema raw to healthops_transformer")  # incl. the salt
     conn.execute("grant usage, create on schema staging, intermediate, marts to healthops_transformer")
     conn.execute("grant usage on schema marts, reporting to healthops_reporter")
-    conn.execute("grant select, insert on reporting.deliveries to healthops_reporter")
+    conn.execute("grant select, insert on reporting.deliveries, reporting.messages, reporting.resends "
+                 "to healthops_reporter")
     conn.execute("grant usage on schema audit to healthops_auditor")
     conn.execute("grant select on all tables in schema audit to healthops_auditor")
     # Audit history is append-only for every role (the owner is held by the triggers).
@@ -272,6 +307,10 @@ alter table audit.rule_results add column if not exists owner text;
 -- and the most that would have been kept
 alter table audit.rule_results add column if not exists evidence text
     check (evidence in ('rows_query', 'gx_sample'));
+-- ... or dbt's own figures for a source freshness rule (healthops.quality.freshness)
+alter table audit.rule_results drop constraint if exists rule_results_evidence_check;
+alter table audit.rule_results add constraint rule_results_evidence_check
+    check (evidence in ('rows_query', 'gx_sample', 'dbt_freshness'));
 alter table audit.rule_results add column if not exists violations_kept integer;
 alter table audit.rule_results add column if not exists violations_cap integer;
 

@@ -1,0 +1,239 @@
+"""Publishing a catalog report for a period: the same steps for every report.
+
+For each recipient of the catalog entry (with the recipient's filter):
+
+1. build the context through the allow-list reader (``phi.MartReader``), once per
+   distinct filter, and take its figures; the content version is their hash;
+2. compare with the ledger (``reporting.deliveries``): the same version already
+   sent to this recipient means nothing to do (a retried task or a re-run date
+   sends nothing); a different one means a revision, which lists the figures that
+   changed. Earlier periods (``revise_days`` back for daily reports) are checked the
+   same way, and only revisions of reports already sent go out for them;
+3. render (once per distinct filter and revision), then run the PHI scan on every
+   rendered report *before anything is sent*: one hit stops the whole report for
+   the period and names the column;
+4. send one message per recipient (To: that recipient only), then write its ledger
+   row and archive the exact bytes (``reporting.messages``) in the same
+   transaction, under an advisory lock per report, period and recipient.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from healthops import config
+
+log = logging.getLogger(__name__)
+
+
+def content_version(figures: dict[str, Any]) -> str:
+    blob = json.dumps(figures, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class Outcome:
+    report_id: str
+    sent: list[dict] = field(default_factory=list)  # {period, recipient, revision, message_id}
+    unchanged: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) already current
+    no_data: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) whose slice has no data
+    files: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"report_id": self.report_id, "sent": self.sent, "unchanged": len(self.unchanged),
+                "no_data": [r for _, r in self.no_data], "files": self.files}
+
+
+def periods_to_check(kind, entry: dict, period: str) -> list[str]:
+    """The period itself, then the earlier ones late data may still change (daily
+    reports: ``revise_days`` back; monthly: the month before, for late reviews)."""
+    back = int(entry.get("revise_days", 7 if kind.period == "day" else 1))
+    if kind.period == "day":
+        d = date.fromisoformat(period)
+        return [period] + [(d - timedelta(days=i)).isoformat() for i in range(1, back + 1)]
+    first = date.fromisoformat(period + "-01")
+    out, m = [period], first
+    for _ in range(back):
+        m = (m - timedelta(days=1)).replace(day=1)
+        out.append(f"{m:%Y-%m}")
+    return out
+
+
+def _last_delivery(conn, report_id: str, period: str, recipient: str):
+    return conn.execute(
+        """select content_sha256, figures, revision, sent_at, message_id from reporting.deliveries
+           where report_id = %s and period = %s and lower(recipient) = lower(%s)
+           order by sent_at desc, revision desc limit 1""", (report_id, period, recipient)).fetchone()
+
+
+def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | None = None,
+            catalog: dict | None = None, revise: bool = True) -> Outcome:
+    """Publish ``report_id`` for ``period`` (and revisions of earlier periods)."""
+    from healthops.reports import phi
+    from healthops.reports.kinds import Revision, diff_figures, kind_for
+    from healthops.reports.render import load_catalog, write_outputs
+    from healthops.warehouse.connection import connect
+
+    catalog = catalog or load_catalog()
+    entry = catalog["reports"][report_id]
+    kind = kind_for(entry.get("builder", report_id))
+    allowed = phi.allowed_columns(catalog)
+    for d in entry["distribution"]:
+        missing = [k for k in kind.required_filter if not d["filter"].get(k)]
+        extra = [k for k in d["filter"] if k not in kind.filter_keys]
+        if missing or extra:
+            raise ValueError(f"report {report_id}: recipient {d['address']}: filter "
+                             + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}"))
+    outcome = Outcome(report_id)
+    periods = periods_to_check(kind, entry, period) if revise else [period]
+    with connect(url) as conn:
+        from healthops.warehouse.schema import ensure_schema
+
+        ensure_schema(conn)  # the ledger and archive tables of this release
+        conn.commit()
+        plans = []  # (period, recipient, filter, context key, version, figures, revision, previous message)
+        contexts: dict[tuple[str, str], tuple[dict, dict, Any] | None] = {}
+        for p in periods:
+            for d in entry["distribution"]:
+                fkey = json.dumps(d["filter"], sort_keys=True)
+                prev = _last_delivery(conn, report_id, p, d["address"])
+                if p != period and prev is None:
+                    continue  # an earlier period never sent to this recipient: not ours to send now
+                if (p, fkey) not in contexts:
+                    reader = phi.MartReader(conn, allowed)
+                    try:
+                        ctx = kind.build_context(reader, p, d["filter"], entry)
+                    except LookupError as e:
+                        # No data for this recipient's slice (a facility not on the feed, or not
+                        # yet): nothing to report. A feed that went silent is the data-quality
+                        # rules' business (feed gaps, source freshness), not a reason to fail
+                        # every other recipient's report.
+                        log.warning("%s %s: no data for %s's filter: %s", report_id, p, d["address"], e)
+                        contexts[(p, fkey)] = None
+                    else:
+                        contexts[(p, fkey)] = (ctx, kind.figures(ctx), reader)
+                if contexts[(p, fkey)] is None:
+                    if p == period:
+                        outcome.no_data.append((p, d["address"]))
+                    continue
+                ctx, figs, reader = contexts[(p, fkey)]
+                version = content_version(figs)
+                if prev is not None and prev[0] == version:
+                    outcome.unchanged.append((p, d["address"]))
+                    continue
+                revision = None
+                if prev is not None:
+                    revision = Revision(number=prev[2] + 1, previous_sent_at=prev[3],
+                                        changes=diff_figures(prev[1] or {}, figs))
+                plans.append((p, d, fkey, version, figs, revision, prev[4] if prev else None))
+
+        if entry["distribution"] and len(outcome.no_data) == len(entry["distribution"]):
+            raise LookupError(f"{report_id} {period}: no data for any recipient (was the feed received and "
+                              "the marts built?)")
+        # Render once per (period, filter, revision number), and scan everything first.
+        rendered_by: dict[tuple[str, str, int], Any] = {}
+        for p, d, fkey, version, figs, revision, _ in plans:
+            key = (p, fkey, revision.number if revision else 0)
+            if key not in rendered_by:
+                ctx, _, reader = contexts[(p, fkey)]
+                rendered = kind.render(ctx, entry, revision)
+                phi.guard(conn, report_id, reader, rendered)
+                rendered_by[key] = rendered
+        conn.commit()
+
+        for p, d, fkey, version, figs, revision, replaces in plans:
+            rendered = rendered_by[(p, fkey, revision.number if revision else 0)]
+            sent = _send_one(conn, report_id, p, d, rendered, entry, smtp, version, figs,
+                             revision.number if revision else 0, replaces, dag_run_id)
+            if sent:
+                outcome.sent.append(sent)
+        for (p, fkey, _), rendered in rendered_by.items():
+            if p == period:
+                for k, v in write_outputs(rendered, config.out() / "reports").items():
+                    outcome.files[f"{rendered.filename_stem}.{k}"] = str(v)
+    if outcome.sent:
+        log.info("%s %s: sent %d message(s) (%d revision(s)); %d recipient(s) already current", report_id, period,
+                 len(outcome.sent), sum(1 for s in outcome.sent if s["revision"]), len(outcome.unchanged))
+    else:
+        log.info("%s %s: nothing new to send (%d recipient(s) already current)", report_id, period,
+                 len(outcome.unchanged))
+    return outcome
+
+
+def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, figs, revision, replaces,
+              dag_run_id) -> dict | None:
+    """One recipient: lock, re-check the ledger, send, record and archive, commit."""
+    from healthops.reports.delivery import build_message, send
+
+    recipient = dist["address"]
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"deliver:{report_id}:{period}:{recipient.lower()}",))
+        if conn.execute("""select 1 from reporting.deliveries where report_id = %s and period = %s
+                           and lower(recipient) = lower(%s) and content_sha256 = %s""",
+                        (report_id, period, recipient, version)).fetchone():
+            return None  # a concurrent or earlier attempt sent it
+        message = build_message(rendered, entry.get("sender", "healthops@localhost"), [recipient],
+                                version=version, replaces=replaces)
+        eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        send(message, smtp)
+        conn.execute(
+            """insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, subject,
+                   dag_run_id, figures, revision, recipient_filter)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (report_id, period, recipient, version, message["Message-ID"], message["Subject"], dag_run_id,
+             json.dumps(figs, default=str), revision, json.dumps(dist["filter"])))
+        conn.execute(
+            """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
+                   subject, eml, eml_sha256)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
+            (message["Message-ID"], report_id, period, recipient, version, revision, message["Subject"], eml,
+             hashlib.sha256(eml).hexdigest()))
+    return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
+
+
+# -- the archive -------------------------------------------------------------------------
+def sent_messages(conn, report: str | None = None, since: date | None = None) -> list[dict]:
+    """Delivered messages, newest last: ledger rows joined to the archive."""
+    rows = conn.execute(
+        """select d.sent_at, d.report_id, d.period, d.recipient, d.revision, d.message_id, d.subject,
+                  m.eml_sha256, length(m.eml), d.content_sha256
+           from reporting.deliveries d left join reporting.messages m using (message_id)
+           where (%(report)s::text is null or d.report_id = %(report)s::text
+                  or d.report_id like %(report)s::text || '/%%')
+             and (%(since)s::date is null or d.sent_at >= %(since)s::date)
+           order by d.sent_at, d.report_id, d.period, d.recipient""",
+        {"report": report, "since": since}).fetchall()
+    keys = ("sent_at", "report_id", "period", "recipient", "revision", "message_id", "subject", "eml_sha256",
+            "eml_bytes", "content_sha256")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = None) -> dict:
+    """Send an archived message again, byte for byte (to its recipient, or ``to``),
+    and record the resend. The caller commits."""
+    from email import policy
+    from email.parser import BytesParser
+
+    from healthops.reports.delivery import send
+
+    row = conn.execute("select eml, recipient, eml_sha256 from reporting.messages where message_id = %s",
+                       (message_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no archived message {message_id!r} (see `healthops reports sent`)")
+    eml, recipient, sha = bytes(row[0]), row[1], row[2]
+    if hashlib.sha256(eml).hexdigest() != sha:
+        raise RuntimeError(f"archived message {message_id} does not match its recorded sha256: not resent")
+    message = BytesParser(policy=policy.default).parsebytes(eml)
+    target = to or recipient
+    if to:
+        del message["To"]
+        message["To"] = to
+    message["Resent-To"] = target
+    send(message, smtp)
+    conn.execute("insert into reporting.resends (message_id, recipient, resent_by) values (%s, %s, %s)",
+                 (message_id, target, by))
+    return {"message_id": message_id, "recipient": target}
