@@ -49,6 +49,10 @@ def smtp_relay():
         return
     from healthops.reports.outbox import start_outbox
 
+    # aiosmtpd logs every SMTP command at INFO ("mail.log"); once Airflow has set the
+    # root logger up, that would bury the demo's own output.
+    for name in ("mail.log", "healthops.reports.outbox"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     outbox_dir = config.out() / "outbox"
     with start_outbox(outbox_dir) as box:
         yield box.url, outbox_dir
