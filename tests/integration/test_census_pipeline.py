@@ -11,7 +11,7 @@ The feed (facility NGH, dates in February 2026: no DST change):
     V6  A01 MS5 13:00 class O, PV1-18 OBS                 -> observation, not inpatient
     one message without PV1-19                            -> raw.rejected
   received 2026-02-02, b.hl7
-    the V1 A01 again (same MSH-10)                         -> duplicate, raw.rejected
+    the V1 A01 again (same MSH-10, same text: a resend)    -> duplicate, raw.duplicates
   received 2026-02-03
     V1  A02 ICU->SDU 09:00, then A12 cancel                -> V1 stays in ICU
     V3  A03 11:00, then A13 cancel                         -> V3 stays in ICU
@@ -86,21 +86,54 @@ def mart(url):
 def test_load_reconciles_and_is_idempotent(warehouse_url, feed):
     s = load_adt_date(warehouse_url, feed, D1).as_dict()
     assert s["files"] == 2 and s["files_loaded"] == 2
-    assert s["records_in"] == 12 and s["records_loaded"] == 10 and s["records_rejected"] == 2
+    assert (s["records_in"], s["records_loaded"], s["records_rejected"], s["records_duplicate"]) == (12, 10, 1, 1)
     with connect(warehouse_url) as conn:
         reasons = [r for (r,) in conn.execute("select reason from raw.rejected order by reason")]
-        batches = conn.execute("select records_in, records_loaded, records_rejected, file_sha256 "
+        dups = conn.execute("""select d.file_path, d.message_index, d.control_id, m.file_path, m.message_index
+                               from raw.duplicates d join raw.adt_messages m
+                                 on m.batch_id = d.first_batch_id and m.message_index = d.first_message_index
+                               """).fetchall()
+        batches = conn.execute("select records_in, records_loaded, records_rejected, records_duplicate, file_sha256 "
                                "from audit.load_batches order by file_path").fetchall()
-    assert any("duplicate" in r and "C1" in r for r in reasons)
-    assert any("PV1-19" in r for r in reasons)
-    assert [b[:3] for b in batches] == [(11, 10, 1), (1, 0, 1)]
-    assert all(len(b[3]) == 64 for b in batches)
+    assert len(reasons) == 1 and "PV1-19" in reasons[0]
+    assert dups == [("adt/2026-02-02/b.hl7", 1, "C1", "adt/2026-02-02/a.hl7", 1)]  # the copy, and the loaded one
+    assert [b[:4] for b in batches] == [(11, 10, 1, 0), (1, 0, 0, 1)]
+    assert all(len(b[4]) == 64 for b in batches)
     again = load_adt_date(warehouse_url, feed, D1).as_dict()
     assert again["files_skipped"] == 2 and again["records_in"] == 0
     with connect(warehouse_url) as conn:
         assert conn.execute("select count(*) from raw.adt_messages").fetchone() == (10,)
-        assert conn.execute("select count(*) from raw.rejected").fetchone() == (2,)
+        assert conn.execute("select count(*) from raw.rejected").fetchone() == (1,)
+        assert conn.execute("select count(*) from raw.duplicates").fetchone() == (1,)
         assert conn.execute("select count(*) from audit.load_batches").fetchone() == (2,)
+
+
+def test_a_control_id_reused_for_other_content_is_rejected_not_a_duplicate(warehouse_url, feed):
+    """A resend repeats the message; a sender that reuses MSH-10 for another message
+    would lose that message: it is rejected with a reason, counted, never loaded."""
+    load_adt_date(warehouse_url, feed, D1)
+    write(feed, D1, "c.hl7", [
+        msg("A01", "C2", "V2", "202602021000", unit="SDU"),      # C2 was V2's admission to MS5
+        msg("A01", "C40", "V8", "202602022300", unit="PEDS"),
+        msg("A01", "C40", "V8", "202602022300", unit="PEDS"),    # resent within the file: a duplicate
+        msg("A01", "C40", "V9", "202602022310", unit="PSY"),     # C40 again, another patient: rejected
+    ])
+    s = load_adt_date(warehouse_url, feed, D1).as_dict()
+    assert (s["files_loaded"], s["records_in"], s["records_loaded"], s["records_rejected"],
+            s["records_duplicate"]) == (1, 4, 1, 2, 1)
+    with connect(warehouse_url) as conn:
+        rejected = conn.execute("select message_index, control_id, reason from raw.rejected "
+                                "where file_path like '%%c.hl7' order by 1").fetchall()
+        dups = conn.execute("select message_index, first_message_index from raw.duplicates "
+                            "where file_path like '%%c.hl7'").fetchall()
+        kept = conn.execute("select unit from raw.adt_messages where control_id in ('C2', 'C40') "
+                            "order by control_id").fetchall()
+    assert [(i, c) for i, c, _ in rejected] == [(1, "C2"), (4, "C40")]
+    assert rejected[0][2].startswith("control id reused with different content: control id C2 from NGH "
+                                     "was already loaded (in batch ")
+    assert "(earlier in this file, message 2)" in rejected[1][2]
+    assert dups == [(3, 2)]
+    assert kept == [("MS5",), ("PEDS",)]  # the first message of each control id, as loaded
 
 
 def test_census_mart_matches_hand_counts(warehouse_url, feed):

@@ -27,7 +27,7 @@ NEW_RULES = ["CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "
 # Rules this module proves can fail, each with an exact count of violating rows
 # (test_planted_defects_fail_their_rules_with_exact_counts); tests/unit/test_rule_coverage.py
 # checks that the modules' PROVES_RULES together cover the whole catalog.
-PROVES_RULES = {"CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020"}
+PROVES_RULES = {"CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020", "CEN-024"}
 FEED = config.EXPECTATIONS_DIR / "census_adt_feed.yml"
 BATCHES = config.EXPECTATIONS_DIR / "census_load_batches.yml"
 ENCOUNTERS = config.EXPECTATIONS_DIR / "census_encounters.yml"
@@ -258,7 +258,7 @@ def test_census_rule_files_make_one_suite_per_asset():
         "census_source_freshness": "raw.adt_messages",
     }
     ids = [r.id for rf in rfs for r in rf.rules]
-    assert sorted(ids) == [f"CEN-{i:03d}" for i in range(1, 24)]
+    assert sorted(ids) == [f"CEN-{i:03d}" for i in range(1, 25)]
 
 
 def test_clean_warehouse_passes_every_census_rule(warehouse_url):
@@ -271,7 +271,7 @@ def test_clean_warehouse_passes_every_census_rule(warehouse_url):
     runs, rules = audit(warehouse_url)
     assert [r[0] for r in runs] == SUITES  # one audit row per suite run, in run order
     assert all(r[2:5] == (D, "scheduled__2025-03-01", True) for r in runs)
-    assert sum(r[5] for r in runs) == len(rules) == 23
+    assert sum(r[5] for r in runs) == len(rules) == 24
     assert result["validation_run_id"] == str(_run_id(warehouse_url, "census_daily"))
 
     expected_evaluated = {
@@ -286,7 +286,7 @@ def test_clean_warehouse_passes_every_census_rule(warehouse_url):
     # the day's rejection rate is kept when the rule passes too
     assert rules["CEN-016"][8]["observation"] == {
         "received_date": "2025-03-01", "batches": 2, "records_in": 150, "records_rejected": 3,
-        "rejected_share": 0.02}
+        "records_duplicate": 0, "rejected_share": 0.02}
 
 
 def _run_id(url, suite):
@@ -319,6 +319,7 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
         "CEN-018": ("blocking", 4, CLEAN_PATIENT_SEGMENTS + 2 + 4 + 4),
         "CEN-019": ("warning", 4, CLEAN_BED_SEGMENTS + 2 + 4 + 4),
         "CEN-020": ("blocking", 2, 2 + 2),
+        "CEN-024": ("warning", 1, 1),  # the same day's share, without CEN-016's count floor
     }
     assert set(expected) == PROVES_RULES
     for rule_id, (severity, violating, evaluated) in expected.items():
@@ -338,7 +339,7 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
         ("SGH", "2025-03-01T09:00:00", "2025-03-02T00:00:00", 15.0),
         ("SMC", "2025-03-01T09:30:00", "2025-03-01T18:30:00", 9.0)]
     assert ev["CEN-016"] == [{"received_date": "2025-03-01", "batches": 3, "records_in": 160,
-                              "records_rejected": 13, "rejected_share": 0.0813}]
+                              "records_rejected": 13, "records_duplicate": 0, "rejected_share": 0.0813}]
     assert {(e["facility_code"], e["unit_code"]) for e in ev["CEN-017"]} == {("NGH", "XRAY"), ("SMC", "ICU")}
     assert sorted((e["encounter_key"], e["segment_no"]) for e in ev["CEN-018"]) == [
         ("E10", 1), ("E10", 2), ("E8", 1), ("E9", 1)]
@@ -437,3 +438,19 @@ def test_plain_gx_sql_rule_counts_its_rows(warehouse_url, tmp_path):
     (o,) = gx_runner.validate(warehouse_url, path, D).results
     assert (o.expectation_type, o.success, o.rows_violating, o.rows_evaluated, o.violating_share) == (
         "unexpected_rows_expectation", False, 2, None, None)
+
+
+@pytest.mark.parametrize("batches, blocks", [
+    ([("adt", D, 15, 1)], False),   # one bad message of fifteen (6.7 %): seen, not blocking
+    ([("adt", D, 60, 4)], False),   # 6.7 %, four messages: still under the count floor
+    ([("adt", D, 75, 5)], True),    # 6.7 %, five messages: the feed is losing movements
+    ([("adt", D, 200, 5)], False),  # five messages, 2.5 %: under the share
+])
+def test_the_rejection_rate_blocks_only_past_both_the_share_and_the_count(warehouse_url, batches, blocks):
+    build(warehouse_url, batches=batches)
+    by = {o.rule_id: o for o in gx_runner.validate(warehouse_url, BATCHES, D).results}
+    n_in, n_bad = batches[0][2], batches[0][3]
+    over_share = n_bad / n_in > 0.05
+    assert (by["CEN-016"].rows_violating, by["CEN-016"].severity) == (int(blocks), "blocking")
+    assert (by["CEN-024"].rows_violating, by["CEN-024"].severity) == (int(over_share), "warning")
+    assert by["CEN-016"].detail["observation"]["records_rejected"] == n_bad

@@ -62,9 +62,9 @@ def write(landing: Path, day: dt.date, name: str, messages: list[str]) -> None:
     (folder / name).write_text("".join(messages))
 
 
-# (file, records in, loaded, rejected) of the receipt date D, as the loader counts them;
-# 2 rejected of 41 (4.9 %) keeps the day's rejection rate (CEN-016, 5 %) passing
-D_FILES = {"a.hl7": (21, 20, 1), "b.hl7": (19, 18, 1), "c.hl7": (1, 1, 0)}
+# (file, records in, loaded, rejected, duplicate) of the receipt date D, as the loader counts
+# them; 1 rejected of 41 keeps the day's rejection rate (CEN-016, 5 %) passing
+D_FILES = {"a.hl7": (21, 20, 1, 0), "b.hl7": (19, 18, 0, 1), "c.hl7": (1, 1, 0, 0)}
 
 
 @pytest.fixture()
@@ -75,7 +75,7 @@ def landing(tmp_path):
     write(landing, D, "a.hl7", [hl7(f"C{i:02d}", f"{i:02d}00") for i in range(1, 21)]
           + [hl7("C99", "2030", visit="")])  # no PV1-19: raw.rejected
     write(landing, D, "b.hl7", [hl7(f"C{i:02d}", f"{i - 20:02d}30") for i in range(21, 39)]
-          + [hl7("C01", "0100")])  # C01 again: a duplicate, raw.rejected
+          + [hl7("C01", "0100")])  # C01 resent as it was: a duplicate, raw.duplicates
     write(landing, D, "c.hl7", [hl7("C39", "2300")])
     return landing
 
@@ -91,9 +91,9 @@ def load(url, landing):
 def test_a_clean_load_reconciles_every_batch(warehouse_url, landing):
     batches = load(warehouse_url, landing)
     with connect(warehouse_url) as conn:
-        counts = {Path(p).name: (n_in, n_ok, n_bad) for p, n_in, n_ok, n_bad in conn.execute(
-            "select file_path, records_in, records_loaded, records_rejected from audit.load_batches "
-            "where received_date = %s", (D,))}
+        counts = {Path(p).name: tuple(n) for p, *n in conn.execute(
+            "select file_path, records_in, records_loaded, records_rejected, records_duplicate "
+            "from audit.load_batches where received_date = %s", (D,))}
     assert counts == D_FILES and len(batches) == 4
     s = gx_runner.validate(warehouse_url, BATCHES, D)
     o = {o.rule_id: o for o in s.results}["CEN-021"]
@@ -106,8 +106,10 @@ TAMPER = {
     # two of a.hl7's four loaded messages vanish from raw.adt_messages
     "messages deleted": ("a.hl7", "delete from raw.adt_messages "
                                   "where batch_id = %(b)s and control_id in ('C02', 'C03')"),
-    # b.hl7's rejected duplicate vanishes from the quarantine
-    "rejection deleted": ("b.hl7", "delete from raw.rejected where batch_id = %(b)s"),
+    # a.hl7's rejected message vanishes from the quarantine
+    "rejection deleted": ("a.hl7", "delete from raw.rejected where batch_id = %(b)s"),
+    # b.hl7's resent copy vanishes from raw.duplicates
+    "duplicate deleted": ("b.hl7", "delete from raw.duplicates where batch_id = %(b)s"),
     # a message appears under c.hl7's batch that its load never counted
     "message added": ("c.hl7", """insert into raw.adt_messages (batch_id, received_date, file_path, message_index,
                                       control_id, sending_facility, message_type, trigger_event, message_ts,
@@ -132,13 +134,14 @@ def test_a_batch_that_no_longer_reconciles_fails_cen021(warehouse_url, landing, 
     assert (o.success, o.severity, o.rows_violating, o.rows_evaluated) == (False, "blocking", 1, 3)
     assert o.violating_share == pytest.approx(1 / 3)
     assert s.blocking_failures == ["CEN-021"]  # CEN-016 (the day's rejection rate) still passes
-    n_in, n_ok, n_bad = D_FILES[name]
-    kept = {"messages deleted": (n_ok - 2, n_bad), "rejection deleted": (n_ok, n_bad - 1),
-            "message added": (n_ok + 1, n_bad)}[kind]
+    n_in, n_ok, n_bad, n_dup = D_FILES[name]
+    kept = {"messages deleted": (n_ok - 2, n_bad, n_dup), "rejection deleted": (n_ok, n_bad - 1, n_dup),
+            "duplicate deleted": (n_ok, n_bad, n_dup - 1), "message added": (n_ok + 1, n_bad, n_dup)}[kind]
     (row,) = o.detail["unexpected_rows"]
     assert row == {"batch_id": str(batches[name]), "file_path": f"adt/{D}/{name}",
                    "file_sha256": row["file_sha256"], "records_in": n_in, "records_loaded": n_ok, "messages_kept": kept[0],
-                   "records_rejected": n_bad, "rejections_kept": kept[1]}
+                   "records_rejected": n_bad, "rejections_kept": kept[1], "records_duplicate": n_dup,
+                   "duplicates_kept": kept[2]}
     assert len(row["file_sha256"]) == 64
 
     with connect(warehouse_url) as conn:
@@ -154,7 +157,7 @@ def test_a_batch_that_no_longer_reconciles_fails_cen021(warehouse_url, landing, 
 def test_two_batches_out_of_three(warehouse_url, landing):
     batches = load(warehouse_url, landing)
     with connect(warehouse_url) as conn:
-        for kind in ("messages deleted", "rejection deleted"):
+        for kind in ("messages deleted", "duplicate deleted"):
             name, sql = TAMPER[kind]
             conn.execute(sql, {"b": batches[name]})
     o = {o.rule_id: o for o in gx_runner.validate(warehouse_url, BATCHES, D).results}["CEN-021"]

@@ -2,9 +2,11 @@
 
 For each ready file under ``$HEALTHOPS_LANDING/adt/YYYY-MM-DD/``, in one transaction:
 parse it (streaming), COPY usable messages into a temporary table, move the ones
-whose (MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, and send
-everything else (parser rejections and duplicates) to ``raw.rejected`` with a
-reason; then record the batch in ``audit.load_batches``.
+whose (MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, keep resent
+copies of a loaded message (same control id, same text) in ``raw.duplicates``, and
+send everything else (parser rejections, a control id reused for other content) to
+``raw.rejected`` with a reason; then record the batch in ``audit.load_batches``
+(in = loaded + rejected + duplicate).
 """
 from __future__ import annotations
 
@@ -85,8 +87,11 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                 assert isinstance(item, AdtMessage)
                 copy.write_row((batch_id, received_date, rel, *(getattr(item, c) for c in ADT_COLUMNS)))
 
-        # Duplicates: the same (MSH-4, MSH-10) already in raw, or repeated within this file.
-        dups = conn.execute(
+        # The same (MSH-4, MSH-10) already in raw, or earlier in this file. An interface
+        # engine resends a message after a timeout or on reconnect: the same text again
+        # is a duplicate (kept in raw.duplicates, loaded once, not a rejection). The same
+        # control id with other content is a sender's error that loses a message: rejected.
+        repeats = conn.execute(
             """
             with ranked as (
                 select i.*, row_number() over (partition by sending_facility, control_id
@@ -94,19 +99,30 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                 from _adt_in i
             )
             select r.message_index, r.control_id, r.sending_facility, r.raw_text,
-                   coalesce(m.batch_id::text, 'this file, message ' || first.message_index) as first_seen
+                   coalesce(m.batch_id, r.batch_id) as first_batch_id,
+                   coalesce(m.message_index, first.message_index) as first_message_index,
+                   coalesce(m.raw_text, first.raw_text) = r.raw_text as same_text
             from ranked r
             left join raw.adt_messages m
               on m.sending_facility = r.sending_facility and m.control_id = r.control_id
             left join ranked first
               on first.sending_facility = r.sending_facility and first.control_id = r.control_id and first.rn = 1
             where m.control_id is not null or r.rn > 1
+            order by r.message_index
             """
         ).fetchall()
-        for idx, control_id, facility, raw_text, first_seen in dups:
-            rejected.append(Rejection(
-                idx, f"duplicate message: control id {control_id} from {facility} already loaded "
-                     f"(first seen in batch {first_seen})", raw_text, control_id))
+        duplicates = []
+        for idx, control_id, facility, raw_text, first_batch, first_idx, same_text in repeats:
+            where = ("earlier in this file" if first_batch == batch_id
+                     else f"in batch {first_batch}") + f", message {first_idx}"
+            if same_text:
+                duplicates.append((batch_id, SOURCE, received_date, rel, idx, facility, control_id,
+                                   first_batch, first_idx, raw_text))
+            else:
+                rejected.append(Rejection(
+                    idx, f"control id reused with different content: control id {control_id} from {facility} "
+                         f"was already loaded ({where}) with other text; this message is not loaded",
+                    raw_text, control_id))
         loaded = conn.execute(
             f"""
             insert into raw.adt_messages (batch_id, received_date, file_path, {_COLS})
@@ -121,7 +137,13 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                               where m.sending_facility = i.sending_facility and m.control_id = i.control_id)
             """
         ).rowcount
-
+        if duplicates:
+            with conn.cursor().copy(
+                "copy raw.duplicates (batch_id, source, received_date, file_path, message_index, sending_facility,"
+                " control_id, first_batch_id, first_message_index, raw_text) from stdin"
+            ) as copy:
+                for row in duplicates:
+                    copy.write_row(row)
         if rejected:
             with conn.cursor().copy(
                 "copy raw.rejected (batch_id, source, received_date, file_path, message_index, control_id, reason, raw_text)"
@@ -132,9 +154,12 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                                     r.reason, r.raw_text))
         conn.execute(
             """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, file_bytes,
-                                               records_in, records_loaded, records_rejected, dag_run_id)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (batch_id, SOURCE, received_date, rel, sha, size, n_in, loaded, len(rejected), dag_run_id),
+                                               records_in, records_loaded, records_rejected, records_duplicate,
+                                               dag_run_id)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (batch_id, SOURCE, received_date, rel, sha, size, n_in, loaded, len(rejected), len(duplicates),
+             dag_run_id),
         )
-        log.info("%s: %d in, %d loaded, %d rejected (batch %s)", rel, n_in, loaded, len(rejected), batch_id)
-        return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected))
+        log.info("%s: %d in, %d loaded, %d rejected, %d duplicate (batch %s)", rel, n_in, loaded, len(rejected),
+                 len(duplicates), batch_id)
+        return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected), len(duplicates))

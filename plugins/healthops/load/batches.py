@@ -2,7 +2,7 @@
 
 A file already loaded with the same hash is skipped, so re-running a date changes
 nothing. Counts always reconcile: records_in = records_loaded + records_rejected
-(enforced by a check constraint on audit.load_batches).
++ records_duplicate (enforced by a check constraint on audit.load_batches).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class BatchResult:
     records_in: int = 0
     records_loaded: int = 0
     records_rejected: int = 0
+    records_duplicate: int = 0  # resent copies of a message already loaded (raw.duplicates)
 
 
 @dataclass
@@ -61,4 +62,5 @@ class LoadSummary:
             "records_in": self.total("records_in"),
             "records_loaded": self.total("records_loaded"),
             "records_rejected": self.total("records_rejected"),
+            "records_duplicate": self.total("records_duplicate"),
         }

@@ -114,7 +114,7 @@ def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
            order by x.review_no""", (first, last)).fetchall()
     batches = conn.execute(
         """select received_date, source, file_path, file_sha256, file_bytes, records_in, records_loaded,
-                  records_rejected, batch_id::text, dag_run_id, loaded_at
+                  records_rejected, records_duplicate, batch_id::text, dag_run_id, loaded_at
            from audit.load_batches where received_date between %s and %s
            order by received_date, source, file_path, loaded_at""", (first, last)).fetchall()
     vruns = conn.execute(
@@ -191,6 +191,7 @@ def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
             "records_in": sum(b[5] for b in batches),
             "records_loaded": sum(b[6] for b in batches),
             "records_rejected": sum(b[7] for b in batches),
+            "records_duplicate": sum(b[8] for b in batches),
         },
         "rules": rules,
         "days": month.days,
@@ -225,11 +226,13 @@ def _lineage(month: Month, batches, vruns) -> list[dict[str, Any]]:
     validation runs of that day (suite, run id, Airflow run, code, rule file hash,
     verdict, the run's hash in the audit chain)."""
     days: dict[date, dict[str, Any]] = {}
-    for (d, source, path, sha, nbytes, n_in, n_loaded, n_rejected, batch_id, dag_run_id, loaded_at) in batches:
+    for (d, source, path, sha, nbytes, n_in, n_loaded, n_rejected, n_duplicate, batch_id, dag_run_id,
+         loaded_at) in batches:
         day = days.setdefault(d, {"date": d, "files": [], "runs": []})
         day["files"].append({"source": source, "file": Path(path).name, "file_path": path, "sha256": sha,
                              "bytes": int(nbytes), "records_in": n_in, "records_loaded": n_loaded,
-                             "records_rejected": n_rejected, "batch_id": batch_id, "dag_run_id": dag_run_id,
+                             "records_rejected": n_rejected, "records_duplicate": n_duplicate,
+                             "batch_id": batch_id, "dag_run_id": dag_run_id,
                              "loaded_at": loaded_at})
     for (d, suite, run_id, dag_run_id, run_at, success, code_version, rules_file, rules_sha, seq, row_hash) in vruns:
         day = days.setdefault(d, {"date": d, "files": [], "runs": []})
@@ -263,7 +266,7 @@ def lineage_csv(context: dict[str, Any]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(["logical_date", "source", "file_path", "file_sha256", "file_bytes", "records_in",
-                "records_loaded", "records_rejected", "batch_id", "load_dag_run_id", "suite",
+                "records_loaded", "records_rejected", "records_duplicate", "batch_id", "load_dag_run_id", "suite",
                 "validation_run_id", "validation_dag_run_id", "run_at_utc", "passed", "code_version",
                 "rules_file", "rules_sha256", "audit_chain_seq", "audit_row_hash"])
     for day in context["lineage"]:
@@ -273,9 +276,9 @@ def lineage_csv(context: dict[str, Any]) -> bytes:
             for r in runs:
                 w.writerow([
                     day["date"].isoformat(),
-                    *(["", "", "", "", "", "", "", "", ""] if f is None else
+                    *([""] * 10 if f is None else
                       [f["source"], f["file_path"], f["sha256"], f["bytes"], f["records_in"], f["records_loaded"],
-                       f["records_rejected"], f["batch_id"], f["dag_run_id"] or ""]),
+                       f["records_rejected"], f["records_duplicate"], f["batch_id"], f["dag_run_id"] or ""]),
                     *(["", "", "", "", "", "", "", "", "", ""] if r is None else
                       [r["suite"], r["validation_run_id"], r["dag_run_id"] or "",
                        r["run_at"].astimezone(timezone.utc).isoformat(), "true" if r["success"] else "false",
@@ -312,7 +315,7 @@ def _plain_text(context: dict[str, Any], title: str, stem: str) -> str:
         f"Findings: {s['findings']}, open {s['open_findings']} ({s['open_blocking_findings']} blocking); "
         f"reviews recorded: {s['reviews']}.",
         f"Evidence: {s['files']} source file(s), {s['records_in']} records in = {s['records_loaded']} loaded "
-        f"+ {s['records_rejected']} rejected.",
+        f"+ {s['records_rejected']} rejected + {s['records_duplicate']} duplicate.",
         "", "Rules that failed this month:",
     ]
     failed = [r for r in context["rules"] if r["days_failed"]]

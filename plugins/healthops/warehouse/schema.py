@@ -86,6 +86,24 @@ alter table raw.rejected add column if not exists reason_category text generated
         split_part(reason, ':', 1), '\\s*\\([^()]*\\)', '', 'g'), '\\s*''[^'']*''', '', 'g'), '\\s+', ' ', 'g')),
         ' ;,.'), ''), 'unspecified')) stored;
 
+-- Resent messages: the same message (MSH-4 + MSH-10, the same text) received again,
+-- after an interface engine's timeout or reconnect. Loaded once; each copy kept here
+-- with the batch and message that hold the loaded one. Not a rejection: nothing is lost.
+create table if not exists raw.duplicates (
+    batch_id            uuid        not null,
+    source              text        not null,
+    received_date       date        not null,
+    file_path           text        not null,
+    message_index       integer     not null,
+    sending_facility    text        not null,
+    control_id          text        not null,
+    first_batch_id      uuid        not null,
+    first_message_index integer     not null,
+    raw_text            text        not null,
+    detected_at         timestamptz not null default now()
+);
+comment on table raw.duplicates is 'Resent copies of a message already loaded (same MSH-4, MSH-10 and text): kept, counted, loaded once (PHI: raw_text).';
+
 create table if not exists audit.load_batches (
     batch_id        uuid        primary key,
     source          text        not null,
@@ -96,12 +114,24 @@ create table if not exists audit.load_batches (
     records_in      integer     not null,
     records_loaded  integer     not null,
     records_rejected integer    not null,
+    records_duplicate integer   not null default 0,
     dag_run_id      text,
     loaded_at       timestamptz not null default now(),
     constraint load_batches_file_key unique (source, file_path, file_sha256),
-    constraint load_batches_reconcile check (records_in = records_loaded + records_rejected)
+    constraint load_batches_reconcile_dup check (records_in = records_loaded + records_rejected + records_duplicate)
 );
-comment on table audit.load_batches is 'One row per landed file loaded: its hash and counts; in = loaded + rejected always.';
+-- Resent messages are counted apart from rejections: in = loaded + rejected + duplicate
+-- (a warehouse from before records_duplicate gets the column and the new check).
+alter table audit.load_batches add column if not exists records_duplicate integer not null default 0;
+do $$ begin
+    if not exists (select 1 from pg_constraint where conname = 'load_batches_reconcile_dup'
+                   and conrelid = 'audit.load_batches'::regclass) then
+        alter table audit.load_batches drop constraint if exists load_batches_reconcile;
+        alter table audit.load_batches add constraint load_batches_reconcile_dup
+            check (records_in = records_loaded + records_rejected + records_duplicate);
+    end if;
+end $$;
+comment on table audit.load_batches is 'One row per landed file loaded: its hash and counts; in = loaded + rejected + duplicate always.';
 
 create table if not exists audit.validation_runs (
     validation_run_id uuid       primary key,
@@ -163,6 +193,11 @@ create table if not exists reporting.messages (
     eml_sha256      text        not null,
     created_at      timestamptz not null default now()
 );
+-- 'archived': rendered and kept, never emailed (a history period of a backfill; it can
+-- still be emailed with `healthops reports resend`).
+alter table reporting.messages add column if not exists delivery text not null default 'sent'
+    check (delivery in ('sent', 'archived'));
+alter table reporting.messages add column if not exists dag_run_id text;
 create table if not exists reporting.resends (
     resend_no       bigint      generated always as identity primary key,
     message_id      text        not null references reporting.messages,
@@ -200,7 +235,7 @@ def _ensure_roles(conn) -> None:
             f"then create role {role} nologin; end if; end $$"
         )
     conn.execute("grant usage on schema raw, audit to healthops_loader")
-    conn.execute("grant insert, select on raw.adt_messages, raw.rejected to healthops_loader")
+    conn.execute("grant insert, select on raw.adt_messages, raw.rejected, raw.duplicates to healthops_loader")
     conn.execute("grant insert, select on audit.load_batches to healthops_loader")
     conn.execute("grant usage on schema raw to healthops_transformer")
     conn.execute("grant select on all tables in schema raw to healthops_transformer")  # incl. the salt
