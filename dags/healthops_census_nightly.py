@@ -4,9 +4,10 @@
 For the day that just ended (the logical date, in the facility's time zone):
 
 1. **load_adt**: the HL7 ADT files received that day (`$HEALTHOPS_LANDING/adt/YYYY-MM-DD/`)
-   are parsed and COPY-loaded into `raw.adt_messages`; unusable messages and duplicates go
-   to `raw.rejected` with a reason; `audit.load_batches` records each file's sha256 and
-   counts (in = loaded + rejected). A file already loaded is skipped.
+   are parsed and COPY-loaded into `raw.adt_messages`; unusable messages go to
+   `raw.rejected` with a reason, resent copies of a loaded message to `raw.duplicates`;
+   `audit.load_batches` records each file's sha256 and counts (in = loaded + rejected +
+   duplicate). A file already loaded is skipped.
 2. **dbt** (Cosmos): seeds, staging, intermediate and `marts.fct_census_daily`, with tests.
 3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
@@ -19,6 +20,21 @@ For the day that just ended (the logical date, in the facility's time zone):
 A failed run (any task) e-mails the catalog's `alerts.data_engineers`: the failing task,
 the error, the failed rules with their counts (no PHI), the run id and the log.
 
+**History and backfills.** `start_date` is 1997-01-01 (`healthops.config.HISTORY_START`:
+HL7 v2.3, the oldest version the parser reads, is from 1997), with `catchup=False`: the
+scheduler only ever creates the latest night by itself, and a hospital's years of ADT
+history can be run for any date through `healthops run --date D --to D2`, a manual
+trigger with a logical date, or `airflow backfill create`. Airflow creates no task
+instance for a logical date before a task's `start_date`; a constant in this file
+would silently turn every earlier night into an empty "successful" run. Reports of a
+night older than the catalog's revision window are rendered and archived, not
+emailed, unless the run's `send` param (conf `{"send": true}`, `healthops run --send`)
+asks for it.
+
+**Retries** are for transient errors only (warehouse or relay unreachable, SMTP 4xx):
+bad data, a blocking rule, a bad catalog or a bug fail the task at once
+(`healthops.pipeline.run_step`).
+
 Every step is idempotent for a logical date. Owner: data engineering.
 """
 from __future__ import annotations
@@ -26,7 +42,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SeedRenderingBehavior, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
@@ -49,8 +65,10 @@ def alert_data_engineers(context) -> None:
     # One run per local day, started when the day is over: the logical date is the
     # start of the day whose files it loads.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=config.facility_tz()),
-    start_date=pendulum.datetime(2026, 1, 1, tz=config.facility_tz()),
-    catchup=False,
+    start_date=pendulum.datetime(*config.HISTORY_START.timetuple()[:3], tz=config.facility_tz()),
+    catchup=False,  # history comes in through backfills, never by itself
+    params={"send": Param(False, type="boolean",
+                          description="Email the reports even when the night is older than the revision window")},
     max_active_runs=1,  # days build on each other: one at a time
     default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["healthops", "census", "adt"],
@@ -60,9 +78,9 @@ def alert_data_engineers(context) -> None:
 def healthops_census_nightly():
     @task
     def load_adt(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import load_adt as run
+        from healthops.pipeline import load_adt, run_step
 
-        return run(logical_date, run_id)
+        return run_step(load_adt, logical_date, run_id)
 
     profile = ProfileConfig(
         profile_name="healthops",
@@ -96,20 +114,16 @@ def healthops_census_nightly():
 
     @task
     def validate_census(logical_date=None, run_id=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
+        from healthops.pipeline import run_step, validate_census
 
-        from healthops.pipeline import BlockingQualityFailure, validate_census as run
-
-        try:
-            return run(logical_date, run_id)
-        except BlockingQualityFailure as failure:  # the data, not the machine: retrying cannot help
-            raise AirflowFailException(str(failure)) from failure
+        return run_step(validate_census, logical_date, run_id)  # a blocking failure is not retried
 
     @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
-    def publish_daily_census(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import publish_daily_census as run
+    def publish_daily_census(logical_date=None, run_id=None, params=None) -> dict:
+        from healthops.pipeline import publish_daily_census, run_step
 
-        return run(logical_date, run_id)
+        # send None: emailed when the night is within the revision window of today, else archived
+        return run_step(publish_daily_census, logical_date, run_id, send=True if params["send"] else None)
 
     load_adt() >> dbt >> validate_census() >> publish_daily_census()
 

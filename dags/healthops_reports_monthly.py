@@ -17,6 +17,11 @@ entries with `period: month`), e.g.
 Each is sent once per recipient and content version; a late change (a review, a
 re-validated day, late ADT data) sends one revised message saying what changed.
 
+A month older than the revision window is rendered and archived, not emailed, unless
+the run's `send` param asks for it (`healthops reports monthly --send`). Any month since
+1997 can be run (`start_date`, as in `healthops_census_nightly`). Retries are for
+transient errors only.
+
 A failed run e-mails the catalog's `alerts.data_engineers`. Owner: data engineering.
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from healthops import config
 
@@ -38,8 +43,10 @@ def alert_data_engineers(context) -> None:
 @dag(
     dag_id="healthops_reports_monthly",
     schedule=CronDataIntervalTimetable("0 6 1 * *", timezone=config.facility_tz()),
-    start_date=pendulum.datetime(2026, 1, 1, tz=config.facility_tz()),
+    start_date=pendulum.datetime(*config.HISTORY_START.timetuple()[:3], tz=config.facility_tz()),
     catchup=False,
+    params={"send": Param(False, type="boolean",
+                          description="Email the reports even when the month is older than the revision window")},
     max_active_runs=1,
     default_args={"owner": "data-engineering", "retries": 3, "retry_delay": timedelta(minutes=2),
                   "retry_exponential_backoff": True},
@@ -55,10 +62,10 @@ def healthops_reports_monthly():
             continue
 
         @task(task_id=f"publish_{report_id}")
-        def publish(report_id=report_id, logical_date=None, run_id=None) -> dict:
-            from healthops.pipeline import publish_monthly
+        def publish(report_id=report_id, logical_date=None, run_id=None, params=None) -> dict:
+            from healthops.pipeline import publish_monthly, run_step
 
-            return publish_monthly(report_id, logical_date, run_id)
+            return run_step(publish_monthly, report_id, logical_date, run_id, send=True if params["send"] else None)
 
         publish()
 

@@ -36,10 +36,11 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Mapping
 
+from healthops.pipeline import QUALITY_TASK
+
 log = logging.getLogger(__name__)
 
 RUN_LOG_ENV = "HEALTHOPS_RUN_LOG"  # set by `healthops run`: the file the whole Airflow run logs to
-QUALITY_TASK = "validate_census"
 MAX_ERROR_CHARS = 1500
 
 

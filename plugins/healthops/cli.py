@@ -68,27 +68,121 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _run(first: date, last: date) -> tuple[int, list[dict]]:
+def _describe(r: dict) -> str:
+    """One line per run: its verdict, what it loaded and what became of its reports."""
+    parts = []
+    load = r.get("load")
+    if load is not None and (r.get("tasks") or {}).get("load_adt") == "success":
+        if load["files"]:
+            parts.append(f"ADT {load['files']} file(s): {load['in']} in = {load['loaded']} loaded + "
+                         f"{load['rejected']} rejected + {load['duplicate']} duplicate")
+        elif load.get("missing"):
+            parts.append(f"ADT: nothing received ({load['missing']})")
+    if r.get("message"):
+        parts.append(r["message"])
+    rep = r.get("reports")
+    if rep and r["verdict"] != "held":
+        if rep["archived"]:
+            parts.append(f"reports: {rep['archived']} archived, not emailed (history)")
+        if rep["emailed"]:
+            parts.append(f"reports: {rep['emailed']} emailed" + (f" ({rep['revised']} revised)" if rep["revised"] else ""))
+    label = {"success": "success", "held": "HELD", "failed": "FAILED"}[r["verdict"]]
+    return f"{label:<7} {r['seconds']:6.1f} s  " + "; ".join(parts)
+
+
+def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> str | None:
+    """Which periods are older than the revision window (archived, not emailed, unless --send)."""
+    from healthops.reports.kinds import kind_for
+    from healthops.reports.publish import is_history, periods_to_check, live_period
+    from healthops.reports.render import load_catalog
+
+    catalog = load_catalog()
+    today = config.facility_today()
+    history: set[str] = set()
+    window = ""
+    for report_id in report_ids:
+        entry = catalog["reports"][report_id]
+        kind = kind_for(entry.get("builder", report_id))
+        history |= {p for p in periods if is_history(kind, entry, p, today)}
+        window = periods_to_check(kind, entry, live_period(kind, today))[-1]
+    if not history:
+        return None
+    span = f"{min(history)} .. {max(history)}" if len(history) > 1 else min(history)
+    if send:
+        return f"{len(history)} period(s) older than the revision window ({span}): reports emailed, as --send asks."
+    return (f"{len(history)} period(s) older than the revision window (before {window}): {span}. Their reports are "
+            "rendered and archived (healthops reports sent --archived), not emailed; --send emails them.")
+
+
+def _audience_warnings(url: str, first: date, last: date) -> list[str]:
+    """Facilities with census data in the range that some report's recipients do not cover."""
+    from healthops.reports.publish import facilities_without_audience
+    from healthops.reports.render import load_catalog
+    from healthops.warehouse.connection import connect
+
+    with connect(url) as conn:
+        try:
+            facilities = [f for (f,) in conn.execute(
+                "select distinct facility_code from marts.fct_census_daily where census_date between %s and %s",
+                (first, last))]
+        except Exception:  # no mart yet (the first night failed before dbt)
+            return []
+    gaps = facilities_without_audience(load_catalog(), facilities)
+    return [f"facility {f} has census data but no recipient of {', '.join(reports)} in the report catalog: its "
+            "data is loaded, built and checked; add a recipient with its filter to send its reports."
+            for f, reports in sorted(gaps.items())]
+
+
+def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what: str):
+    """Run ``dag_id`` for each logical date, printing each verdict as it comes; exit
+    code 0 only when every date ran and succeeded."""
     from healthops.orchestration import run_dates
+
+    by_date = dict(zip((d.isoformat() for d in dates), labels))
+
+    def show(r):
+        print(f"  {by_date.get(r['date'], r['date'])}: {_describe(r)}", flush=True)
+
+    with warehouse() as url, smtp_relay() as (smtp_url, outbox_dir):
+        print(f"Running {len(dates)} {what} run(s) through Airflow: {labels[0]} .. {labels[-1]}", flush=True)
+        results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None,
+                            on_result=show)
+        warnings = _audience_warnings(url, dates[0], dates[-1]) if what == "nightly" else []
+    for w in warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    held = [r for r in results if r["verdict"] == "held"]
+    if held:
+        print(f"HELD: {len(held)} night(s) loaded and built, reports held back by blocking data-quality rules "
+              "(healthops audit findings):", file=sys.stderr)
+        for r in held:
+            print(f"  {r['date']}: {', '.join(r.get('blocking', []))}", file=sys.stderr)
+    failed = [r for r in results if r["verdict"] == "failed"]
+    not_run = [lab for d, lab in by_date.items() if d not in {r["date"] for r in results}]
+    if failed:
+        r = failed[-1]
+        print(f"FAILED: the {what} run for {by_date.get(r['date'], r['date'])} did not succeed: {r['message']}. "
+              + (f"Not run after it: {', '.join(not_run)}. " if not_run else "") + f"Airflow log: {r['log']}",
+              file=sys.stderr)
+    elif not results:
+        print("FAILED: no run finished", file=sys.stderr)
+    ok = len(results) == len(dates) and all(r["verdict"] == "success" for r in results)
+    return (0 if ok else 1), results
+
+
+def _run(first: date, last: date, send: bool = False) -> tuple[int, list[dict]]:
+    from healthops.orchestration import DAG_ID
 
     if last < first:
         raise SystemExit(f"--to {last} is before --date {first}")
     dates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    with warehouse() as url, smtp_relay() as (smtp_url, outbox_dir):
-        print(f"Running {len(dates)} nightly run(s) through Airflow: {dates[0]} .. {dates[-1]}", flush=True)
-        results = run_dates(dates, url, smtp_url)
-    for r in results:
-        print(f"  {r['date']}: {r['state']} ({r['seconds']} s)")
-    ok = len(results) == len(dates) and all(r["state"] == "success" for r in results)
-    if not ok:
-        log = results[-1]["log"] if results else "(no log)"
-        print(f"FAILED: the run for {results[-1]['date'] if results else dates[0]} did not succeed; "
-              f"Airflow log: {log}", file=sys.stderr)
-    return (0 if ok else 1), results
+    notice = _history_notice(["daily_census"], [d.isoformat() for d in dates], send)
+    if notice:
+        print(notice, flush=True)
+    return _run_dag(DAG_ID, dates, [d.isoformat() for d in dates], send, "nightly")
 
 
 def cmd_run(args) -> int:
-    rc, _ = _run(args.date, args.to or args.date)
+    rc, _ = _run(args.date, args.to or args.date, send=args.send)
     return rc
 
 
@@ -100,37 +194,44 @@ def _month(s: str) -> date:
         raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {s!r}") from None
 
 
-def _run_monthly(months: list[date]) -> int:
+def _run_monthly(months: list[date], send: bool = False) -> int:
     """The monthly reports DAG through Airflow, one run per month (logical date: the 1st)."""
-    from healthops.orchestration import MONTHLY_DAG_ID, run_dates
+    from healthops.orchestration import MONTHLY_DAG_ID
+    from healthops.reports.render import load_catalog
 
-    with warehouse() as url, smtp_relay() as (smtp_url, _):
-        print(f"Running the monthly reports through Airflow for {', '.join(f'{m:%Y-%m}' for m in months)}",
-              flush=True)
-        results = run_dates(months, url, smtp_url, dag_id=MONTHLY_DAG_ID)
-    for r in results:
-        print(f"  {r['date'][:7]}: {r['state']} ({r['seconds']} s)")
-    ok = len(results) == len(months) and all(r["state"] == "success" for r in results)
-    if not ok:
-        print(f"FAILED: the monthly reports did not all succeed; Airflow log: "
-              f"{results[-1]['log'] if results else '(no log)'}", file=sys.stderr)
-    return 0 if ok else 1
+    labels = [f"{m:%Y-%m}" for m in months]
+    monthly = [r for r, e in load_catalog()["reports"].items() if e.get("period") == "month"]
+    notice = _history_notice(monthly, labels, send) if monthly else None
+    if notice:
+        print(notice, flush=True)
+    rc, _ = _run_dag(MONTHLY_DAG_ID, months, labels, send, "monthly reports")
+    return rc
 
 
 def cmd_reports_sent(args) -> int:
-    from healthops.reports.publish import sent_messages
+    from healthops.reports.publish import archived_messages, sent_messages
 
     with _audit_connection() as conn:
-        rows = sent_messages(conn, report=args.report, since=args.since)
+        if args.archived:
+            rows = archived_messages(conn, report=args.report, since=args.since)
+        else:
+            rows = sent_messages(conn, report=args.report, since=args.since)
+            (n_archived,) = conn.execute(
+                "select count(*) from reporting.messages where delivery = 'archived'").fetchone()
+    what = "archived report messages (not emailed)" if args.archived else "report messages sent"
     if not rows:
-        print("no report messages sent" + (f" for {args.report}" if args.report else "")
+        print(f"no {what}" + (f" for {args.report}" if args.report else "")
               + (f" since {args.since}" if args.since else ""))
         return 0
-    print(f"{'sent at (UTC)':<17} {'report':<20} {'period':<10} {'rev':>3}  {'recipient':<34} message id")
+    when = "archived at (UTC)" if args.archived else "sent at (UTC)"
+    print(f"{when:<17} {'report':<20} {'period':<10} {'rev':>3}  {'recipient':<34} message id")
     for r in rows:
         print(f"{r['sent_at']:%Y-%m-%d %H:%M}  {r['report_id']:<20} {r['period']:<10} {r['revision']:>3}  "
               f"{r['recipient']:<34} {r['message_id']}" + ("" if r["eml_sha256"] else "  (not archived)"))
-    print(f"{len(rows)} message(s). Resend one: healthops reports resend MESSAGE_ID [--to ADDRESS]")
+    print(f"{len(rows)} message(s). {'Email' if args.archived else 'Resend'} one: "
+          "healthops reports resend MESSAGE_ID [--to ADDRESS]")
+    if not args.archived and n_archived:
+        print(f"{n_archived} more archived without emailing (history periods): healthops reports sent --archived")
     return 0
 
 
@@ -159,7 +260,7 @@ def cmd_reports_monthly(args) -> int:
     while m <= last:
         months.append(m)
         m = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return _run_monthly(months)
+    return _run_monthly(months, send=args.send)
 
 
 def cmd_warehouse_url(args) -> int:
@@ -189,10 +290,11 @@ def cmd_demo(args) -> int:
     summary = generate(config.landing(), start, args.days, seed=args.seed)
     print(f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
           f"for {start} .. {last} under {config.landing() / 'adt'}", flush=True)
-    rc, results = _run(start, last)
+    # The demo's fixed dates lie in the past: --send, so its emails are there to read.
+    rc, results = _run(start, last, send=True)
     if rc == 0:  # the monthly reports of the months the demo touched (the last one is month to date)
         months = sorted({start.replace(day=1), last.replace(day=1)})
-        rc = _run_monthly(months)
+        rc = _run_monthly(months, send=True)
     with warehouse() as url:
         _print_summary(url, start, last)
     print(f"\nDemo finished in {time.monotonic() - t0:.0f} s" + ("" if rc == 0 else " WITH FAILURES"))
@@ -205,11 +307,11 @@ def _print_summary(url: str, first: date, last: date) -> None:
     with connect(url) as conn:
         b = conn.execute(
             """select count(*), coalesce(sum(records_in),0), coalesce(sum(records_loaded),0),
-                      coalesce(sum(records_rejected),0)
+                      coalesce(sum(records_rejected),0), coalesce(sum(records_duplicate),0)
                from audit.load_batches where received_date between %s and %s""", (first, last)).fetchone()
         reasons = conn.execute(
-            """select split_part(reason, ':', 1) as why, count(*) from raw.rejected
-               where received_date between %s and %s group by 1 order by 2 desc""", (first, last)).fetchall()
+            """select reason_category, count(*) from raw.rejected
+               where received_date between %s and %s group by 1 order by 2 desc, 1""", (first, last)).fetchall()
         census = conn.execute(
             """select census_date, sum(midnight_census), sum(admissions), sum(discharges), sum(patient_days)
                from marts.fct_census_daily where census_date between %s and %s
@@ -222,7 +324,8 @@ def _print_summary(url: str, first: date, last: date) -> None:
                where period between %s and %s or period between %s and %s""",
             (first.isoformat(), last.isoformat(), f"{first:%Y-%m}", f"{last:%Y-%m}")).fetchone()
     print("\n== healthops demo summary ==")
-    print(f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]}")
+    print(f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]} + duplicate {b[4]} "
+          "(resent copies, kept in raw.duplicates)")
     for why, n in reasons:
         print(f"   rejected: {n:4d}  {why}")
     print("Census (all inpatient units):  date        midnight  admits  discharges  patient days")
@@ -324,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the nightly DAG through Airflow for each logical date")
     r.add_argument("--date", type=_date, required=True)
     r.add_argument("--to", type=_date, help="last logical date (inclusive)")
+    r.add_argument("--send", action="store_true",
+                   help="email the reports of dates older than the revision window too (default: archive them)")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("warehouse-url", help="print the warehouse URL, starting the embedded one if needed")
@@ -343,10 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     rm = rsub.add_parser("monthly", help="run the monthly reports DAG through Airflow for a month")
     rm.add_argument("--month", type=_month, required=True, help="YYYY-MM")
     rm.add_argument("--to", type=_month, help="last month (inclusive)")
+    rm.add_argument("--send", action="store_true",
+                    help="email the reports of months older than the revision window too (default: archive them)")
     rm.set_defaults(func=cmd_reports_monthly)
     rs = rsub.add_parser("sent", help="list the report messages sent (the delivery ledger and archive)")
     rs.add_argument("--report", help="a report id of the catalog, e.g. daily_census")
     rs.add_argument("--since", type=_date, help="sent on or after this day (YYYY-MM-DD)")
+    rs.add_argument("--archived", action="store_true",
+                    help="list the messages archived without emailing (history periods of a backfill) instead")
     rs.set_defaults(func=cmd_reports_sent)
     rr = rsub.add_parser("resend", help="send an archived message again, byte for byte")
     rr.add_argument("message_id", help="as listed by `healthops reports sent`")

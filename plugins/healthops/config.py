@@ -3,7 +3,9 @@ defaults DESIGN.md names, resolved against the current directory."""
 from __future__ import annotations
 
 import os
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 # The repository root: plugins/healthops/config.py -> parents[2].
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,18 @@ def out() -> Path:
 
 def facility_tz() -> str:
     return os.environ.get("HEALTHOPS_FACILITY_TZ") or DEFAULT_FACILITY_TZ
+
+
+def facility_today() -> date:
+    """Today's date in the facility's zone (what "yesterday's census" is relative to)."""
+    return datetime.now(ZoneInfo(facility_tz())).date()
+
+
+# The first logical date the DAGs accept. HL7 v2.3, the oldest version the ADT parser
+# reads, was published in 1997: no feed healthops can load is older. DAG runs for an
+# earlier date would be created with no task instance at all (Airflow creates none
+# before a task's start_date), so `healthops run` refuses them with this date named.
+HISTORY_START = date(1997, 1, 1)
 
 
 def dbt_tasks() -> str:

@@ -14,15 +14,33 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from healthops import config
+from healthops.errors import DataError, is_transient
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "healthops_warehouse"
 SMTP_CONN_ID = "smtp_default"
+QUALITY_TASK = "validate_census"  # the nightly task whose blocking failure holds the reports back
 
 
-class BlockingQualityFailure(RuntimeError):
+class BlockingQualityFailure(DataError):
     """A blocking data-quality rule failed: dependent reports must not go out."""
+
+
+def run_step(step, *args, **kwargs):
+    """Run a pipeline step inside an Airflow task: a transient error (the warehouse or
+    the relay unreachable, SMTP 4xx) is raised as it is, for the task's retries; any
+    other error fails the task at once (``AirflowFailException``), since a retry
+    would meet the same data, configuration or bug (``healthops.errors``)."""
+    try:
+        return step(*args, **kwargs)
+    except Exception as e:
+        if is_transient(e):
+            raise
+        from airflow.sdk.exceptions import AirflowFailException
+
+        text = str(e) if isinstance(e, DataError) else f"{type(e).__name__}: {e}"
+        raise AirflowFailException(text) from e
 
 
 def receipt_date(logical_date: datetime | date | str) -> date:
@@ -156,22 +174,25 @@ def smtp_settings():
 
 
 def publish_report(report_id: str, period: str, dag_run_id: str | None = None, url: str | None = None,
-                   smtp=None) -> dict:
+                   smtp=None, send: bool | None = None, as_of=None) -> dict:
     """Publish a catalog report for a period (``healthops.reports.publish``): one
     message per recipient with the recipient's filter applied, sent once per content
-    version, revised when late data change it, never with PHI."""
+    version, revised when late data change it, never with PHI. ``send``: None emails
+    a live period and archives history (older than the revision window of a run
+    started at ``as_of``, a date or datetime; default now), True emails history too."""
     from healthops.reports.publish import publish
 
     outcome = publish(report_id, period, url=url or task_warehouse_url(), smtp=smtp or smtp_settings(),
-                      dag_run_id=dag_run_id)
+                      dag_run_id=dag_run_id, send=send, as_of=receipt_date(as_of) if as_of else None)
     return outcome.as_dict()
 
 
 def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str | None = None,
-                         smtp=None) -> dict:
+                         smtp=None, send: bool | None = None, as_of=None) -> dict:
     """The daily census of the receipt date to each recipient (her facility, her
     units), and revisions of the days before that late data changed."""
-    return publish_report("daily_census", receipt_date(logical_date).isoformat(), dag_run_id, url, smtp)
+    return publish_report("daily_census", receipt_date(logical_date).isoformat(), dag_run_id, url, smtp,
+                          send, as_of)
 
 
 def report_month(logical_date) -> str:
@@ -183,12 +204,50 @@ def report_month(logical_date) -> str:
 
 
 def publish_monthly(report_id: str, logical_date, dag_run_id: str | None = None, url: str | None = None,
-                    smtp=None) -> dict:
+                    smtp=None, send: bool | None = None, as_of=None) -> dict:
     """A monthly catalog report for the month of the run's logical date."""
-    return publish_report(report_id, report_month(logical_date), dag_run_id, url, smtp)
+    return publish_report(report_id, report_month(logical_date), dag_run_id, url, smtp, send, as_of)
+
+
+# -- what a run did, for the person who started it -----------------------------------
+def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
+    """What a DAG run left in the warehouse: for a nightly run (``received`` given) the
+    date's ADT files and message counts (in = loaded + rejected + duplicate) and, when
+    nothing was received, the folder that was missing or empty; for every run, the
+    report messages it emailed and those it archived without emailing (history)."""
+    import psycopg
+
+    from healthops.load.adt import adt_folder
+    from healthops.load.batches import ready_files
+    from healthops.warehouse.connection import connect
+
+    out: dict = {}
+    with connect(url) as conn:
+        try:
+            if received is not None:
+                files, n_in, loaded, rejected, duplicate = conn.execute(
+                    """select count(*), coalesce(sum(records_in), 0), coalesce(sum(records_loaded), 0),
+                              coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0)
+                       from audit.load_batches where source = 'adt' and received_date = %s""",
+                    (received,)).fetchone()
+                out["load"] = {"files": files, "in": n_in, "loaded": loaded, "rejected": rejected,
+                               "duplicate": duplicate}
+                folder = adt_folder(config.landing(), received)
+                if not files and not ready_files(folder, "*.hl7"):
+                    out["load"]["missing"] = f"{folder} {'has no file' if folder.is_dir() else 'does not exist'}"
+            emailed, revised = conn.execute(
+                "select count(*), count(*) filter (where revision > 0) from reporting.deliveries where dag_run_id = %s",
+                (run_id,)).fetchone()
+            (archived,) = conn.execute(
+                "select count(*) from reporting.messages where dag_run_id = %s and delivery = 'archived'",
+                (run_id,)).fetchone()
+            out["reports"] = {"emailed": emailed, "revised": revised, "archived": archived}
+        except psycopg.errors.UndefinedTable:
+            pass  # the run failed before the warehouse was set up: nothing to tell
+    return out
 
 
 def publish_compliance_monthly(logical_date, dag_run_id: str | None = None, url: str | None = None,
-                               smtp=None) -> dict:
+                               smtp=None, send: bool | None = None, as_of=None) -> dict:
     """The monthly compliance and data-quality report for the auditors."""
-    return publish_monthly("compliance_monthly", logical_date, dag_run_id, url, smtp)
+    return publish_monthly("compliance_monthly", logical_date, dag_run_id, url, smtp, send, as_of)

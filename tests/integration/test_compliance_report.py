@@ -165,16 +165,20 @@ def test_figures_ignore_generation_time_and_chain_heads(month_of_history):
     assert content_version(a) == content_version(b) != content_version(c)
 
 
+MARCH = dt.datetime(2025, 3, 1, 6)  # the logical date of the run for March 2025
+LIVE = dt.datetime(2025, 4, 1, 6, 0)  # when that scheduled run started: a live month, emailed
+
+
 def test_published_once_per_content_version_over_smtp(month_of_history, tmp_path):
     recipients = load_catalog()["reports"]["compliance_monthly"]["recipients"]
     with start_outbox(tmp_path / "outbox") as box:
         smtp = SmtpSettings.from_url(box.url)
-        first = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "scheduled__2025-03-01", month_of_history, smtp)
-        again = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "manual__retry", month_of_history, smtp)
+        first = publish_compliance_monthly(MARCH, "scheduled__2025-03-01", month_of_history, smtp, as_of=LIVE)
+        again = publish_compliance_monthly(MARCH, "manual__retry", month_of_history, smtp, as_of=LIVE)
         with connect(month_of_history) as conn:
             f = audit_trail.open_findings(conn, rule="CEN-005")[0]
             audit_trail.review(conn, f.finding_id, "B. Auditor", "Duplicate discharge fixed at source.")
-        revised = publish_compliance_monthly(dt.datetime(2025, 3, 1, 6), "manual__after_review", month_of_history, smtp)
+        revised = publish_compliance_monthly(MARCH, "manual__after_review", month_of_history, smtp, as_of=LIVE)
         messages = box.messages()
     assert sorted(s["recipient"] for s in first["sent"]) == sorted(recipients) and again["sent"] == []
     assert sorted((s["recipient"], s["revision"]) for s in revised["sent"]) == sorted((r, 1) for r in recipients)

@@ -36,6 +36,12 @@ class DailyCensus:
     required_filter = ("facility",)
     trend_days = 14
 
+    def facilities_with_data(self, reader, period: str) -> set[str]:
+        """The facilities the mart has a census for on the day (each needs an audience)."""
+        rows = reader.select("marts.fct_census_daily", ["facility_code"],
+                             {"census_date": date.fromisoformat(period)})
+        return {r["facility_code"] for r in rows}
+
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.census.units import load_units
         from healthops.pipeline import facility_name, rule_descriptions

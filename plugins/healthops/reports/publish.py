@@ -15,6 +15,19 @@ For each recipient of the catalog entry (with the recipient's filter):
 4. send one message per recipient (To: that recipient only), then write its ledger
    row and archive the exact bytes (``reporting.messages``) in the same
    transaction, under an advisory lock per report, period and recipient.
+
+History is not mail. A period older than the revision window of a run started on
+``as_of`` (what a live run would no longer send or revise: for the daily census,
+more than ``revise_days`` + 1 days back) is rendered, scanned and archived
+(``reporting.messages`` with ``delivery = 'archived'``), not emailed, unless the
+caller asks (``send=True``: ``healthops run --send``): a backfill of two years must
+not put 2,900 reports into each manager's inbox. ``healthops reports resend`` can
+still email any archived message.
+
+Facilities without an audience: a facility with data for the period that no
+recipient's filter covers (a hospital onboarding a facility before its managers are
+in the catalog) is named in the outcome and logged; its data is loaded, built and
+checked as usual, and the report does not fail for it.
 """
 from __future__ import annotations
 
@@ -26,6 +39,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from healthops import config
+from healthops.errors import ConfigurationError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +55,15 @@ class Outcome:
     sent: list[dict] = field(default_factory=list)  # {period, recipient, revision, message_id}
     unchanged: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) already current
     no_data: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) whose slice has no data
+    archived: list[dict] = field(default_factory=list)  # {period, recipient, revision, message_id}: not emailed
+    no_audience: list[str] = field(default_factory=list)  # facilities with data that no recipient covers
+    emailed: bool = True  # False: a history period, archived only
     files: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"report_id": self.report_id, "sent": self.sent, "unchanged": len(self.unchanged),
-                "no_data": [r for _, r in self.no_data], "files": self.files}
+                "no_data": [r for _, r in self.no_data], "archived": self.archived,
+                "no_audience": self.no_audience, "emailed": self.emailed, "files": self.files}
 
 
 def periods_to_check(kind, entry: dict, period: str) -> list[str]:
@@ -63,6 +81,40 @@ def periods_to_check(kind, entry: dict, period: str) -> list[str]:
     return out
 
 
+def live_period(kind, as_of: date) -> str:
+    """The period a live run started on ``as_of`` reports: yesterday, or last month."""
+    if kind.period == "day":
+        return (as_of - timedelta(days=1)).isoformat()
+    return f"{as_of.replace(day=1) - timedelta(days=1):%Y-%m}"
+
+
+def is_history(kind, entry: dict, period: str, as_of: date) -> bool:
+    """True when ``period`` is older than every period a live run on ``as_of`` would
+    send or revise (ISO period keys compare in date order)."""
+    return period < periods_to_check(kind, entry, live_period(kind, as_of))[-1]
+
+
+def audience_gaps(entry: dict, facilities) -> list[str]:
+    """Facilities (of ``facilities``) that no recipient of the catalog entry covers: a
+    recipient with no facility filter covers every facility."""
+    covered = set()
+    for d in entry.get("distribution") or []:
+        facility = (d.get("filter") or {}).get("facility")
+        if not facility:
+            return []
+        covered.add(facility)
+    return sorted(set(facilities) - covered)
+
+
+def facilities_without_audience(catalog: dict, facilities) -> dict[str, list[str]]:
+    """{facility: [report ids whose recipients do not cover it]} over the whole catalog."""
+    out: dict[str, list[str]] = {}
+    for report_id, entry in catalog["reports"].items():
+        for f in audience_gaps(entry, facilities):
+            out.setdefault(f, []).append(report_id)
+    return out
+
+
 def _last_delivery(conn, report_id: str, period: str, recipient: str):
     return conn.execute(
         """select content_sha256, figures, revision, sent_at, message_id from reporting.deliveries
@@ -71,25 +123,44 @@ def _last_delivery(conn, report_id: str, period: str, recipient: str):
 
 
 def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | None = None,
-            catalog: dict | None = None, revise: bool = True) -> Outcome:
-    """Publish ``report_id`` for ``period`` (and revisions of earlier periods)."""
+            catalog: dict | None = None, revise: bool = True, send: bool | None = True,
+            as_of: date | None = None) -> Outcome:
+    """Publish ``report_id`` for ``period`` (and revisions of earlier periods).
+
+    ``send``: True (default) emails; False archives only; None decides by the period:
+    a live one is emailed, a history one (older than the revision window of a run on
+    ``as_of``, default today in the facility's zone) archived. The nightly and
+    monthly DAGs pass None unless their run's ``send`` param is set."""
     from healthops.reports import phi
     from healthops.reports.kinds import Revision, diff_figures, kind_for
     from healthops.reports.render import load_catalog, write_outputs
     from healthops.warehouse.connection import connect
 
     catalog = catalog or load_catalog()
+    if report_id not in catalog["reports"]:
+        raise ConfigurationError(f"report {report_id!r} is not in the report catalog")
     entry = catalog["reports"][report_id]
-    kind = kind_for(entry.get("builder", report_id))
+    try:
+        kind = kind_for(entry.get("builder", report_id))
+    except KeyError as e:
+        raise ConfigurationError(f"report {report_id}: {e.args[0]}") from None
     allowed = phi.allowed_columns(catalog)
     for d in entry["distribution"]:
         missing = [k for k in kind.required_filter if not d["filter"].get(k)]
         extra = [k for k in d["filter"] if k not in kind.filter_keys]
         if missing or extra:
-            raise ValueError(f"report {report_id}: recipient {d['address']}: filter "
-                             + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}"))
+            raise ConfigurationError(
+                f"report {report_id}: recipient {d['address']}: filter "
+                + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}"))
     outcome = Outcome(report_id)
-    periods = periods_to_check(kind, entry, period) if revise else [period]
+    if send is None:
+        send = not is_history(kind, entry, period, as_of or config.facility_today())
+        if not send:
+            log.info("%s %s is older than the revision window of a run on %s: archived, not emailed",
+                     report_id, period, as_of or config.facility_today())
+    outcome.emailed = send
+    # History is archived for its own period only: revising what was never sent is moot.
+    periods = periods_to_check(kind, entry, period) if revise and send else [period]
     with connect(url) as conn:
         from healthops.warehouse.schema import ensure_schema
 
@@ -131,9 +202,16 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                                         changes=diff_figures(prev[1] or {}, figs))
                 plans.append((p, d, fkey, version, figs, revision, prev[4] if prev else None))
 
-        if entry["distribution"] and len(outcome.no_data) == len(entry["distribution"]):
-            raise LookupError(f"{report_id} {period}: no data for any recipient (was the feed received and "
-                              "the marts built?)")
+        facilities_of = getattr(kind, "facilities_with_data", None)
+        if facilities_of is not None:
+            outcome.no_audience = audience_gaps(entry, facilities_of(phi.MartReader(conn, allowed), period))
+            for f in outcome.no_audience:
+                log.warning("%s %s: facility %s has data but no recipient in the report catalog: "
+                            "nothing is sent for it", report_id, period, f)
+        if (entry["distribution"] and len(outcome.no_data) == len(entry["distribution"])
+                and not outcome.no_audience):
+            raise DataError(f"{report_id} {period}: no data for any recipient (was the feed received and "
+                            "the marts built?)")
         # Render once per (period, filter, revision number), and scan everything first.
         rendered_by: dict[tuple[str, str, int], Any] = {}
         for p, d, fkey, version, figs, revision, _ in plans:
@@ -147,15 +225,18 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
 
         for p, d, fkey, version, figs, revision, replaces in plans:
             rendered = rendered_by[(p, fkey, revision.number if revision else 0)]
-            sent = _send_one(conn, report_id, p, d, rendered, entry, smtp, version, figs,
-                             revision.number if revision else 0, replaces, dag_run_id)
-            if sent:
-                outcome.sent.append(sent)
+            done = _send_one(conn, report_id, p, d, rendered, entry, smtp, version, figs,
+                             revision.number if revision else 0, replaces, dag_run_id, deliver=send)
+            if done:
+                (outcome.sent if send else outcome.archived).append(done)
         for (p, fkey, _), rendered in rendered_by.items():
             if p == period:
                 for k, v in write_outputs(rendered, config.out() / "reports").items():
                     outcome.files[f"{rendered.filename_stem}.{k}"] = str(v)
-    if outcome.sent:
+    if outcome.archived:
+        log.info("%s %s: %d report(s) archived, not emailed (older than the revision window; "
+                 "`healthops run --send` emails history)", report_id, period, len(outcome.archived))
+    elif outcome.sent:
         log.info("%s %s: sent %d message(s) (%d revision(s)); %d recipient(s) already current", report_id, period,
                  len(outcome.sent), sum(1 for s in outcome.sent if s["revision"]), len(outcome.unchanged))
     else:
@@ -165,8 +246,9 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
 
 
 def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, figs, revision, replaces,
-              dag_run_id) -> dict | None:
-    """One recipient: lock, re-check the ledger, send, record and archive, commit."""
+              dag_run_id, deliver: bool = True) -> dict | None:
+    """One recipient: lock, re-check the ledger, send, record and archive, commit.
+    ``deliver=False``: archive the message without sending it (a history period)."""
     from healthops.reports.delivery import build_message, send
 
     recipient = dist["address"]
@@ -176,9 +258,23 @@ def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, fig
                            and lower(recipient) = lower(%s) and content_sha256 = %s""",
                         (report_id, period, recipient, version)).fetchone():
             return None  # a concurrent or earlier attempt sent it
+        if not deliver and conn.execute(
+                """select 1 from reporting.messages where report_id = %s and period = %s and delivery = 'archived'
+                   and lower(recipient) = lower(%s) and content_sha256 = %s""",
+                (report_id, period, recipient, version)).fetchone():
+            return None  # this version is archived already
         message = build_message(rendered, entry.get("sender", "healthops@localhost"), [recipient],
                                 version=version, replaces=replaces)
         eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        if not deliver:
+            conn.execute(
+                """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
+                       subject, eml, eml_sha256, delivery, dag_run_id)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'archived', %s)""",
+                (message["Message-ID"], report_id, period, recipient, version, revision, message["Subject"], eml,
+                 hashlib.sha256(eml).hexdigest(), dag_run_id))
+            return {"period": period, "recipient": recipient, "revision": revision,
+                    "message_id": message["Message-ID"]}
         send(message, smtp)
         conn.execute(
             """insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, subject,
@@ -188,10 +284,10 @@ def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, fig
              json.dumps(figs, default=str), revision, json.dumps(dist["filter"])))
         conn.execute(
             """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
-                   subject, eml, eml_sha256)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
+                   subject, eml, eml_sha256, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
             (message["Message-ID"], report_id, period, recipient, version, revision, message["Subject"], eml,
-             hashlib.sha256(eml).hexdigest()))
+             hashlib.sha256(eml).hexdigest(), dag_run_id))
     return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
 
 
@@ -206,6 +302,23 @@ def sent_messages(conn, report: str | None = None, since: date | None = None) ->
                   or d.report_id like %(report)s::text || '/%%')
              and (%(since)s::date is null or d.sent_at >= %(since)s::date)
            order by d.sent_at, d.report_id, d.period, d.recipient""",
+        {"report": report, "since": since}).fetchall()
+    keys = ("sent_at", "report_id", "period", "recipient", "revision", "message_id", "subject", "eml_sha256",
+            "eml_bytes", "content_sha256")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def archived_messages(conn, report: str | None = None, since: date | None = None) -> list[dict]:
+    """Messages rendered and archived but never emailed (history periods), newest last,
+    in the shape of ``sent_messages`` (``sent_at``: when it was archived)."""
+    rows = conn.execute(
+        """select created_at, report_id, period, recipient, revision, message_id, subject, eml_sha256,
+                  length(eml), content_sha256
+           from reporting.messages
+           where delivery = 'archived'
+             and (%(report)s::text is null or report_id = %(report)s::text)
+             and (%(since)s::date is null or created_at >= %(since)s::date)
+           order by created_at, report_id, period, recipient""",
         {"report": report, "since": since}).fetchall()
     keys = ("sent_at", "report_id", "period", "recipient", "revision", "message_id", "subject", "eml_sha256",
             "eml_bytes", "content_sha256")
