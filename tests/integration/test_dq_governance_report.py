@@ -32,24 +32,25 @@ MRN, NAME = "M7734001", "WINTERBOTTOM^ROSALIND^Q"
 # Exactly the columns the report reads (the catalog's phi.allowed_columns must hold them).
 ALLOWED = {
     "audit.load_batches": ["source", "received_date", "file_path", "file_sha256", "records_in", "records_loaded",
-                           "records_rejected", "loaded_at"],
+                           "records_rejected", "records_duplicate", "loaded_at"],
     "raw.rejected": ["received_date", "source", "reason_category"],
     "audit.validation_runs": ["validation_run_id", "suite_name", "logical_date", "run_at", "success"],
     "audit.rule_results": ["validation_run_id", "rule_id", "severity", "status", "rows_evaluated", "rows_violating",
                            "domain", "kahn_category"],
     "marts.fct_encounters": ["facility_code", "encounter_status", "first_event_at", "admit_at", "discharge_at",
                              "length_of_stay_days"],
+    "marts.fct_census_daily": ["facility_code", "census_date"],  # which facilities are on the feed
 }
 ENTRY = {"name": "Data quality and records governance", "template": "dq_governance.html.j2",
          "subject": "{report_name} — {period_label}", "formats": ["html", "pdf", "csv"],
          "sender": "healthops <healthops@localhost>", "recipients": ["him.director@example.org"]}
 
-FILES = [  # received_date, file, in, loaded, rejected, loaded_at (facility time, PST)
-    (D1, "adt_20250301_01.hl7", 40, 38, 2, "2025-03-01 23:00-08"),
-    (D1, "adt_20250301_02.hl7", 12, 12, 0, "2025-03-02 01:00-08"),  # next day: on time
-    (D2, "adt_20250302_01.hl7", 50, 47, 3, "2025-03-02 23:30-08"),
-    (D3, "adt_20250303_01.hl7", 20, 19, 1, "2025-03-06 02:00-08"),  # three days late
-    (FEB28, "adt_20250228_01.hl7", 10, 5, 5, "2025-02-28 23:00-08"),  # another month
+FILES = [  # received_date, file, in, loaded, rejected, duplicate, loaded_at (facility time, PST)
+    (D1, "adt_20250301_01.hl7", 40, 38, 2, 0, "2025-03-01 23:00-08"),
+    (D1, "adt_20250301_02.hl7", 12, 12, 0, 0, "2025-03-02 01:00-08"),  # next day: on time
+    (D2, "adt_20250302_01.hl7", 50, 46, 3, 1, "2025-03-02 23:30-08"),  # one message resent
+    (D3, "adt_20250303_01.hl7", 20, 19, 1, 0, "2025-03-06 02:00-08"),  # three days late
+    (FEB28, "adt_20250228_01.hl7", 10, 5, 5, 0, "2025-02-28 23:00-08"),  # another month
 ]
 PHI_TEXT = f"MSH|^~\\&|EHR|NGH|||202503011200||ADT^A01|C9|P|2.5\rPID|1||{MRN}^^^NGH^MR||{NAME}||19480719|F"
 REJECTED = [  # received_date, file, reason (raw_text always holds a patient's name and MRN)
@@ -119,14 +120,15 @@ def warehouse(pg_server, tmp_path_factory):
         with connect(url) as conn:
             ensure_schema(conn)
             batch = {}
-            for d, f, n_in, n_loaded, n_rej, loaded_at in FILES:
+            for d, f, n_in, n_loaded, n_rej, n_dup, loaded_at in FILES:
                 batch[f] = uuid.uuid4()
                 conn.execute(
                     """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
-                           file_bytes, records_in, records_loaded, records_rejected, dag_run_id, loaded_at)
-                       values (%s, 'adt', %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                           file_bytes, records_in, records_loaded, records_rejected, records_duplicate, dag_run_id,
+                           loaded_at)
+                       values (%s, 'adt', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                     (batch[f], d, f"adt/{d}/{f}", f"{abs(hash(f)):064x}"[:64], 1000 + n_in, n_in, n_loaded, n_rej,
-                     f"scheduled__{d}", loaded_at))
+                     n_dup, f"scheduled__{d}", loaded_at))
             for i, (d, f, reason) in enumerate(REJECTED):
                 conn.execute(
                     """insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
@@ -207,15 +209,17 @@ def test_reason_categories():
 def test_feed_figures_match_hand_counts(built):
     ctx, _, _ = built
     s = ctx["summary"]
-    # March files only: 40 + 12 + 50 + 20 in; 38 + 12 + 47 + 19 loaded; 2 + 0 + 3 + 1 rejected
-    assert (s["files"], s["messages_in"], s["messages_loaded"], s["messages_rejected"]) == (4, 122, 116, 6)
+    # March files only: 40 + 12 + 50 + 20 in; 38 + 12 + 46 + 19 loaded; 2 + 0 + 3 + 1 rejected; 1 duplicate
+    assert (s["files"], s["messages_in"], s["messages_loaded"], s["messages_rejected"],
+            s["messages_duplicate"]) == (4, 122, 115, 6, 1)
     assert str(s["rejection_rate"]) == "4.92"  # 6 / 122 = 4.918 %
     assert (s["days_with_data"], s["days_in_month"], len(s["missing_days"])) == (3, 31, 28)
     assert s["missing_days_label"] == "Mar 4–31"
     assert (s["quarantined"], s["quarantine_reconciles"]) == (6, True)
     assert (s["files_loaded_late"], s["max_load_lag_days"]) == (1, 3)
     day = {d["date"]: d for d in ctx["daily"]}
-    assert (day[D2]["messages_in"], day[D2]["rejected"], str(day[D2]["rejection_rate"])) == (50, 3, "6.00")
+    assert (day[D2]["messages_in"], day[D2]["rejected"], day[D2]["duplicate"], str(day[D2]["rejection_rate"])) == (
+        50, 3, 1, "6.00")
     assert not day[dt.date(2025, 3, 4)]["has_data"] and day[dt.date(2025, 3, 4)]["rejection_rate"] is None
 
     reasons = [(r["category"], r["count"], str(r["share"]), r["days"]) for r in ctx["reasons"]]
@@ -313,7 +317,8 @@ def test_rendered_report(built, rendered):
                  "1 blocking data-quality rule failed", "possible missing discharges (A03)",
                  "All figures cover every facility of the ADT feed"):
         assert text in r.html, text
-    assert "122 messages in = 116 loaded + 6 rejected" in r.text
+    assert "122 messages in = 115 loaded + 6 rejected + 1 duplicate" in r.text
+    assert "<strong>1</strong> resent" in r.html and "Duplicates (resent)" in r.html
 
 
 def test_a_month_without_data_still_reports_the_gap(warehouse):
@@ -415,3 +420,26 @@ def test_the_warehouse_category_column_matches_and_drops_quoted_phi(warehouse_ur
         got = conn.execute("select reason, reason_category from raw.rejected order by message_index").fetchall()
     assert [c for _, c in got] == [reason_category(r) for r in SAMPLE_REASONS]
     assert not any("M7734001" in c or "WINTERBOTTOM" in c for _, c in got)
+
+
+def test_a_facility_on_the_feed_without_a_recipient_is_named(warehouse, tmp_path, monkeypatch):
+    """Onboarding: SGH's census is built, but the catalog has no daily census recipient for it yet."""
+    import yaml
+
+    catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
+    daily = catalog["reports"]["daily_census"]
+    daily["recipients"] = [r for r in daily["recipients"] if r["filter"]["facility"] != "SGH"]
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump(catalog))
+    monkeypatch.setenv("HEALTHOPS_REPORT_CATALOG", str(path))
+    with connect(warehouse) as conn:
+        conn.execute("insert into marts.fct_census_daily values ('SGH', 'ICU', %s, 3, 1, 0, 0, 0, 3, 10)", (D2,))
+        reader = phi.MartReader(conn, {t: frozenset(c) for t, c in ALLOWED.items()})
+        ctx = KIND.build_context(reader, MONTH, {}, ENTRY)
+        conn.rollback()
+    assert ctx["no_audience"] == [{"facility_code": "SGH", "facility_name": "Southgate General Hospital",
+                                   "reports": ["daily_census"]}]
+    assert ("Southgate General Hospital (SGH) is on the feed but has no recipient of daily_census in the report "
+            "catalog: its data is loaded, built and checked, and no one receives its report.") in ctx["attention"]
+    assert KIND.figures(ctx)["no recipient for SGH"] == "daily_census"
+    assert build(warehouse)[0]["no_audience"] == []  # the shipped catalog covers NGH, the facility on the feed

@@ -3,8 +3,11 @@
 One question: is the record of patient movement complete, timely and correct?
 
 - **Complete.** Files and messages received per day (``audit.load_batches``: in =
-  loaded + rejected per file), days of the month with no file at all, and whether
-  the quarantine (``raw.rejected``) holds every rejection the batches counted.
+  loaded + rejected + duplicate per file; a duplicate is a resent copy of a message
+  already loaded, kept in ``raw.duplicates``, not a rejection), days of the month with
+  no file at all, and whether the quarantine (``raw.rejected``) holds every rejection
+  the batches counted. Facilities whose census is built but that no report recipient
+  covers yet (onboarding) are named, so nobody is left without their report unseen.
 - **Timely.** How long after the day of receipt each file was loaded.
 - **Correct.** Rejected messages by reason category (``raw.rejected``: the reason
   text up to its first ``:``, see ``healthops.sources.adt`` README "Rejection
@@ -69,7 +72,7 @@ MAX_REASONS_CHARTED = 8  # the rest are drawn as one "other reasons" bar (the ta
 DEFAULT_OPEN_AFTER_DAYS = 30  # an encounter open this long after its first event: possible missing A03
 
 BATCH_COLUMNS = ["source", "received_date", "file_path", "file_sha256", "records_in", "records_loaded",
-                 "records_rejected", "loaded_at"]
+                 "records_rejected", "records_duplicate", "loaded_at"]
 REJECTED_COLUMNS = ["received_date", "source", "reason_category"]  # never reason or raw_text: they may quote the message (PHI)
 RUN_COLUMNS = ["validation_run_id", "suite_name", "logical_date", "run_at", "success"]
 RESULT_COLUMNS = ["validation_run_id", "rule_id", "severity", "status", "rows_evaluated", "rows_violating",
@@ -167,6 +170,8 @@ class DqGovernance:
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.pipeline import facility_name, rule_descriptions
+        from healthops.reports.publish import facilities_without_audience
+        from healthops.reports.render import load_catalog
 
         month = _month(period)
         first, last = month.first, month.last
@@ -181,24 +186,27 @@ class DqGovernance:
         per_day: dict[date, dict[str, int]] = {}
         lags: list[int] = []
         for b in batches:
-            d = per_day.setdefault(b["received_date"], {"files": 0, "in": 0, "loaded": 0, "rejected": 0})
+            d = per_day.setdefault(b["received_date"], {"files": 0, "in": 0, "loaded": 0, "rejected": 0,
+                                                        "duplicate": 0})
             d["files"] += 1
             d["in"] += int(b["records_in"])
             d["loaded"] += int(b["records_loaded"])
             d["rejected"] += int(b["records_rejected"])
+            d["duplicate"] += int(b["records_duplicate"])
             loaded_on = _local_date(b["loaded_at"], tz)
             if loaded_on is not None:
                 lags.append((loaded_on - b["received_date"]).days)
         n_in = sum(d["in"] for d in per_day.values())
         n_loaded = sum(d["loaded"] for d in per_day.values())
         n_rejected = sum(d["rejected"] for d in per_day.values())
+        n_duplicate = sum(d["duplicate"] for d in per_day.values())
         missing_days = [d for d in days if d not in per_day]
         daily = []
         for d in days:
             c = per_day.get(d)
             daily.append({"date": d, "has_data": c is not None, "files": c["files"] if c else 0,
                           "messages_in": c["in"] if c else 0, "loaded": c["loaded"] if c else 0,
-                          "rejected": c["rejected"] if c else 0,
+                          "rejected": c["rejected"] if c else 0, "duplicate": c["duplicate"] if c else 0,
                           "rejection_rate": _pct(c["rejected"], c["in"], "0.01") if c else None})
         late_files = sum(1 for lag in lags if lag > 1)
 
@@ -291,6 +299,15 @@ class DqGovernance:
         # -- records governance: encounters ---------------------------------------------------
         governance = self._encounter_counts(reader, facility, first, last, open_after, entry)
 
+        # -- facilities on the feed that no report recipient covers (onboarding) ----------------
+        on_feed = {r["facility_code"] for r in reader.select(
+            "marts.fct_census_daily", ["facility_code"], {"census_date": ("between", (first, last))})}
+        if facility:
+            on_feed &= {facility}
+        no_audience = [{"facility_code": f, "facility_name": facility_name(f), "reports": reports}
+                       for f, reports in sorted(facilities_without_audience(load_catalog(), on_feed).items())]
+        reader.note("reference data facility name", [a["facility_name"] for a in no_audience])
+
         # -- what needs the director's attention ---------------------------------------------
         attention = []
         level = None
@@ -311,6 +328,11 @@ class DqGovernance:
             level = level or "warning"
             attention.append(f"{validation['blocking_rules_failed']} blocking data-quality rule"
                              f"{'s' if validation['blocking_rules_failed'] != 1 else ''} failed on at least one day.")
+        for a in no_audience:
+            level = level or "warning"
+            attention.append(f"{a['facility_name']} ({a['facility_code']}) is on the feed but has no recipient of "
+                             f"{', '.join(a['reports'])} in the report catalog: its data is loaded, built and "
+                             "checked, and no one receives its report.")
         stale = [g for g in governance if g["key"].startswith("open_") and g["count"] not in (0, None)]
         if stale:
             level = level or "warning"
@@ -334,6 +356,7 @@ class DqGovernance:
                 "messages_in": n_in,
                 "messages_loaded": n_loaded,
                 "messages_rejected": n_rejected,
+                "messages_duplicate": n_duplicate,
                 "rejection_rate": _pct(n_rejected, n_in, "0.01"),
                 "days_with_data": len(per_day),
                 "days_in_month": len(days),
@@ -352,6 +375,7 @@ class DqGovernance:
             "validation": validation,
             "top_rules": top_rules,
             "governance": governance,
+            "no_audience": no_audience,
             "attention": attention,
             "attention_level": level,
         }
@@ -411,6 +435,7 @@ class DqGovernance:
             f"messages in {p}": s["messages_in"],
             f"messages loaded {p}": s["messages_loaded"],
             f"messages rejected {p}": s["messages_rejected"],
+            f"duplicate messages (resent) {p}": s["messages_duplicate"],
             f"rejection rate {p}": _pct_label(s["rejection_rate"]),
             f"days with data {p}": f"{s['days_with_data']} of {s['days_in_month']}",
             f"rejected messages in quarantine {p}": s["quarantined"],
@@ -421,7 +446,8 @@ class DqGovernance:
         for d in context["daily"]:
             if d["has_data"]:
                 out[f"messages {d['date'].isoformat()}"] = (f"{d['messages_in']} in, {d['loaded']} loaded, "
-                                                            f"{d['rejected']} rejected, {d['files']} files")
+                                                            f"{d['rejected']} rejected, {d['duplicate']} duplicate, "
+                                                            f"{d['files']} files")
         v = context["validation"]
         out["validation runs (latest per suite and day / all)"] = f"{v['latest_runs']} / {v['runs']}"
         for k in context["kahn"]:
@@ -431,6 +457,8 @@ class DqGovernance:
             out[f"{r['rule_id']} failed days"] = f"{r['days_failed']} of {r['days_run']}"
         for g in context["governance"]:
             out[f"{g['figure']} {p}"] = g["count"]
+        for a in context["no_audience"]:
+            out[f"no recipient for {a['facility_code']}"] = ", ".join(a["reports"])
         return out
 
     # -- render ----------------------------------------------------------------------------
@@ -549,7 +577,7 @@ def _plain_text(context: dict[str, Any], title: str, stem: str, csv_name: str | 
     lines += [
         f"{_n(s['files'])} file(s) on {s['days_with_data']} of {s['days_in_month']} days: {_n(s['messages_in'])} "
         f"messages in = {_n(s['messages_loaded'])} loaded + {_n(s['messages_rejected'])} rejected "
-        f"(rejection rate {_pct_label(s['rejection_rate'])}).",
+        f"+ {_n(s['messages_duplicate'])} duplicate (rejection rate {_pct_label(s['rejection_rate'])}).",
         _scope_note(context),
         "", "Rejections by reason:",
     ]
