@@ -305,9 +305,30 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
+# The fixed stamp of embedded font subsets (2000-01-01T00:00:00Z, any constant would do).
+FONT_SUBSET_EPOCH = "946684800"
+
+
+@contextlib.contextmanager
+def _reproducible_fonts() -> Iterator[None]:
+    """fontTools stamps each font subset it writes (the ``head`` table's modified time)
+    with the clock, unless SOURCE_DATE_EPOCH is set (the reproducible-builds
+    convention): without it two renders of the same report a second apart differ in
+    their font streams, and so in their content hash. A caller's own value is kept."""
+    if os.environ.get("SOURCE_DATE_EPOCH") is not None:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = FONT_SUBSET_EPOCH
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
 def html_to_pdf(html: str, base_url: str | None = None) -> tuple[bytes, int]:
-    """Render HTML with WeasyPrint; return (pdf_bytes, page_count)."""
-    with _quiet_weasyprint():
+    """Render HTML with WeasyPrint; return (pdf_bytes, page_count). The same HTML gives
+    the same bytes."""
+    with _quiet_weasyprint(), _reproducible_fonts():
         import weasyprint  # heavy import (parses its UA stylesheets, logging): only when a PDF is made
 
         document = weasyprint.HTML(string=html, base_url=base_url).render()
