@@ -51,20 +51,32 @@ def pg_server():
 
 
 @pytest.fixture()
-def warehouse_url(pg_server):
-    """A fresh, empty database on the session's server; its URL. Dropped afterwards."""
+def make_database(pg_server):
+    """Makes fresh, empty databases on the session's server (their URLs); all dropped afterwards."""
     import psycopg
 
     from healthops.warehouse.connection import libpq_url
 
-    name = "t_" + uuid.uuid4().hex[:12]
     admin = libpq_url(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    base, _, _ = pg_server.rpartition("/")
-    url = f"{base}/{name}"
+    made = []
+
+    def make() -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        made.append(name)
+        base, _, _ = pg_server.rpartition("/")
+        return f"{base}/{name}"
+
     try:
-        yield url
+        yield make
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+            for name in made:
+                conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture()
+def warehouse_url(make_database):
+    """A fresh, empty database on the session's server; its URL. Dropped afterwards."""
+    return make_database()

@@ -116,6 +116,8 @@ def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> st
 
 def _audience_warnings(url: str, first: date, last: date) -> list[str]:
     """Facilities with census data in the range that some report's recipients do not cover."""
+    import psycopg
+
     from healthops.reports.publish import facilities_without_audience
     from healthops.reports.render import load_catalog
     from healthops.warehouse.connection import connect
@@ -125,7 +127,7 @@ def _audience_warnings(url: str, first: date, last: date) -> list[str]:
             facilities = [f for (f,) in conn.execute(
                 "select distinct facility_code from marts.fct_census_daily where census_date between %s and %s",
                 (first, last))]
-        except Exception:  # no mart yet (the first night failed before dbt)
+        except psycopg.errors.UndefinedTable:  # no mart yet (the first night failed before dbt)
             return []
     gaps = facilities_without_audience(load_catalog(), facilities)
     return [f"facility {f} has census data but no recipient of {', '.join(reports)} in the report catalog: its "
@@ -133,9 +135,11 @@ def _audience_warnings(url: str, first: date, last: date) -> list[str]:
             for f, reports in sorted(gaps.items())]
 
 
-def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what: str):
+def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what: str,
+             census_nights: bool = False):
     """Run ``dag_id`` for each logical date, printing each verdict as it comes; exit
-    code 0 only when every date ran and succeeded."""
+    code 0 only when every date ran and succeeded. ``census_nights``: also name the
+    facilities whose census was built for the dates but that have no recipient."""
     from healthops.orchestration import run_dates
 
     by_date = dict(zip((d.isoformat() for d in dates), labels))
@@ -147,7 +151,7 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
         print(f"Running {len(dates)} {what} run(s) through Airflow: {labels[0]} .. {labels[-1]}", flush=True)
         results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None,
                             on_result=show)
-        warnings = _audience_warnings(url, dates[0], dates[-1]) if what == "nightly" else []
+        warnings = _audience_warnings(url, dates[0], dates[-1]) if census_nights else []
     for w in warnings:
         print(f"WARNING: {w}", file=sys.stderr)
     held = [r for r in results if r["verdict"] == "held"]
@@ -178,7 +182,7 @@ def _run(first: date, last: date, send: bool = False) -> tuple[int, list[dict]]:
     notice = _history_notice(["daily_census"], [d.isoformat() for d in dates], send)
     if notice:
         print(notice, flush=True)
-    return _run_dag(DAG_ID, dates, [d.isoformat() for d in dates], send, "nightly")
+    return _run_dag(DAG_ID, dates, [d.isoformat() for d in dates], send, "nightly", census_nights=True)
 
 
 def cmd_run(args) -> int:

@@ -1,0 +1,119 @@
+"""Loading a hospital's history: dates of an earlier year, across a DST change, run
+both ways a data engineer would, and both give the independent reference census.
+
+1. `healthops run --date D --to D2`, the local runner (Airflow's `dag.test()` per night);
+2. Airflow's own backfill: `airflow backfill create`, run by a real scheduler with the
+   LocalExecutor, a dag-processor and the api-server's task execution API, on loopback.
+
+The nights are older than the revision window, so their reports are rendered and
+archived, not emailed. The marts of the two warehouses are the same rows."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from airflow_services import AirflowServices, scheduler_env
+from census_oracle import reference_from_landing
+from healthops.orchestration import DAG_ID, airflow_env
+from healthops.reports.outbox import start_outbox
+from healthops.sources.adt.generator import generate
+from healthops.warehouse.connection import connect
+from healthops.warehouse.dbt_runner import ensure_manifest
+
+pytestmark = pytest.mark.slow
+
+START, DAYS = date(2025, 3, 8), 3  # daylight saving time begins on Sunday 2025-03-09 (a 23-hour day)
+FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
+HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
+
+
+def _daily(url) -> list[tuple]:
+    with connect(url) as conn:
+        return conn.execute(f"""select facility_code, unit_code, census_date, {', '.join(FIELDS)}, observation_census,
+                                       staffed_beds from marts.fct_census_daily order by 1, 2, 3""").fetchall()
+
+
+def _intervals(url) -> list[tuple]:
+    with connect(url) as conn:
+        return conn.execute("""select facility_code, unit_code, interval_start, patients_present, inpatients_present,
+                                      observation_present from marts.fct_census_interval order by 1, 2, 3""").fetchall()
+
+
+def _matches_reference(url, landing) -> None:
+    end = START + timedelta(days=DAYS - 1)
+    expected = reference_from_landing(landing, START, end)
+    got = {(f, u, d): dict(zip(FIELDS, v[:len(FIELDS)])) for f, u, d, *v in _daily(url)}
+    assert {d for _, _, d in got} == {START + timedelta(days=i) for i in range(DAYS)}
+    assert [k for k in got if got[k] != {f: expected[k][f] for f in FIELDS}] == []
+    for key in set(expected) - set(got):  # units the mart does not list (the ED) hold nothing
+        assert not any(expected[key][f] for f in FIELDS), key
+
+
+def _archived(url) -> list[tuple]:
+    with connect(url) as conn:
+        return conn.execute("""select period, delivery, count(*) from reporting.messages group by 1, 2
+                               order by 1""").fetchall()
+
+
+def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, make_database, monkeypatch):
+    landing = tmp_path / "landing"
+    summary = generate(landing, START, DAYS, seed=13)
+    assert summary["first_day"] == START.isoformat()
+    dates = [START + timedelta(days=i) for i in range(DAYS)]
+    expected_archive = [(d.isoformat(), "archived", 3) for d in dates]  # the three NGH recipients
+
+    # 1. the local runner
+    by_cli = make_database()
+    env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")}
+    env.update(HEALTHOPS_HOME=str(tmp_path / "cli_home"), HEALTHOPS_LANDING=str(landing),
+               HEALTHOPS_OUT=str(tmp_path / "cli_out"), HEALTHOPS_WAREHOUSE_URL=by_cli)
+    with start_outbox(tmp_path / "cli_mail") as box:
+        proc = subprocess.run([HEALTHOPS, "run", "--date", str(dates[0]), "--to", str(dates[-1])],
+                              env={**env, "AIRFLOW_CONN_SMTP_DEFAULT": box.url}, capture_output=True, text=True)
+        cli_mail = box.messages()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(": success ") == DAYS and "archived, not emailed (history)" in proc.stdout
+    _matches_reference(by_cli, landing)
+    assert _archived(by_cli) == expected_archive and cli_mail == []
+
+    # 2. Airflow's own backfill, run by its scheduler
+    by_airflow = make_database()
+    ensure_manifest()
+    monkeypatch.setenv("HEALTHOPS_HOME", str(tmp_path / "bf_home"))  # airflow_env() reads them
+    monkeypatch.setenv("HEALTHOPS_LANDING", str(landing))
+    monkeypatch.setenv("HEALTHOPS_OUT", str(tmp_path / "bf_out"))
+    with start_outbox(tmp_path / "bf_mail") as box:
+        services = AirflowServices(scheduler_env(airflow_env(by_airflow, box.url)), logs=tmp_path)
+        services.home.mkdir(parents=True, exist_ok=True)
+        services.airflow("db", "migrate")
+        try:
+            services.start([DAG_ID])
+            # local midnights with their offsets (bare dates would be read in UTC); one night
+            # at a time, since each night's census builds on the one before
+            services.airflow("backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
+                             "--from-date", "2025-03-08T00:00:00-08:00", "--to-date", "2025-03-10T00:00:00-07:00")
+            runs = services.wait_for_runs(DAG_ID, DAYS)
+            tasks = services.task_states(DAG_ID)
+        finally:
+            services.stop()
+        bf_mail = box.messages()
+    assert [state for _, state, _ in runs] == ["success"] * DAYS, runs
+    # each night's logical date is its local midnight (PST, PST, then PDT); the run is
+    # named after the end of its data interval, the next local midnight
+    assert [r[0][:16] for r in runs] == ["2025-03-08 08:00", "2025-03-09 08:00", "2025-03-10 07:00"]
+    assert [r[2] for r in runs] == ["backfill__2025-03-09T08:00:00+00:00", "backfill__2025-03-10T07:00:00+00:00",
+                                    "backfill__2025-03-11T07:00:00+00:00"]
+    assert {(t, s) for _, t, s, _ in tasks} == {(t, "success") for t in
+                                               ("load_adt", "dbt_build", "validate_census", "publish_daily_census")}
+    assert len(tasks) == 4 * DAYS
+    _matches_reference(by_airflow, landing)
+    assert _archived(by_airflow) == expected_archive and bf_mail == []
+
+    # the two ways give the same marts, row for row
+    assert _daily(by_airflow) == _daily(by_cli)
+    assert _intervals(by_airflow) == _intervals(by_cli)
