@@ -51,7 +51,7 @@ _MRN = re.compile(rb"([|~])M(\d{7})\^")
 # --------------------------------------------------------------------------- the year
 
 def build_year(out: Path, days: int, template_days: int, seed: int = 7) -> dict:
-    from healthops.sources.adt.generator import generate
+    from healthops.synthetic.adt_feed import generate
 
     tmpl_root = out / "_template"
     summary = generate(tmpl_root, START, template_days, seed=seed, scale=SCALE, units=units_500())

@@ -3,7 +3,7 @@ side by side in one run, on exactly the same messages.
 
     .venv/bin/python bench/parser_bench.py [--days 10] [--repeats 3] [--json out.json]
 
-Input (deterministic): ``healthops.sources.adt.generator.generate`` for ``--days``
+Input (deterministic): ``healthops.synthetic.adt_feed.generate`` for ``--days``
 days of a ~500-bed hospital (the seed units with staffed beds x4.5, arrivals x7,
 seed 7). The messages healthops accepts are kept (the generator's few deliberately
 malformed messages are dropped, so both sides see the same valid messages); each is
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import hl7
 
-from healthops.sources.adt.generator import generate, load_units
+from healthops.synthetic.adt_feed import generate, load_units
 from healthops.sources.adt.hl7 import iter_file_chunks, iter_raw
 from healthops.sources.adt.parser import parse_bytes, parse_file, parse_message
 from healthops.sources.adt.schema import AdtMessage

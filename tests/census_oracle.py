@@ -1,5 +1,5 @@
 """The independent count: parse the landed files in Python and apply DOMAIN.md's
-rules with healthops.census.reference (no SQL, no dbt)."""
+rules with census_reference (no SQL, no dbt)."""
 from __future__ import annotations
 
 from datetime import date
@@ -20,7 +20,7 @@ def landed_messages(landing: Path):
 
 
 def reference_from_landing(landing: Path, start: date, end: date) -> dict:
-    from healthops.census.reference import compute_census
+    from census_reference import compute_census
     from healthops.census.units import inpatient_units
 
     units = [(u["facility_code"], u["unit_code"]) for u in inpatient_units()]

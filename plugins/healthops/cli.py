@@ -60,7 +60,7 @@ def smtp_relay():
 
 # -- commands --------------------------------------------------------------------------
 def cmd_generate(args) -> int:
-    from healthops.sources.adt.generator import generate
+    from healthops.synthetic.adt_feed import generate
 
     start = args.start or (date.today() - timedelta(days=args.days))
     summary = generate(config.landing(), start, args.days, seed=args.seed)
@@ -286,7 +286,7 @@ def cmd_warehouse(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from healthops.sources.adt.generator import generate
+    from healthops.synthetic.adt_feed import generate
 
     t0 = time.monotonic()
     start = args.start

@@ -13,7 +13,7 @@ import pytest
 from healthops import config
 from healthops.orchestration import run_dates
 from healthops.reports.outbox import start_outbox
-from healthops.sources.adt.generator import generate
+from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 
 START = date(2026, 11, 2)

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from census_oracle import reference_from_landing
 from healthops.load.adt import load_adt_date
-from healthops.sources.adt.generator import generate
+from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
 

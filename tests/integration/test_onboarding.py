@@ -184,7 +184,7 @@ def _catalog_without(tmp_path, facility: str) -> Path:
 
 
 def test_a_facility_with_no_recipient_yet_is_loaded_built_and_checked_and_the_night_succeeds(tmp_path, warehouse_url):
-    from healthops.sources.adt.generator import generate
+    from healthops.synthetic.adt_feed import generate
 
     generate(tmp_path / "landing", date(2025, 6, 2), 2, seed=5, facility="SGH")
     catalog = _catalog_without(tmp_path, "SGH")
@@ -208,7 +208,7 @@ def test_a_facility_with_no_recipient_yet_is_loaded_built_and_checked_and_the_ni
 
 
 def test_a_configuration_error_fails_the_night_at_once_without_retries(tmp_path, warehouse_url):
-    from healthops.sources.adt.generator import generate
+    from healthops.synthetic.adt_feed import generate
 
     generate(tmp_path / "landing", date(2025, 6, 2), 1, seed=5)
     catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hl7_builders import adt_message as M, ts  # noqa: E402
 
-from healthops.census.reference import MEASURES, compute_census  # noqa: E402
+from census_reference import MEASURES, compute_census  # noqa: E402
 
 UNITS = [("NGH", "ICU"), ("NGH", "SDU"), ("NGH", "MS5"), ("NGH", "ED")]
 D = date(2024, 1, 10)

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from healthops.census.reference import compute_census, encounter_segments
-from healthops.sources.adt.generator import UNITS_CSV, generate
+from census_reference import compute_census, encounter_segments
+from healthops.synthetic.adt_feed import UNITS_CSV, generate
 from healthops.sources.adt.parser import parse_file
 from healthops.sources.adt.schema import KNOWN_EVENTS, Rejection
 

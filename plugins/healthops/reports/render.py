@@ -70,6 +70,7 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
+from healthops import config
 from healthops.reports import charts
 
 __all__ = [
@@ -85,8 +86,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TEMPLATES_DIR = REPO_ROOT / "report_templates"
+DEFAULT_TEMPLATES_DIR = config.REPORT_TEMPLATES_DIR
 DEFAULT_CATALOG_PATH = DEFAULT_TEMPLATES_DIR / "catalog.yml"
 CATALOG_ENV = "HEALTHOPS_REPORT_CATALOG"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
+from healthops import config
+
 from .hl7 import (
     Delimiters,
     RawItem,
@@ -24,7 +26,7 @@ from .hl7 import (
 )
 from .schema import KNOWN_EVENTS, AdtMessage, Rejection
 
-DEFAULT_TZ = "America/Los_Angeles"
+DEFAULT_TZ = config.DEFAULT_FACILITY_TZ  # times without an offset are the facility's local time
 
 # Events whose PV1-3 (assigned location) and PV1-2 (class) drive the census.
 LOCATION_EVENTS = frozenset({"A01", "A02", "A04", "A06", "A07"})

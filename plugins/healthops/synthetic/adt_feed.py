@@ -63,8 +63,10 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 from zoneinfo import ZoneInfo
 
-UNITS_CSV = Path(__file__).resolve().parents[4] / "dbt_project" / "seeds" / "units.csv"
-TZ = ZoneInfo("America/Los_Angeles")
+from healthops import config
+
+UNITS_CSV = config.DBT_PROJECT_DIR / "seeds" / "units.csv"
+TZ = ZoneInfo(config.DEFAULT_FACILITY_TZ)  # Northgate and Southgate, the demo hospitals
 VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8")
 STRUCTURES = {"A01": "ADT_A01", "A02": "ADT_A02", "A03": "ADT_A03", "A04": "ADT_A01",
               "A06": "ADT_A06", "A07": "ADT_A06", "A08": "ADT_A01", "A11": "ADT_A09",
