@@ -13,9 +13,10 @@ For the day that just ended (the logical date, in the facility's time zone):
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
    results kept in `audit.validation_runs` / `audit.rule_results`.
    A blocking failure fails the run and holds the report back.
-4. **publish_daily_census**: the daily census report (HTML body, PDF attached, charts),
-   written to `$HEALTHOPS_OUT/reports/` and emailed once to the catalog's recipients
-   through the `smtp_default` connection.
+4. **publish_daily_census** (one task per catalog report scheduled `after` this DAG):
+   the daily census report (HTML body, PDF attached, charts), written to
+   `$HEALTHOPS_OUT/reports/` and emailed once to the catalog's recipients through the
+   `smtp_default` connection.
 
 A failed run (any task) e-mails the catalog's `alerts.data_engineers`: the failing task,
 the error, the failed rules with their counts (no PHI), the run id and the log.
@@ -49,8 +50,11 @@ from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from healthops import config
+from healthops.reports.catalog import load_catalog, reports_after
 
+DAG_ID = "healthops_census_nightly"
 DBT_DIR = config.DBT_PROJECT_DIR
+CATALOG = load_catalog()  # which reports go out after the night (a YAML file of this repository)
 
 
 def alert_data_engineers(context) -> None:
@@ -61,7 +65,7 @@ def alert_data_engineers(context) -> None:
 
 
 @dag(
-    dag_id="healthops_census_nightly",
+    dag_id=DAG_ID,
     # One run per local day, started when the day is over: the logical date is the
     # start of the day whose files it loads.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=config.facility_tz()),
@@ -118,14 +122,20 @@ def healthops_census_nightly():
 
         return run_step(validate_census, logical_date, run_id)  # a blocking failure is not retried
 
-    @task(retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True)
-    def publish_daily_census(logical_date=None, run_id=None, params=None) -> dict:
-        from healthops.pipeline import publish_daily_census, run_step
+    # One publish task per catalog report scheduled after this DAG (`schedule: {after: ...}`).
+    publishers = []
+    for report_id in reports_after(CATALOG, DAG_ID):
+        @task(task_id=f"publish_{report_id}", retries=3, retry_delay=timedelta(minutes=2),
+              retry_exponential_backoff=True)
+        def publish(report_id=report_id, logical_date=None, run_id=None, params=None) -> dict:
+            from healthops.pipeline import publish_daily, run_step
 
-        # send None: emailed when the night is within the revision window of today, else archived
-        return run_step(publish_daily_census, logical_date, run_id, send=True if params["send"] else None)
+            # send None: emailed when the night is within the revision window of today, else archived
+            return run_step(publish_daily, report_id, logical_date, run_id, send=True if params["send"] else None)
 
-    load_adt() >> dbt >> validate_census() >> publish_daily_census()
+        publishers.append(publish())
+
+    load_adt() >> dbt >> validate_census() >> publishers
 
 
 healthops_census_nightly()

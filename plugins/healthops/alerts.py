@@ -103,7 +103,7 @@ def notify_run_failure(context: Mapping[str, Any] | RunFailure, *, url: str | No
     ``smtp_default`` connection (or HEALTHOPS_SMTP_URL) and the report catalog."""
     from healthops.pipeline import smtp_settings
     from healthops.reports.delivery import send
-    from healthops.reports.render import load_catalog
+    from healthops.reports.catalog import load_catalog
 
     failure = context if isinstance(context, RunFailure) else RunFailure.from_context(context)
     catalog = catalog if catalog is not None else load_catalog()

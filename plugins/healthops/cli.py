@@ -94,7 +94,7 @@ def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> st
     """Which periods are older than the revision window (archived, not emailed, unless --send)."""
     from healthops.reports.kinds import kind_for
     from healthops.reports.publish import is_history, periods_to_check, live_period
-    from healthops.reports.render import load_catalog
+    from healthops.reports.catalog import load_catalog
 
     catalog = load_catalog()
     today = config.facility_today()
@@ -119,7 +119,7 @@ def _audience_warnings(url: str, first: date, last: date) -> list[str]:
     import psycopg
 
     from healthops.reports.publish import facilities_without_audience
-    from healthops.reports.render import load_catalog
+    from healthops.reports.catalog import load_catalog
     from healthops.warehouse.connection import connect
 
     with connect(url) as conn:
@@ -201,7 +201,7 @@ def _month(s: str) -> date:
 def _run_monthly(months: list[date], send: bool = False) -> int:
     """The monthly reports DAG through Airflow, one run per month (logical date: the 1st)."""
     from healthops.orchestration import MONTHLY_DAG_ID
-    from healthops.reports.render import load_catalog
+    from healthops.reports.catalog import load_catalog
 
     labels = [f"{m:%Y-%m}" for m in months]
     monthly = [r for r, e in load_catalog()["reports"].items() if e.get("period") == "month"]

@@ -134,7 +134,7 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
     from healthops.census.units import load_units
     from healthops.reports.daily_census import KIND
     from healthops.reports.phi import MartReader, allowed_columns
-    from healthops.reports.render import load_catalog
+    from healthops.reports.catalog import load_catalog
 
     facility_code = facility_code or load_units()[0]["facility_code"]
     reader = MartReader(conn, allowed_columns(load_catalog()))
@@ -187,12 +187,11 @@ def publish_report(report_id: str, period: str, dag_run_id: str | None = None, u
     return outcome.as_dict()
 
 
-def publish_daily_census(logical_date, dag_run_id: str | None = None, url: str | None = None,
-                         smtp=None, send: bool | None = None, as_of=None) -> dict:
-    """The daily census of the receipt date to each recipient (her facility, her
-    units), and revisions of the days before that late data changed."""
-    return publish_report("daily_census", receipt_date(logical_date).isoformat(), dag_run_id, url, smtp,
-                          send, as_of)
+def publish_daily(report_id: str, logical_date, dag_run_id: str | None = None, url: str | None = None,
+                  smtp=None, send: bool | None = None, as_of=None) -> dict:
+    """A daily catalog report for the receipt date (the daily census: to each recipient
+    her facility and units), and revisions of the days before that late data changed."""
+    return publish_report(report_id, receipt_date(logical_date).isoformat(), dag_run_id, url, smtp, send, as_of)
 
 
 def report_month(logical_date) -> str:

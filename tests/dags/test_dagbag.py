@@ -31,8 +31,57 @@ def test_dag_files_are_thin_and_use_task_sdk():
         tree = ast.parse(source)
         top_imports = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
         assert "airflow.sdk" in top_imports
-        # no healthops logic imported at module level beyond configuration
-        assert not [m for m in top_imports if m and m.startswith("healthops") and m != "healthops"]
+        # no healthops logic imported at module level beyond configuration (settings, the report catalog)
+        assert not [m for m in top_imports if m and m.startswith("healthops")
+                    and m not in ("healthops", "healthops.reports.catalog")]
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_parsing_a_dag_file_imports_no_rendering_quality_or_database_stack(path):
+    """What a dag-processor pays for every parse: the catalog is read, the stacks that
+    render, check and load are imported only when a task runs."""
+    import subprocess
+    import sys
+
+    heavy = ("matplotlib", "weasyprint", "great_expectations", "pandas", "healthops.reports.render",
+             "healthops.quality", "healthops.load")
+    code = ("import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('d', {str(path)!r}); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            f"print(sorted(h for h in {heavy!r} if any(n == h or n.startswith(h + '.') for n in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
+
+
+def test_the_catalog_schedules_the_dags(dagbag):
+    from healthops.reports.catalog import load_catalog
+
+    catalog = load_catalog()
+    monthly = dagbag.dags["healthops_reports_monthly"]
+    assert monthly.timetable.expression == catalog["reports"]["monthly_census"]["schedule"]["cron"] == "0 6 1 * *"
+    assert {t.task_id for t in monthly.tasks} == {
+        f"publish_{r}" for r, e in catalog["reports"].items() if e["period"] == "month"}
+    nightly = dagbag.dags["healthops_census_nightly"]
+    after = {f"publish_{r}" for r, e in catalog["reports"].items()
+             if e["schedule"].get("after") == "healthops_census_nightly"}
+    assert after == {"publish_daily_census"} and after <= {t.task_id for t in nightly.tasks}
+
+
+def test_a_catalog_with_two_monthly_crons_is_refused(tmp_path):
+    import yaml
+
+    from healthops.errors import ConfigurationError
+    from healthops.reports.catalog import load_catalog, period_cron
+
+    raw = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
+    raw["reports"]["dq_governance"]["schedule"] = {"cron": "0 7 2 * *"}
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigurationError, match="the monthly reports need one cron schedule"):
+        period_cron(load_catalog(tmp_path / "c.yml"), "month")
+    raw["reports"]["dq_governance"]["schedule"] = "monthly"
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigurationError, match="schedule must be"):
+        load_catalog(tmp_path / "c.yml")
 
 
 def test_nightly_dag_structure(dagbag):

@@ -21,7 +21,7 @@ from healthops.reports.compliance import Month, compliance_context, figures, lin
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.ledger import content_version
 from healthops.reports.outbox import start_outbox
-from healthops.reports.render import load_catalog
+from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
 from healthops.warehouse.schema import ensure_schema
 

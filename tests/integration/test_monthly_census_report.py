@@ -20,7 +20,7 @@ import pytest
 from healthops.reports import kinds
 from healthops.reports.monthly_census import KIND
 from healthops.reports.phi import SUPPRESSED, MartReader, allowed_columns
-from healthops.reports.render import load_catalog
+from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -27,7 +27,8 @@ from aiosmtpd.controller import Controller
 
 from healthops.reports.delivery import SmtpSettings, build_message, is_transient, message_id, send
 from healthops.reports.outbox import find_free_port, start_outbox
-from healthops.reports.render import load_catalog, render_daily_census, write_outputs
+from healthops.reports.catalog import load_catalog
+from healthops.reports.render import render_daily_census, write_outputs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_DATE = date(2026, 11, 2)
@@ -242,7 +243,8 @@ def test_catalog_and_env_override(tmp_path, monkeypatch):
             load_catalog(bad)
     alt = tmp_path / "catalog.yml"
     alt.write_text("reports:\n  daily_census:\n    template: daily_census.html.j2\n"
-                   "    subject: 'Census {facility_code} {report_date}'\n    recipients: [a@example.org]\n")
+                   "    subject: 'Census {facility_code} {report_date}'\n    recipients: [a@example.org]\n"
+                   "    period: day\n    schedule: {after: healthops_census_nightly}\n")
     monkeypatch.setenv("HEALTHOPS_REPORT_CATALOG", str(alt))
     cat = load_catalog()
     assert cat["reports"]["daily_census"]["sender"] == "healthops@localhost"

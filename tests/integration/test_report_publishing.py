@@ -17,7 +17,7 @@ from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import start_outbox
 from healthops.reports.publish import periods_to_check, publish, resend, sent_messages
 from healthops.reports.kinds import kind_for
-from healthops.reports.render import load_catalog
+from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
 from healthops.warehouse.schema import ensure_schema
 

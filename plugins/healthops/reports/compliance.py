@@ -26,12 +26,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from healthops import config
+from healthops.reports.catalog import load_catalog
 from healthops.reports.render import (
     Chart,
     RenderedReport,
     _generated_label,
     _safe_token,
-    load_catalog,
     render_document,
 )
 

@@ -171,7 +171,7 @@ class DqGovernance:
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.pipeline import facility_name, rule_descriptions
         from healthops.reports.publish import facilities_without_audience
-        from healthops.reports.render import load_catalog
+        from healthops.reports.catalog import load_catalog
 
         month = _month(period)
         first, last = month.first, month.last

@@ -133,7 +133,8 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     monthly DAGs pass None unless their run's ``send`` param is set."""
     from healthops.reports import phi
     from healthops.reports.kinds import Revision, diff_figures, kind_for
-    from healthops.reports.render import load_catalog, write_outputs
+    from healthops.reports.catalog import load_catalog
+    from healthops.reports.render import write_outputs
     from healthops.warehouse.connection import connect
 
     catalog = catalog or load_catalog()

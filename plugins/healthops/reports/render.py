@@ -72,26 +72,20 @@ from markupsafe import Markup
 
 from healthops import config
 from healthops.reports import charts
+from healthops.reports.catalog import load_catalog
 
 __all__ = [
     "RenderedReport",
-    "load_catalog",
     "render_daily_census",
     "render_document",
     "write_outputs",
     "NON_INPATIENT_UNIT_TYPES",
     "DEFAULT_TEMPLATES_DIR",
-    "DEFAULT_CATALOG_PATH",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES_DIR = config.REPORT_TEMPLATES_DIR
-DEFAULT_CATALOG_PATH = DEFAULT_TEMPLATES_DIR / "catalog.yml"
-CATALOG_ENV = "HEALTHOPS_REPORT_CATALOG"
-
-# Per-recipient filter keys a catalog entry may use (each report kind says which it reads).
-FILTER_KEYS = ("facility", "units")
 
 # The ED holds outpatients (A04) and boarders; it has no inpatient bed base.
 NON_INPATIENT_UNIT_TYPES = frozenset({"emergency"})
@@ -143,66 +137,6 @@ class RenderedReport:
     quality_failed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     attachments: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # filename -> (bytes, MIME type), besides the PDF
-
-
-# --------------------------------------------------------------------------- catalog
-
-def load_catalog(path: str | os.PathLike | None = None) -> dict:
-    """Read the report catalog (YAML) and return it with defaults applied.
-
-    Path: ``path``, else ``$HEALTHOPS_REPORT_CATALOG``, else the repository's
-    ``report_templates/catalog.yml``. Each entry of ``catalog["reports"]`` gets
-    ``id``, ``sender``, ``recipients`` (list) and ``formats`` filled in.
-    """
-    path = Path(path or os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_PATH)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"report catalog not found: {path}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("reports"), dict) or not raw["reports"]:
-        raise ValueError(f"{path}: a report catalog needs a non-empty 'reports' mapping")
-    defaults = raw.get("defaults") or {}
-    reports = {}
-    for report_id, entry in raw["reports"].items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: report {report_id!r} must be a mapping")
-        merged = {"sender": "healthops@localhost", "formats": ["html", "pdf"], "recipients": []}
-        merged.update(defaults)
-        merged.update(entry)
-        merged["id"] = report_id
-        for key in ("template", "subject"):
-            if not merged.get(key):
-                raise ValueError(f"{path}: report {report_id!r} has no {key!r}")
-        recipients = merged["recipients"]
-        if isinstance(recipients, str):
-            recipients = [recipients]
-        if not isinstance(recipients, list):
-            raise ValueError(f"{path}: report {report_id!r}: recipients must be a list")
-        distribution = []
-        for r in recipients:
-            # an address, or {address: ..., filter: {facility: ..., units: [...]}}
-            address, flt = (r, {}) if isinstance(r, str) else (
-                (r.get("address"), r.get("filter") or {}) if isinstance(r, dict) else (None, None))
-            if not (isinstance(address, str) and "@" in address) or not isinstance(flt, dict):
-                raise ValueError(f"{path}: report {report_id!r}: each recipient is an e-mail address or "
-                                 f"{{address, filter}}, got {r!r}")
-            unknown_keys = set(flt) - set(FILTER_KEYS)
-            if unknown_keys:
-                raise ValueError(f"{path}: report {report_id!r}: recipient {address}: unknown filter keys "
-                                 f"{sorted(unknown_keys)} (known: {', '.join(FILTER_KEYS)})")
-            if "units" in flt and not (isinstance(flt["units"], list) and flt["units"]
-                                       and all(isinstance(u, str) for u in flt["units"])):
-                raise ValueError(f"{path}: report {report_id!r}: recipient {address}: units must be a list of unit codes")
-            if any(d["address"].lower() == address.lower() for d in distribution):
-                raise ValueError(f"{path}: report {report_id!r}: recipient {address} is listed twice")
-            distribution.append({"address": address, "filter": dict(flt)})
-        merged["recipients"] = [d["address"] for d in distribution]
-        merged["distribution"] = distribution
-        unknown = set(merged["formats"]) - {"html", "pdf", "csv"}
-        if unknown:
-            raise ValueError(f"{path}: report {report_id!r}: unknown formats {sorted(unknown)}")
-        reports[report_id] = merged
-    return {**raw, "path": str(path), "reports": reports}
 
 
 # --------------------------------------------------------------------------- helpers
