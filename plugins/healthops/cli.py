@@ -92,9 +92,8 @@ def _describe(r: dict) -> str:
 
 def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> str | None:
     """Which periods are older than the revision window (archived, not emailed, unless --send)."""
-    from healthops.reports.kinds import kind_for
-    from healthops.reports.publish import is_history, periods_to_check, live_period
     from healthops.reports.catalog import load_catalog
+    from healthops.reports.periods import is_history, live_period, periods_to_check
 
     catalog = load_catalog()
     today = config.facility_today()
@@ -102,9 +101,8 @@ def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> st
     window = ""
     for report_id in report_ids:
         entry = catalog["reports"][report_id]
-        kind = kind_for(entry.get("builder", report_id))
-        history |= {p for p in periods if is_history(kind, entry, p, today)}
-        window = periods_to_check(kind, entry, live_period(kind, today))[-1]
+        history |= {p for p in periods if is_history(entry["period"], entry, p, today)}
+        window = periods_to_check(entry["period"], entry, live_period(entry["period"], today))[-1]
     if not history:
         return None
     span = f"{min(history)} .. {max(history)}" if len(history) > 1 else min(history)
@@ -191,9 +189,10 @@ def cmd_run(args) -> int:
 
 
 def _month(s: str) -> date:
+    from healthops.reports.periods import Month
+
     try:
-        year, month = s.strip().split("-")[:2]
-        return date(int(year), int(month), 1)
+        return Month.parse(s).first
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {s!r}") from None
 
@@ -257,14 +256,12 @@ def cmd_reports_resend(args) -> int:
 
 
 def cmd_reports_monthly(args) -> int:
+    from healthops.reports.periods import months_between
+
     last = args.to or args.month
     if last < args.month:
         raise SystemExit(f"--to {last:%Y-%m} is before --month {args.month:%Y-%m}")
-    months, m = [], args.month
-    while m <= last:
-        months.append(m)
-        m = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return _run_monthly(months, send=args.send)
+    return _run_monthly([m.first for m in months_between(args.month, last)], send=args.send)
 
 
 def cmd_warehouse_url(args) -> int:

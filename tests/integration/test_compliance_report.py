@@ -17,7 +17,8 @@ import pytest
 from healthops import config
 from healthops.pipeline import publish_compliance_monthly, report_month
 from healthops.quality import audit_trail, gx_runner
-from healthops.reports.compliance import Month, compliance_context, figures, lineage_csv, render_compliance
+from healthops.reports.periods import Month
+from healthops.reports.compliance import compliance_context, figures, lineage_csv, render_compliance
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.ledger import content_version
 from healthops.reports.outbox import start_outbox

@@ -15,7 +15,8 @@ import pytest
 from healthops.reports import phi
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import start_outbox
-from healthops.reports.publish import periods_to_check, publish, resend, sent_messages
+from healthops.reports.periods import periods_to_check
+from healthops.reports.publish import publish, resend, sent_messages
 from healthops.reports.kinds import kind_for
 from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
@@ -206,7 +207,7 @@ def test_archive_lists_and_resends_byte_for_byte(marts, box, tmp_path):
 
 def test_revision_lookback_and_filters_are_checked():
     entry = load_catalog()["reports"]["daily_census"]
-    assert periods_to_check(kind_for("daily_census"), entry, "2026-11-10")[:3] == [
+    assert periods_to_check("day", entry, "2026-11-10")[:3] == [
         "2026-11-10", "2026-11-09", "2026-11-08"]
-    assert len(periods_to_check(kind_for("daily_census"), entry, "2026-11-10")) == 8
-    assert periods_to_check(kind_for("compliance_monthly"), {}, "2026-01") == ["2026-01", "2025-12"]
+    assert len(periods_to_check("day", entry, "2026-11-10")) == 8
+    assert periods_to_check("month", {}, "2026-01") == ["2026-01", "2025-12"]

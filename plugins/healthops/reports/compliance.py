@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from healthops import config
 from healthops.reports.catalog import load_catalog
+from healthops.reports.periods import Month
 from healthops.reports.render import (
     Chart,
     RenderedReport,
@@ -42,41 +43,6 @@ MAX_FINDINGS_LISTED = 40
 SEVERITY_ORDER = {"blocking": 0, "warning": 1, "info": 2}
 
 
-@dataclass(frozen=True)
-class Month:
-    first: date
-
-    @classmethod
-    def parse(cls, value: str | date) -> "Month":
-        if isinstance(value, datetime):
-            value = value.date()
-        if isinstance(value, date):
-            return cls(value.replace(day=1))
-        text = str(value).strip()
-        try:
-            year, month = text.split("-")[:2]
-            return cls(date(int(year), int(month), 1))
-        except (ValueError, TypeError):
-            raise ValueError(f"a month is YYYY-MM, got {value!r}") from None
-
-    @property
-    def last(self) -> date:
-        nxt = (self.first.replace(day=28) + timedelta(days=4)).replace(day=1)
-        return nxt - timedelta(days=1)
-
-    @property
-    def key(self) -> str:
-        return f"{self.first:%Y-%m}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.first:%B %Y}"
-
-    @property
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
-
-
 def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
     """Everything the report shows, from ``audit`` (and the rule catalog for the
     rules' reviewed wording). ``conn`` is a psycopg 3 connection; reads only."""
@@ -84,7 +50,7 @@ def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
     from healthops.quality import audit_trail
     from healthops.quality.rules import load_catalog as load_rule_catalog
 
-    month = month if isinstance(month, Month) else Month.parse(month)
+    month = Month.parse(month)
     first, last = month.first, month.last
     catalog_rules = sorted((r for rf in load_rule_catalog() for r in rf.rules), key=lambda r: r.id)
 
@@ -179,7 +145,7 @@ def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
             "validation_runs": int(runs[0]),
             "validation_runs_passed": int(runs[1]),
             "days_validated": int(runs[2]),
-            "days_in_month": len(month.days),
+            "days_in_month": month.day_count,
             "airflow_runs": int(runs[3]),
             "rules_failed": sum(1 for r in rules if r["days_failed"]),
             "blocking_rules_failed": sum(1 for r in rules if r["days_failed"] and r["severity"] == "blocking"),

@@ -54,6 +54,7 @@ from healthops.reports.charts import (
     _title,
     _to_png,
 )
+from healthops.reports.periods import Month
 from healthops.reports.render import Chart, RenderedReport, _generated_label, _safe_token, render_document
 
 REPORT_ID = "dq_governance"
@@ -89,12 +90,6 @@ __all__ = ["KIND", "DqGovernance", "reason_category", "rejections_csv", "rejecti
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _month(period: str):
-    from healthops.reports.compliance import Month
-
-    return Month.parse(period)
-
-
 def _pct(num: int, den: int, places: str = "0.1") -> Decimal | None:
     """num ÷ den as a percentage, rounded half up (None when den is 0)."""
     if not den:
@@ -173,7 +168,7 @@ class DqGovernance:
         from healthops.reports.publish import facilities_without_audience
         from healthops.reports.catalog import load_catalog
 
-        month = _month(period)
+        month = Month.parse(period)
         first, last = month.first, month.last
         days = month.days
         tz = ZoneInfo(config.facility_tz())

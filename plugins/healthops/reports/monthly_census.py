@@ -40,6 +40,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
+from healthops.reports.periods import Month
 from healthops.reports.phi import SUPPRESSED, suppress_table
 from healthops.reports.render import (
     UNIT_TYPE_LABELS,
@@ -63,51 +64,6 @@ TREND_MONTHS = 12
 # Display order of units: by acuity (the order of render.UNIT_TYPE_LABELS), then code.
 _TYPE_ORDER = {t: i for i, t in enumerate(UNIT_TYPE_LABELS)}
 MINUS = "\u2212"
-
-
-# ----------------------------------------------------------------------------- months
-@dataclass(frozen=True, order=True)
-class Month:
-    first: date
-
-    @classmethod
-    def parse(cls, value: "str | date | Month") -> "Month":
-        if isinstance(value, Month):
-            return value
-        if isinstance(value, datetime):
-            value = value.date()
-        if isinstance(value, date):
-            return cls(value.replace(day=1))
-        text = str(value).strip()
-        try:
-            year, month = text.split("-")[:2]
-            return cls(date(int(year), int(month), 1))
-        except (ValueError, TypeError):
-            raise ValueError(f"a month is YYYY-MM, got {value!r}") from None
-
-    def shift(self, months: int) -> "Month":
-        n = self.first.year * 12 + self.first.month - 1 + months
-        return Month(date(n // 12, n % 12 + 1, 1))
-
-    @property
-    def last(self) -> date:
-        return self.shift(1).first - timedelta(days=1)
-
-    @property
-    def days(self) -> int:
-        return self.last.day
-
-    @property
-    def key(self) -> str:
-        return f"{self.first:%Y-%m}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.first:%B %Y}"
-
-    @property
-    def short(self) -> str:
-        return f"{self.first:%b %Y}"
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -470,13 +426,13 @@ def _coverage(m: Month, total: dict | None, days: list[date] | None) -> dict[str
     n = total["days_with_data"] if total else 0
     if days:
         n = len(days)
-    cov: dict[str, Any] = {"month": m, "has_data": total is not None, "days_with_data": n, "days_in_month": m.days,
-                           "complete": total is not None and n >= m.days, "first": None, "last": None,
+    cov: dict[str, Any] = {"month": m, "has_data": total is not None, "days_with_data": n, "days_in_month": m.day_count,
+                           "complete": total is not None and n >= m.day_count, "first": None, "last": None,
                            "missing": [], "label": ""}
     if days:
         present = set(days)
         cov["first"], cov["last"] = min(days), max(days)
-        cov["missing"] = [d for d in (m.first + timedelta(i) for i in range(m.days)) if d not in present]
+        cov["missing"] = [d for d in (m.first + timedelta(i) for i in range(m.day_count)) if d not in present]
     if total is None:
         cov["label"] = f"No census data for {m.label}."
     elif not cov["complete"]:
@@ -484,11 +440,11 @@ def _coverage(m: Month, total: dict | None, days: list[date] | None) -> dict[str
             gaps = [d for d in cov["missing"] if cov["first"] < d < cov["last"]]
             span = (f"{_short_day(cov['first'])}–{cov['last'].day}" if cov["first"] != cov["last"]
                     else _short_day(cov["first"]))
-            cov["label"] = (f"Data for {n} of {m.days} days of {m.label} ({span}"
+            cov["label"] = (f"Data for {n} of {m.day_count} days of {m.label} ({span}"
                             + (f", {len(gaps)} day{'s' if len(gaps) != 1 else ''} missing in between" if gaps else "")
                             + ").")
         else:
-            cov["label"] = f"Data for {n} of {m.days} days of {m.label}."
+            cov["label"] = f"Data for {n} of {m.day_count} days of {m.label}."
     return cov
 
 
@@ -506,7 +462,7 @@ def _coverage_suffix(context: dict) -> str:
         return ""
     covs = {f["coverage"]["days_with_data"] for f in partial}
     if len(covs) == 1 and len(partial) == len([f for f in context["facilities"] if f["has_data"]]):
-        return f" to date ({covs.pop()} of {context['month'].days} days)"
+        return f" to date ({covs.pop()} of {context['month'].day_count} days)"
     return " (incomplete: days without data, see each facility)"
 
 

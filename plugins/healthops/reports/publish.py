@@ -40,6 +40,7 @@ from typing import Any
 
 from healthops import config
 from healthops.errors import ConfigurationError, DataError
+from healthops.reports.periods import is_history, periods_to_check
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +65,6 @@ class Outcome:
         return {"report_id": self.report_id, "sent": self.sent, "unchanged": len(self.unchanged),
                 "no_data": [r for _, r in self.no_data], "archived": self.archived,
                 "no_audience": self.no_audience, "emailed": self.emailed, "files": self.files}
-
-
-def periods_to_check(kind, entry: dict, period: str) -> list[str]:
-    """The period itself, then the earlier ones late data may still change (daily
-    reports: ``revise_days`` back; monthly: the month before, for late reviews)."""
-    back = int(entry.get("revise_days", 7 if kind.period == "day" else 1))
-    if kind.period == "day":
-        d = date.fromisoformat(period)
-        return [period] + [(d - timedelta(days=i)).isoformat() for i in range(1, back + 1)]
-    first = date.fromisoformat(period + "-01")
-    out, m = [period], first
-    for _ in range(back):
-        m = (m - timedelta(days=1)).replace(day=1)
-        out.append(f"{m:%Y-%m}")
-    return out
-
-
-def live_period(kind, as_of: date) -> str:
-    """The period a live run started on ``as_of`` reports: yesterday, or last month."""
-    if kind.period == "day":
-        return (as_of - timedelta(days=1)).isoformat()
-    return f"{as_of.replace(day=1) - timedelta(days=1):%Y-%m}"
-
-
-def is_history(kind, entry: dict, period: str, as_of: date) -> bool:
-    """True when ``period`` is older than every period a live run on ``as_of`` would
-    send or revise (ISO period keys compare in date order)."""
-    return period < periods_to_check(kind, entry, live_period(kind, as_of))[-1]
 
 
 def audience_gaps(entry: dict, facilities) -> list[str]:
@@ -155,13 +128,13 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                 + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}"))
     outcome = Outcome(report_id)
     if send is None:
-        send = not is_history(kind, entry, period, as_of or config.facility_today())
+        send = not is_history(kind.period, entry, period, as_of or config.facility_today())
         if not send:
             log.info("%s %s is older than the revision window of a run on %s: archived, not emailed",
                      report_id, period, as_of or config.facility_today())
     outcome.emailed = send
     # History is archived for its own period only: revising what was never sent is moot.
-    periods = periods_to_check(kind, entry, period) if revise and send else [period]
+    periods = periods_to_check(kind.period, entry, period) if revise and send else [period]
     with connect(url) as conn:
         from healthops.warehouse.schema import ensure_schema
 
