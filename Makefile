@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lock clean bench
+.PHONY: install demo test lint lock clean bench
 
 install: $(STAMP)
 
@@ -22,12 +22,16 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# Style and static checks (ruff: pyflakes, pycodestyle, import order, bugbear), at zero findings.
+lint: install
+	$(BIN)/ruff check plugins dags tests bench
+
 bench: install
 	$(BIN)/python bench/run_all.py
 
 # Re-resolve the pinned dependency set (run by a developer, never by CI).
 lock:
-	uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra test --extra bench --extra lint --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .healthops out landing

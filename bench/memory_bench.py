@@ -158,8 +158,8 @@ def main(argv=None) -> dict:
         build_s = time.perf_counter() - t0
         files = sorted((tmp / "adt").rglob("*.hl7"))
         small, big = tmp / "tenth.hl7", tmp / "year.hl7"
-        small_bytes = concat(files[: max(1, len(files) // 10)], small)
-        big_bytes = concat(files, big)
+        concat(files[: max(1, len(files) // 10)], small)
+        concat(files, big)
 
         floor = run_child(tmp / "adt" / "none")            # imports only, parses nothing
         all_files = run_child(tmp / "adt")
@@ -196,7 +196,8 @@ def main(argv=None) -> dict:
     lines.append(f"10x the bytes in one file ({one_small['bytes'] / 1e6:.1f} MB -> {one_big['bytes'] / 1e6:.1f} MB) "
                  f"changes peak RSS by {growth:+.1f} MiB; the year's {all_files['bytes'] / 1e6:.0f} MB parse in "
                  f"{all_files['peak_rss_kib'] / mib:.0f} MiB peak RSS "
-                 f"({(all_files['peak_rss_kib'] - floor_rss) / mib:.1f} MiB above the interpreter with the parser imported).")
+                 f"({(all_files['peak_rss_kib'] - floor_rss) / mib:.1f} MiB above the interpreter "
+                 "with the parser imported).")
     if one_big["curve"]:
         lines.append("")
         lines.append("Peak RSS while parsing the 10x file (items parsed: peak RSS so far): "

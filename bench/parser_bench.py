@@ -42,10 +42,10 @@ from pathlib import Path
 
 import hl7
 
-from healthops.synthetic.adt_feed import generate, load_units
 from healthops.sources.adt.hl7 import iter_file_chunks, iter_raw
 from healthops.sources.adt.parser import parse_bytes, parse_file, parse_message
 from healthops.sources.adt.schema import AdtMessage
+from healthops.synthetic.adt_feed import generate, load_units
 
 BED_FACTOR = 4.5          # the seed hospital has 110 staffed inpatient beds: x4.5 ~ 500
 SCALE = 7.0               # arrivals x7: ~45k A01 + ~12k A06 admissions, ~165k A04 registrations a year
@@ -186,14 +186,14 @@ def run_hl7_fields_times(texts):
 
 def run_healthops_bytes(data):
     n = 0
-    for item in parse_bytes(data):
+    for _ in parse_bytes(data):
         n += 1
     return n
 
 
 def run_healthops_file(path):
     n = 0
-    for item in parse_file(path):
+    for _ in parse_file(path):
         n += 1
     return n
 
@@ -201,7 +201,7 @@ def run_healthops_file(path):
 def run_healthops_files(paths):
     n = 0
     for p in paths:
-        for item in parse_file(p):
+        for _ in parse_file(p):
             n += 1
     return n
 
@@ -289,8 +289,8 @@ def main(argv=None) -> dict:
     out.append("|---|---|---:|---:|---:|")
     for label, what, secs, count in rows + [gen_files]:
         r = count / secs
-        out.append(f"| {label} | {what} | {r:,.0f} | {size / secs / 1e6 if count == n else inp['file_bytes'] / secs / 1e6:.1f} "
-                   f"| {ho / r:.1f}x |")
+        mb_s = size / secs / 1e6 if count == n else inp["file_bytes"] / secs / 1e6
+        out.append(f"| {label} | {what} | {r:,.0f} | {mb_s:.1f} | {ho / r:.1f}x |")
     out.append("")
     out.append(f"healthops vs python-hl7 parse + fields: **{ho / hl7_fields_rate:.1f}x** "
                f"({ho:,.0f} vs {hl7_fields_rate:,.0f} msg/s); vs bare `hl7.parse`: "

@@ -20,7 +20,8 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="healthops-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     runs = [
-        ["parser_bench.py", "--json", str(out / "parser_bench.json")] + (["--days", "2", "--repeats", "1"] if args.quick else []),
+        ["parser_bench.py", "--json", str(out / "parser_bench.json")]
+        + (["--days", "2", "--repeats", "1"] if args.quick else []),
         ["memory_bench.py", "--json", str(out / "memory_bench.json")] + (["--days", "60"] if args.quick else []),
     ]
     for script, *rest in runs:

@@ -20,8 +20,9 @@ def landed_messages(landing: Path):
 
 
 def reference_from_landing(landing: Path, start: date, end: date) -> dict:
-    from census_reference import compute_census
     from healthops.census.units import inpatient_units
+
+    from census_reference import compute_census
 
     units = [(u["facility_code"], u["unit_code"]) for u in inpatient_units()]
     return compute_census(landed_messages(landing), start, end, units)

@@ -10,8 +10,11 @@ Pass ``None`` for a segment keyword in ``omit`` to leave that segment out.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from healthops.sources.adt.schema import AdtMessage
 
 STRUCTURES = {"A01": "ADT_A01", "A02": "ADT_A02", "A03": "ADT_A03", "A04": "ADT_A01",
               "A06": "ADT_A06", "A07": "ADT_A06", "A08": "ADT_A01", "A11": "ADT_A09",
@@ -66,7 +69,8 @@ def build_message(
            control_id, "P", version, "", "", "AL", "NE", "", charset]
     segs = [fs.join(msh).rstrip(fs)]
     if "EVN" not in omit:
-        segs.append(fs.join(["EVN", event if evn_event is None else evn_event, recorded, "", "", "", occurred_ts]).rstrip(fs))
+        evn1 = event if evn_event is None else evn_event
+        segs.append(fs.join(["EVN", evn1, recorded, "", "", "", occurred_ts]).rstrip(fs))
     if "PID" not in omit:
         pid3 = f"{mrn}^^^{facility}^MR" if pid3 is None else pid3
         segs.append(fs.join(["PID", "1", "", pid3, "", name, "", birth_date, sex]))

@@ -102,8 +102,8 @@ def notify_run_failure(context: Mapping[str, Any] | RunFailure, *, url: str | No
     ``url``, ``smtp``, ``catalog`` default to the task's warehouse, the
     ``smtp_default`` connection (or HEALTHOPS_SMTP_URL) and the report catalog."""
     from healthops.pipeline import smtp_settings
-    from healthops.reports.delivery import send
     from healthops.reports.catalog import load_catalog
+    from healthops.reports.delivery import send
 
     failure = context if isinstance(context, RunFailure) else RunFailure.from_context(context)
     catalog = catalog if catalog is not None else load_catalog()

@@ -85,7 +85,8 @@ def _describe(r: dict) -> str:
         if rep["archived"]:
             parts.append(f"reports: {rep['archived']} archived, not emailed (history)")
         if rep["emailed"]:
-            parts.append(f"reports: {rep['emailed']} emailed" + (f" ({rep['revised']} revised)" if rep["revised"] else ""))
+            revised = f" ({rep['revised']} revised)" if rep["revised"] else ""
+            parts.append(f"reports: {rep['emailed']} emailed{revised}")
     label = {"success": "success", "held": "HELD", "failed": "FAILED"}[r["verdict"]]
     return f"{label:<7} {r['seconds']:6.1f} s  " + "; ".join(parts)
 
@@ -116,8 +117,8 @@ def _audience_warnings(url: str, first: date, last: date) -> list[str]:
     """Facilities with census data in the range that some report's recipients do not cover."""
     import psycopg
 
-    from healthops.reports.publish import facilities_without_audience
     from healthops.reports.catalog import load_catalog
+    from healthops.reports.publish import facilities_without_audience
     from healthops.warehouse.connection import connect
 
     with connect(url) as conn:

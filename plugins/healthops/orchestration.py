@@ -73,8 +73,9 @@ def airflow_env(warehouse_url: str, smtp_url: str | None) -> dict[str, str]:
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
     """Create or upgrade Airflow's metadata database (once per Airflow version)."""
-    import airflow  # noqa: F401  (only its version; the migration runs in a child)
     from importlib.metadata import version
+
+    import airflow  # noqa: F401  (only its version; the migration runs in a child)
 
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)

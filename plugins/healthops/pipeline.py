@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from healthops import config
@@ -132,9 +130,9 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
     """The daily census report's context for a whole facility (see
     ``healthops.reports.daily_census``), read through the allow-list reader."""
     from healthops.census.units import load_units
+    from healthops.reports.catalog import load_catalog
     from healthops.reports.daily_census import KIND
     from healthops.reports.phi import MartReader, allowed_columns
-    from healthops.reports.catalog import load_catalog
 
     facility_code = facility_code or load_units()[0]["facility_code"]
     reader = MartReader(conn, allowed_columns(load_catalog()))

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from airflow_services import AirflowServices, scheduler_env
-from census_oracle import reference_from_landing
 from healthops.orchestration import DAG_ID, airflow_env
 from healthops.reports.outbox import start_outbox
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import ensure_manifest
+
+from airflow_services import AirflowServices, scheduler_env
+from census_oracle import reference_from_landing
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,6 @@
 """The DAG folder imports cleanly, fast, without touching a database, and the
 nightly DAG has the shape DESIGN.md asks for."""
 import ast
-from pathlib import Path
 
 import pytest
 

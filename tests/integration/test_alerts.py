@@ -7,14 +7,13 @@ import json
 from email import policy
 
 import pytest
+from test_census_rules import CENSUS, D, build
 
 from healthops import pipeline
 from healthops.alerts import RunFailure, last_error, notify_run_failure
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import find_free_port, start_outbox
 from healthops.warehouse.connection import connect
-
-from test_census_rules import CENSUS, D, build
 
 RUN = "scheduled__2025-03-01T08:00:00+00:00"
 
@@ -62,7 +61,8 @@ def test_other_failures_name_the_error_from_the_task_log(warehouse_url, box, tmp
     log_file.write_text("\n".join(json.dumps(r) for r in (
         {"event": "starting", "level": "info"},
         {"event": "Task failed with exception", "level": "error",
-         "error_detail": [{"exc_type": "LookupError", "exc_value": "marts.fct_census_daily has no rows for 2025-03-01"}]},
+         "error_detail": [{"exc_type": "LookupError",
+                           "exc_value": "marts.fct_census_daily has no rows for 2025-03-01"}]},
     )) + "\n")
     failure = RunFailure(dag_id="healthops_census_nightly", run_id="manual__1", logical_date=D,
                          task_id="publish_daily_census", log_file=str(log_file))

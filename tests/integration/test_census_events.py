@@ -15,10 +15,11 @@ malformed message, through the loader and dbt, against hand-computed counts.
 """
 from datetime import date
 
-from hl7_builders import build_message
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
+
+from hl7_builders import build_message
 
 D1, D2, D3 = date(2026, 4, 6), date(2026, 4, 7), date(2026, 4, 8)
 COLS = "midnight_census, admissions, discharges, transfers_in, transfers_out, patient_days, " \

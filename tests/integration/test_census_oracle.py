@@ -4,11 +4,12 @@ malformed messages), loaded and built day by day as the nightly runs do: the
 incremental models end where a full rebuild from scratch ends, to the row."""
 from datetime import date, timedelta
 
-from census_oracle import reference_from_landing
 from healthops.load.adt import load_adt_date
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
+
+from census_oracle import reference_from_landing
 
 FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
 

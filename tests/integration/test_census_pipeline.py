@@ -24,10 +24,11 @@ from datetime import date
 
 import pytest
 
-from hl7_builders import build_message
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
+
+from hl7_builders import build_message
 
 D1, D2, D3 = date(2026, 2, 2), date(2026, 2, 3), date(2026, 2, 4)
 

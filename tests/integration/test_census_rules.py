@@ -21,8 +21,9 @@ from healthops.warehouse.schema import ensure_schema
 
 TZ = "America/Los_Angeles"
 D = dt.date(2025, 3, 1)
+# the census mart's suite runs last (the report reads the latest run)
 SUITES = ["census_adt_feed", "census_encounters", "census_load_batches", "census_location_timeline",
-          "census_source_freshness", "census_daily"]  # the census mart's suite runs last (the report reads the latest run)
+          "census_source_freshness", "census_daily"]
 NEW_RULES = ["CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020"]
 # Rules this module proves can fail, each with an exact count of violating rows
 # (test_planted_defects_fail_their_rules_with_exact_counts); tests/unit/test_rule_coverage.py
@@ -76,10 +77,13 @@ CENSUS = [("NGH", u, D, 5, 1, 1, 0, 0, 5, 0, 0, 10, 0.5) for u in ("ICU", "SDU",
 
 
 # -- raw.adt_messages -----------------------------------------------------------
-def msg(facility, when, received=D, location_facility=None, n=[0]):
-    n[0] += 1
+_MSG_NO = [0]  # control ids C00001, C00002, ... across the module
+
+
+def msg(facility, when, received=D, location_facility=None):
+    _MSG_NO[0] += 1
     return dict(sending_facility=facility, message_ts=when, received_date=received,
-                location_facility=location_facility, control_id=f"C{n[0]:05d}")
+                location_facility=location_facility, control_id=f"C{_MSG_NO[0]:05d}")
 
 
 def every_three_hours(facility, d=D, minute=30):
@@ -148,7 +152,8 @@ def insert_batches(conn, batches):
             cur.executemany(
                 """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
                        sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, raw_text)
-                   values (%s, '1999-01-01', 'adt/old.hl7', %s, %s, 'NGH', 'ADT^A08', 'A08', %s, %s, 'V0', 'MSH|...')""",
+                   values (%s, '1999-01-01', 'adt/old.hl7', %s, %s, 'NGH', 'ADT^A08', 'A08', %s, %s, 'V0',
+                           'MSH|...')""",
                 [(batch, j, f"B{i}-{j}", old, old) for j in range(n - rej)])
             cur.executemany(
                 """insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,

@@ -9,9 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hl7_builders import build_message
 from healthops.reports.outbox import start_outbox
 from healthops.warehouse.connection import libpq_url
+
+from hl7_builders import build_message
 
 HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 

@@ -17,12 +17,12 @@ import pytest
 from healthops import config
 from healthops.pipeline import publish_compliance_monthly, report_month
 from healthops.quality import audit_trail, gx_runner
-from healthops.reports.periods import Month
+from healthops.reports.catalog import load_catalog
 from healthops.reports.compliance import compliance_context, figures, lineage_csv, render_compliance
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.ledger import content_version
 from healthops.reports.outbox import start_outbox
-from healthops.reports.catalog import load_catalog
+from healthops.reports.periods import Month
 from healthops.warehouse.connection import connect
 from healthops.warehouse.schema import ensure_schema
 
@@ -82,7 +82,8 @@ def month_of_history(warehouse_url):
     gx_runner.validate_and_record(warehouse_url, RULES, D3, f"scheduled__{D3}")
     with connect(warehouse_url) as conn:
         first = audit_trail.open_findings(conn, rule="CEN-012")[0]
-        audit_trail.review(conn, first.finding_id, "A. Auditor", "Surge beds opened on PEDS; confirmed with the house supervisor.")
+        audit_trail.review(conn, first.finding_id, "A. Auditor",
+                           "Surge beds opened on PEDS; confirmed with the house supervisor.")
     return warehouse_url
 
 
@@ -202,7 +203,8 @@ def test_published_once_per_content_version_over_smtp(month_of_history, tmp_path
 def test_a_tampered_history_is_flagged_in_the_report(month_of_history):
     with connect(month_of_history) as conn:
         conn.execute("alter table audit.rule_results disable trigger user")
-        conn.execute("update audit.rule_results set rows_violating = 0 where rule_id = 'CEN-005' and rows_violating = 2")
+        conn.execute("update audit.rule_results set rows_violating = 0 "
+                     "where rule_id = 'CEN-005' and rows_violating = 2")
         conn.execute("alter table audit.rule_results enable trigger user")
     with connect(month_of_history) as conn:
         ctx = compliance_context(conn, "2025-03")

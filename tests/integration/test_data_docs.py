@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from test_census_rules import CENSUS, SUITES, D, build
+
 from healthops import config, pipeline
 from healthops.quality import data_docs
 from healthops.quality.rules import GX_ENGINE, rule_files
 from healthops.warehouse.connection import connect
-
-from test_census_rules import CENSUS, D, SUITES, build
 
 GX_SUITES = [s for s in SUITES if s in {rf.suite_name for rf in rule_files("census") if rf.engine == GX_ENGINE}]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from healthops.reports import kinds
+from healthops.reports.catalog import load_catalog
 from healthops.reports.monthly_census import KIND
 from healthops.reports.phi import SUPPRESSED, MartReader, allowed_columns
-from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -370,9 +370,10 @@ def test_revision_banner_and_subject(marts):
 
 def test_on_marts_built_by_dbt(warehouse_url, tmp_path):
     """The real marts (HL7 -> raw -> dbt): columns and types as the report reads them."""
-    from hl7_builders import build_message
     from healthops.load.adt import load_adt_date
     from healthops.warehouse.dbt_runner import run_dbt
+
+    from hl7_builders import build_message
 
     day = date(2026, 2, 2)
     folder = tmp_path / "landing" / "adt" / day.isoformat()

@@ -17,10 +17,11 @@ import psycopg
 import pytest
 import yaml
 
-from hl7_builders import build_message
 from healthops import config
 from healthops.reports.outbox import start_outbox
 from healthops.warehouse.connection import libpq_url
+
+from hl7_builders import build_message
 
 pytestmark = pytest.mark.slow  # each test starts Airflow and runs DAGs end to end
 
@@ -123,7 +124,7 @@ def test_a_small_feed_with_a_resend_a_bad_message_and_a_silent_day(tmp_path, war
     assert "success" in lines[str(D2)] and "15 in = 14 loaded + 1 rejected + 0 duplicate" in lines[str(D2)]
     assert "HELD" in lines[str(D3)] and "does not exist" in lines[str(D3)] and "CEN-023" in lines[str(D3)]
     assert "success" in lines[str(D4)]  # the backfill went on past the held night
-    assert f"HELD: 1 night(s)" in err and f"{D3}: CEN-023 (1 of 1)" in err
+    assert "HELD: 1 night(s)" in err and f"{D3}: CEN-023 (1 of 1)" in err
     # the only mail is the data engineers' alert for the held night; no manager got a report
     assert [m.name for m in mails] and all(
         b"To: data.engineering@example.org" in m.read_bytes() for m in mails), [m.name for m in mails]

@@ -171,7 +171,7 @@ def test_clean_mart_passes_every_rule(warehouse_url):
     assert url_parts(warehouse_url)["password"] not in json.dumps(gx_result)
 
     assert [r[1] for r in rules] == ALL_RULES
-    for (rid, rule_id, exp_type, column, severity, ok, evaluated, violating, share, detail) in rules:
+    for (rid, rule_id, exp_type, column, _severity, ok, evaluated, violating, share, detail) in rules:
         assert rid == run_id and ok is True
         if rule_id == "CEN-013":  # table-level: observed row count, no per-row counts
             assert (exp_type, column, evaluated, violating, share) == (

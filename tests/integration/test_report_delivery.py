@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
+from healthops.reports.catalog import load_catalog
 from healthops.reports.delivery import SmtpSettings, build_message, is_transient, message_id, send
 from healthops.reports.outbox import find_free_port, start_outbox
-from healthops.reports.catalog import load_catalog
 from healthops.reports.render import render_daily_census, write_outputs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +58,8 @@ def census_context(*, quality=None, units=UNITS, facility_name="Northgate Genera
         "trend": [{"census_date": report_date - timedelta(days=13 - i), "midnight_census": v}
                   for i, v in enumerate(TREND)],
         "quality": quality if quality is not None else [
-            {"rule": "adt_messages_parsed", "status": "passed", "severity": "blocking", "detail": "1284 of 1284 parsed"},
+            {"rule": "adt_messages_parsed", "status": "passed", "severity": "blocking",
+             "detail": "1284 of 1284 parsed"},
             {"rule": "unit_census_balances", "status": "failed", "severity": "warning",
              "detail": "Medical/Surgical 5 East: 33 + 9 - 8 + 2 - 3 = 33, midnight census 34"},
             {"rule": "adt_feed_fresh", "status": "passed", "severity": "blocking", "detail": "last message 23:58"},
@@ -316,11 +317,13 @@ def test_message_is_deterministic_per_report_period_and_recipients(rendered, cat
 
 def test_smtp_settings_from_url():
     s = SmtpSettings.from_url("smtp://user:pass@mail.example.org:2525?starttls=true")
-    assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl) == ("mail.example.org", 2525, "user", "pass", True, False)
+    assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl) == (
+        "mail.example.org", 2525, "user", "pass", True, False)
     assert "pass" not in repr(s) and "pass" not in s.redacted_url()
 
     s = SmtpSettings.from_url("smtp://127.0.0.1:8025")
-    assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl, s.timeout) == ("127.0.0.1", 8025, None, None, False, False, 30)
+    assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl, s.timeout) == (
+        "127.0.0.1", 8025, None, None, False, False, 30)
 
     assert SmtpSettings.from_url("smtp://relay").port == 25
     assert SmtpSettings.from_url("smtp://relay?starttls=1").port == 587

@@ -13,12 +13,11 @@ from email.parser import BytesParser
 import pytest
 
 from healthops.reports import phi
+from healthops.reports.catalog import load_catalog
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import publish, resend, sent_messages
-from healthops.reports.kinds import kind_for
-from healthops.reports.catalog import load_catalog
 from healthops.warehouse.connection import connect
 from healthops.warehouse.schema import ensure_schema
 

@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hl7_builders import build_message
 from healthops import config, pipeline
 from healthops.load.adt import load_adt_date
 from healthops.quality import audit_trail, freshness, gx_runner, rules
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
 from healthops.warehouse.schema import ensure_schema
+
+from hl7_builders import build_message
 
 # Parsed by the catalog coverage test: the rules this module proves can fail.
 PROVES_RULES = {"CEN-021", "CEN-022", "CEN-023"}
@@ -139,7 +140,8 @@ def test_a_batch_that_no_longer_reconciles_fails_cen021(warehouse_url, landing, 
             "duplicate deleted": (n_ok, n_bad, n_dup - 1), "message added": (n_ok + 1, n_bad, n_dup)}[kind]
     (row,) = o.detail["unexpected_rows"]
     assert row == {"batch_id": str(batches[name]), "file_path": f"adt/{D}/{name}",
-                   "file_sha256": row["file_sha256"], "records_in": n_in, "records_loaded": n_ok, "messages_kept": kept[0],
+                   "file_sha256": row["file_sha256"], "records_in": n_in, "records_loaded": n_ok,
+                   "messages_kept": kept[0],
                    "records_rejected": n_bad, "rejections_kept": kept[1], "records_duplicate": n_dup,
                    "duplicates_kept": kept[2]}
     assert len(row["file_sha256"]) == 64

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from census_reference import compute_census, encounter_segments
-from healthops.synthetic.adt_feed import UNITS_CSV, generate
 from healthops.sources.adt.parser import parse_file
 from healthops.sources.adt.schema import KNOWN_EVENTS, Rejection
+from healthops.synthetic.adt_feed import UNITS_CSV, generate
+
+from census_reference import compute_census, encounter_segments
 
 START = date(2024, 3, 1)          # spans the DST change on 2024-03-10
 DAYS = 14

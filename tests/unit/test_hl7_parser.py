@@ -8,13 +8,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hl7_builders import batch, build_message, mllp  # noqa: E402
-
 from healthops.sources.adt.parser import parse_bytes, parse_chunks, parse_file  # noqa: E402
 from healthops.sources.adt.schema import AdtMessage, Rejection  # noqa: E402
+
+from hl7_builders import batch, build_message, mllp  # noqa: E402
 
 LA = ZoneInfo("America/Los_Angeles")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hl7_builders import batch, build_message, mllp  # noqa: E402
-
 import healthops.sources.adt.hl7 as hl7  # noqa: E402
 from healthops.sources.adt.parser import parse_bytes, parse_chunks  # noqa: E402
 from healthops.sources.adt.schema import AdtMessage, Rejection  # noqa: E402
+
+from hl7_builders import batch, build_message, mllp  # noqa: E402
 
 CHUNK = 16 * 1024     # bytes per chunk the "socket" delivers
 

@@ -72,7 +72,7 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
 
         batch_id = uuid.uuid4()
         conn.execute(
-            f"create temp table _adt_in (like raw.adt_messages including defaults) on commit drop"
+            "create temp table _adt_in (like raw.adt_messages including defaults) on commit drop"
         )
         rejected: list[Rejection] = []
         n_in = 0
@@ -146,8 +146,8 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                     copy.write_row(row)
         if rejected:
             with conn.cursor().copy(
-                "copy raw.rejected (batch_id, source, received_date, file_path, message_index, control_id, reason, raw_text)"
-                " from stdin"
+                "copy raw.rejected (batch_id, source, received_date, file_path, message_index, control_id, reason,"
+                " raw_text) from stdin"
             ) as copy:
                 for r in rejected:
                     copy.write_row((batch_id, SOURCE, received_date, rel, r.message_index, r.control_id,

@@ -55,9 +55,8 @@ import decimal
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from healthops.warehouse.schema import AUDIT_CHAIN, CHAIN_LOCK_KEY, CHAINED, GENESIS_HASH, row_hash_sql
+from healthops.warehouse.schema import AUDIT_CHAIN, CHAIN_LOCK_KEY, GENESIS_HASH, row_hash_sql
 
 log = logging.getLogger(__name__)
 

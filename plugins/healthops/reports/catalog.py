@@ -71,7 +71,8 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
                                  f"{sorted(unknown_keys)} (known: {', '.join(FILTER_KEYS)})")
             if "units" in flt and not (isinstance(flt["units"], list) and flt["units"]
                                        and all(isinstance(u, str) for u in flt["units"])):
-                raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address}: units must be a list of unit codes")
+                raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address}: "
+                                         "units must be a list of unit codes")
             if any(d["address"].lower() == address.lower() for d in distribution):
                 raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address} is listed twice")
             distribution.append({"address": address, "filter": dict(flt)})

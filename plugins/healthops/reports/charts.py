@@ -22,10 +22,10 @@ import matplotlib
 # Explicit, before anything imports pyplot: reports run headless.
 matplotlib.use("Agg", force=True)
 
+import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["census_by_unit_chart", "census_trend_chart", "rule_status_chart", "DPI"]
@@ -144,8 +144,9 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
         if not all(inpatient):
             handles.append(Patch(facecolor=NON_INPATIENT_COLOR, label="Not inpatient (ED)"))
         # Legend above the plot, never over a bar or its label.
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(handles) if len(handles) <= 3 else 2,
-                  fontsize=8, frameon=False, handlelength=1.2, columnspacing=1.2, borderaxespad=0.3)
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
+                  ncol=len(handles) if len(handles) <= 3 else 2, fontsize=8, frameon=False, handlelength=1.2,
+                  columnspacing=1.2, borderaxespad=0.3)
         return _to_png(fig)
 
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,7 +92,7 @@ def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
     # -- per rule: the trend (latest run per day) and the findings (every run)
     status: dict[tuple[str, date], str] = {}
     per_rule: dict[str, dict[str, Any]] = {}
-    for d, rule_id, st, severity, evaluated, violating, share in daily:
+    for d, rule_id, st, severity, evaluated, violating, _share in daily:
         cell = "passed" if st == "passed" else ("error" if st == "error" else severity)
         status[(rule_id, d)] = cell
         s = per_rule.setdefault(rule_id, {"days_run": 0, "days_failed": 0, "worst": None, "last": None})
@@ -312,7 +311,8 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
     if not context["audit_trail"]["ok"]:
         subject = f"[AUDIT TRAIL NOT VERIFIED] {subject}"
     elif s["open_blocking_findings"]:
-        subject = f"[{s['open_blocking_findings']} open blocking finding{'s' if s['open_blocking_findings'] != 1 else ''}] {subject}"
+        n = s["open_blocking_findings"]
+        subject = f"[{n} open blocking finding{'s' if n != 1 else ''}] {subject}"
     if revision:
         subject = revision.subject_prefix + subject
     stem = f"{REPORT_ID}_{_safe_token(context['period'])}"

@@ -39,8 +39,10 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from healthops import config
+
 # The shared look: rc settings, PNG writer, title and Okabe-Ito colours of the report charts.
 from healthops.reports.charts import (
+    _RC,
     BEDS_EDGE,
     CENSUS_COLOR,
     DPI,
@@ -49,7 +51,6 @@ from healthops.reports.charts import (
     OVER_COLOR,
     TEXT_COLOR,
     WIDTH_IN,
-    _RC,
     _empty_chart,
     _title,
     _to_png,
@@ -74,7 +75,8 @@ DEFAULT_OPEN_AFTER_DAYS = 30  # an encounter open this long after its first even
 
 BATCH_COLUMNS = ["source", "received_date", "file_path", "file_sha256", "records_in", "records_loaded",
                  "records_rejected", "records_duplicate", "loaded_at"]
-REJECTED_COLUMNS = ["received_date", "source", "reason_category"]  # never reason or raw_text: they may quote the message (PHI)
+# never reason or raw_text: they may quote the message (PHI)
+REJECTED_COLUMNS = ["received_date", "source", "reason_category"]
 RUN_COLUMNS = ["validation_run_id", "suite_name", "logical_date", "run_at", "success"]
 RESULT_COLUMNS = ["validation_run_id", "rule_id", "severity", "status", "rows_evaluated", "rows_violating",
                   "domain", "kahn_category"]
@@ -165,8 +167,8 @@ class DqGovernance:
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.pipeline import facility_name, rule_descriptions
-        from healthops.reports.publish import facilities_without_audience
         from healthops.reports.catalog import load_catalog
+        from healthops.reports.publish import facilities_without_audience
 
         month = Month.parse(period)
         first, last = month.first, month.last

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
@@ -480,7 +479,7 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from healthops.reports.charts import DPI, MUTED_COLOR, TEXT_COLOR, WIDTH_IN, _RC, _empty_chart, _title, _to_png
+    from healthops.reports.charts import _RC, DPI, MUTED_COLOR, TEXT_COLOR, WIDTH_IN, _empty_chart, _title, _to_png
 
     months = [p["month"] for p in trend]
     title = f"{facility_name}: last {len(months)} months"

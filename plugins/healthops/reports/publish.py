@@ -35,7 +35,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from healthops import config
@@ -105,8 +105,8 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     ``as_of``, default today in the facility's zone) archived. The nightly and
     monthly DAGs pass None unless their run's ``send`` param is set."""
     from healthops.reports import phi
-    from healthops.reports.kinds import Revision, diff_figures, kind_for
     from healthops.reports.catalog import load_catalog
+    from healthops.reports.kinds import Revision, diff_figures, kind_for
     from healthops.reports.render import write_outputs
     from healthops.warehouse.connection import connect
 
@@ -188,7 +188,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                             "the marts built?)")
         # Render once per (period, filter, revision number), and scan everything first.
         rendered_by: dict[tuple[str, str, int], Any] = {}
-        for p, d, fkey, version, figs, revision, _ in plans:
+        for p, _, fkey, _, _, revision, _ in plans:
             key = (p, fkey, revision.number if revision else 0)
             if key not in rendered_by:
                 ctx, _, reader = contexts[(p, fkey)]
@@ -203,7 +203,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                              revision.number if revision else 0, replaces, dag_run_id, deliver=send)
             if done:
                 (outcome.sent if send else outcome.archived).append(done)
-        for (p, fkey, _), rendered in rendered_by.items():
+        for (p, _, _), rendered in rendered_by.items():
             if p == period:
                 for k, v in write_outputs(rendered, config.out() / "reports").items():
                     outcome.files[f"{rendered.filename_stem}.{k}"] = str(v)
@@ -227,7 +227,8 @@ def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, fig
 
     recipient = dist["address"]
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"deliver:{report_id}:{period}:{recipient.lower()}",))
+        lock = f"deliver:{report_id}:{period}:{recipient.lower()}"
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (lock,))
         if conn.execute("""select 1 from reporting.deliveries where report_id = %s and period = %s
                            and lower(recipient) = lower(%s) and content_sha256 = %s""",
                         (report_id, period, recipient, version)).fetchone():

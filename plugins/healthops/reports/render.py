@@ -67,7 +67,6 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import jinja2
-import yaml
 from markupsafe import Markup
 
 from healthops import config
@@ -136,7 +135,8 @@ class RenderedReport:
     pdf_pages: int = 0
     quality_failed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-    attachments: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # filename -> (bytes, MIME type), besides the PDF
+    # filename -> (bytes, MIME type), besides the PDF
+    attachments: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -272,7 +272,8 @@ def html_to_pdf(html: str, base_url: str | None = None) -> tuple[bytes, int]:
 # --------------------------------------------------------------------------- daily census
 
 def _prepare_daily_census(context: Mapping) -> dict:
-    missing = [k for k in ("facility_code", "facility_name", "report_date", "generated_at", "units") if k not in context]
+    required = ("facility_code", "facility_name", "report_date", "generated_at", "units")
+    missing = [k for k in required if k not in context]
     if missing:
         raise ValueError(f"daily census context is missing {missing}")
     facility_code = str(context["facility_code"])
@@ -422,7 +423,8 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     if s["other_census_label"]:
         lines.append(s["other_census_label"])
     lines += ["", "By unit: census / staffed beds (occupancy), admissions, discharges"]
-    width = max(len(r["unit_name"]) for r in data["inpatient_rows"] + data["other_rows"] + [{"unit_name": "Inpatient total"}])
+    names = [r["unit_name"] for r in data["inpatient_rows"] + data["other_rows"]] + ["Inpatient total"]
+    width = max(len(n) for n in names)
     for r in data["inpatient_rows"] + [None] + data["other_rows"]:
         if r is None:
             t = data["totals"]
@@ -440,7 +442,8 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     if data["data_docs_url"]:
         lines.append(f"Data-quality details (Data Docs): {data['data_docs_url']}")
     lines += ["", f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
-              f"Generated {_generated_label(data['generated_at'])} by healthops. Aggregates only: no patient-identifying information."]
+              f"Generated {_generated_label(data['generated_at'])} by healthops. "
+              "Aggregates only: no patient-identifying information."]
     return "\n".join(lines) + "\n"
 
 

@@ -909,8 +909,9 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
                 kind = kinds[day_i] if day_i < 3 else kinds[n_extra % 3]
                 t = datetime.combine(day, time(9)) + _hours(rng, 0, 12)
                 n_extra += 1
-                outbox.setdefault(day, []).append(_Ev(t, "A08", src.pt, src.cls, src.ptype, src.loc, None, admit=src.admit,
-                                       recv=t, seq=-n_extra, kind=kind, fac=sim.fac_index))
+                outbox.setdefault(day, []).append(_Ev(t, "A08", src.pt, src.cls, src.ptype, src.loc, None,
+                                                      admit=src.admit, recv=t, seq=-n_extra, kind=kind,
+                                                      fac=sim.fac_index))
         todays = sorted(outbox.pop(day, []), key=lambda e: (e.recv, e.fac, e.seq))
         cut_src = todays[-1] if (day_i in truncate_days and todays) else None
         nfiles = min(rng.choice((2, 3)), max(1, len(todays)))
