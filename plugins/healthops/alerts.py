@@ -192,7 +192,8 @@ def build_message(alert: Alert, sender: str, failure: RunFailure) -> EmailMessag
 
 def _failed_rules(failure: RunFailure, url: str | None) -> tuple[list[FailedRule], str | None]:
     """The failed rules of the run's validations (none when it never got there)."""
-    from healthops.pipeline import rule_descriptions, task_warehouse_url
+    from healthops.pipeline import task_warehouse_url
+    from healthops.quality.rules import rule_descriptions
     from healthops.warehouse.connection import connect
 
     try:

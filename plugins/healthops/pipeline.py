@@ -128,24 +128,14 @@ def build_data_docs(summaries) -> str | None:
 def daily_census_context(conn, report_date: date, facility_code: str | None = None,
                          trend_days: int = 14) -> dict:
     """The daily census report's context for a whole facility (see
-    ``healthops.reports.daily_census``), read through the allow-list reader."""
+    ``healthops.reports.daily_census``), read through the report's reader."""
     from healthops.census.units import load_units
-    from healthops.reports.catalog import load_catalog
     from healthops.reports.daily_census import KIND
-    from healthops.reports.phi import MartReader, allowed_columns
+    from healthops.reports.reader import ReportReader
 
     facility_code = facility_code or load_units()[0]["facility_code"]
-    reader = MartReader(conn, allowed_columns(load_catalog()))
-    return KIND.build_context(reader, report_date.isoformat(), {"facility": facility_code},
-                              {"trend_days": trend_days})
-
-
-def rule_descriptions() -> dict[str, str]:
-    """Rule id -> the reviewed rule file's description (what a reader of a report or
-    an alert needs; the audit rows carry ids, severities and counts)."""
-    from healthops.quality.rules import load_catalog
-
-    return {r.id: " ".join(r.description.split()) for rf in load_catalog() for r in rf.rules}
+    return KIND.build_context(ReportReader(conn, KIND.models), report_date.isoformat(),
+                              {"facility": facility_code}, {"trend_days": trend_days})
 
 
 def facility_name(code: str) -> str:

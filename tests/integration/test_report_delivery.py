@@ -16,6 +16,7 @@ import sys
 import time
 import zlib
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -33,21 +34,27 @@ from healthops.reports.render import render_daily_census, write_outputs
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_DATE = date(2026, 11, 2)
 UNIT_KEYS = ("unit_code", "unit_name", "unit_type", "staffed_beds", "midnight_census", "admissions",
-             "discharges", "transfers_in", "transfers_out", "patient_days")
-# The units seed of Northgate General Hospital (dbt_project/seeds/units.csv), one census day.
+             "discharges", "transfers_in", "transfers_out", "patient_days", "occupancy_pct", "is_inpatient_unit")
+# The units seed of Northgate General Hospital (dbt_project/seeds/units.csv), one census day, as
+# rpt_daily_census_units gives it (occupancy = census / staffed beds, one decimal, half up).
 UNITS = [
-    ("ICU", "Intensive Care Unit", "critical_care", 12, 11, 2, 1, 2, 3, 11),
-    ("SDU", "Step-Down Unit", "step_down", 16, 14, 1, 2, 3, 2, 14),
-    ("TELE", "Telemetry 4 West", "telemetry", 24, 22, 5, 4, 2, 1, 23),
-    ("MS5", "Medical/Surgical 5 East", "medical_surgical", 32, 34, 9, 8, 2, 3, 35),
-    ("PEDS", "Pediatrics", "pediatrics", 12, 7, 2, 3, 0, 0, 7),
-    ("PSY", "Behavioral Health", "psychiatric", 14, 13, 1, 1, 0, 0, 13),
-    ("ED", "Emergency Department", "emergency", 30, 5, 0, 0, 0, 0, 5),
+    ("ICU", "Intensive Care Unit", "critical_care", 12, 11, 2, 1, 2, 3, 11, Decimal("91.7"), True),
+    ("SDU", "Step-Down Unit", "step_down", 16, 14, 1, 2, 3, 2, 14, Decimal("87.5"), True),
+    ("TELE", "Telemetry 4 West", "telemetry", 24, 22, 5, 4, 2, 1, 23, Decimal("91.7"), True),
+    ("MS5", "Medical/Surgical 5 East", "medical_surgical", 32, 34, 9, 8, 2, 3, 35, Decimal("106.3"), True),
+    ("PEDS", "Pediatrics", "pediatrics", 12, 7, 2, 3, 0, 0, 7, Decimal("58.3"), True),
+    ("PSY", "Behavioral Health", "psychiatric", 14, 13, 1, 1, 0, 0, 13, Decimal("92.9"), True),
+    ("ED", "Emergency Department", "emergency", 30, 5, 0, 0, 0, 0, 5, Decimal("16.7"), False),
 ]
+# The sums of the inpatient rows (ED excluded): 11+14+22+34+7+13 = 101 of 12+16+24+32+12+14 = 110
+# beds (91.8%); the day before (TREND[-2]) 98.
+TOTALS = {"staffed_beds": 110, "midnight_census": 101, "admissions": 20, "discharges": 19, "transfers_in": 9,
+          "transfers_out": 9, "patient_days": 103, "occupancy_pct": Decimal("91.8"), "unit_count": 6,
+          "previous_day_census": 98, "census_change": 3}
 TREND = [96, 99, 101, 104, 100, 97, 95, 98, 102, 105, 103, 100, 98, 101]  # ends on REPORT_DATE
 
 
-def census_context(*, quality=None, units=UNITS, facility_name="Northgate General Hospital",
+def census_context(*, quality=None, units=UNITS, totals=None, facility_name="Northgate General Hospital",
                    report_date=REPORT_DATE) -> dict:
     return {
         "facility_code": "NGH",
@@ -55,6 +62,7 @@ def census_context(*, quality=None, units=UNITS, facility_name="Northgate Genera
         "report_date": report_date,
         "generated_at": datetime(2026, 11, 3, 5, 12, tzinfo=ZoneInfo("America/Los_Angeles")),
         "units": [dict(zip(UNIT_KEYS, u)) for u in units],
+        "totals": dict(totals or TOTALS),
         "trend": [{"census_date": report_date - timedelta(days=13 - i), "midnight_census": v}
                   for i, v in enumerate(TREND)],
         "quality": quality if quality is not None else [
@@ -125,7 +133,7 @@ def test_html_has_every_unit_cid_images_and_alt_text(rendered):
 
 
 def test_totals_occupancy_and_ed_exclusion(rendered):
-    # Inpatient units only: 11+14+22+34+7+13 = 101 of 12+16+24+32+12+14 = 110 beds -> 91.8%.
+    # The totals row and summary show the model's totals; the ED is listed apart, not in them.
     totals = rendered.meta["totals"]
     assert (totals["midnight_census"], totals["staffed_beds"], totals["patient_days"]) == (101, 110, 103)
     assert (totals["admissions"], totals["discharges"]) == (20, 19)
@@ -133,16 +141,21 @@ def test_totals_occupancy_and_ed_exclusion(rendered):
     assert "106.3%" in rendered.html            # 34 / 32, flagged above staffed beds
     assert "occ-over" in rendered.html
     assert "16.7%" in rendered.html             # ED 5 / 30, listed but not in the totals
+    assert "Not an inpatient unit: not counted above." in rendered.text
     assert "up 3 from Sunday (98)" in rendered.html
     assert "Inpatients at midnight: 101 in 110 staffed beds, 91.8% occupancy." in rendered.text
 
 
-def test_occupancy_rounds_half_up_and_handles_no_beds(catalog):
-    units = [("A", "Unit A", "medical_surgical", 16, 1, 0, 0, 0, 0, 1),   # 6.25% -> 6.3%
-             ("B", "Unit B", "medical_surgical", 0, 0, 0, 0, 0, 0, 0)]    # no staffed beds -> "—"
-    r = render_daily_census(census_context(units=units, quality=[]), catalog=catalog)
+def test_occupancy_labels_and_no_beds(catalog):
+    units = [("A", "Unit A", "medical_surgical", 16, 1, 0, 0, 0, 0, 1, Decimal("6.3"), True),
+             ("B", "Unit B", "medical_surgical", 0, 0, 0, 0, 0, 0, 0, None, True)]   # no staffed beds -> "—"
+    totals = {**TOTALS, "staffed_beds": 16, "midnight_census": 1, "admissions": 0, "discharges": 0,
+              "transfers_in": 0, "transfers_out": 0, "patient_days": 1, "occupancy_pct": Decimal("6.3"),
+              "unit_count": 2, "previous_day_census": None, "census_change": None}
+    r = render_daily_census(census_context(units=units, totals=totals, quality=[]), catalog=catalog)
     assert "6.3%" in r.html and "—" in r.html
     assert r.meta["totals"]["occupancy_label"] == "6.3%"
+    assert " from " not in r.text.split("\n")[4]   # no day before: no change stated
     assert "Data quality" not in r.html          # no checks supplied: no section, no banner
     assert not r.subject.startswith("[")
 
@@ -181,7 +194,7 @@ def test_banner_names_the_failing_rules_and_links_data_docs(rendered, catalog):
 
 
 def test_values_are_escaped(catalog):
-    units = [("X", '<script>alert("x")</script> & Co', "telemetry", 10, 5, 1, 1, 0, 0, 5)]
+    units = [("X", '<script>alert("x")</script> & Co', "telemetry", 10, 5, 1, 1, 0, 0, 5, Decimal("50.0"), True)]
     r = render_daily_census(census_context(units=units, facility_name='St. Mary\'s "North" </style> & Co'),
                             catalog=catalog)
     assert "<script>" not in r.html and "&lt;script&gt;" in r.html

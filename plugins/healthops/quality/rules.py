@@ -782,3 +782,9 @@ def _gx():
 def _short(e: Exception) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def rule_descriptions() -> dict[str, str]:
+    """Rule id -> the reviewed rule file's description (what a reader of a report or
+    an alert needs; the audit rows carry ids, severities and counts)."""
+    return {r.id: " ".join(r.description.split()) for rf in load_catalog() for r in rf.rules}

@@ -2,9 +2,10 @@
 
 One report per facility and day; a recipient's filter names the facility and,
 for a nurse manager, her units: she receives those units only, with their own
-totals and trend. Data: ``marts.fct_census_daily`` through the allow-list reader,
-unit names and types from the reference data, and the date's rule results from
-the audit trail (ids, statuses, severities).
+totals and trend. Every figure comes from the reporting layer: the unit rows from
+``rpt_daily_census_units`` (names, types, the inpatient flag, occupancy, the day
+before), the totals and trend as sums of its inpatient rows (``ReportReader.sums``),
+the day's data-quality checks from ``rpt_daily_quality_checks``.
 """
 from __future__ import annotations
 
@@ -13,82 +14,63 @@ import io
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from healthops.quality.data_docs import site_url
+from healthops.quality.rules import rule_descriptions
 from healthops.reports.render import RenderedReport, render_daily_census
 
-CENSUS_COLUMNS = ["unit_code", "midnight_census", "admissions", "discharges", "transfers_in", "transfers_out",
-                  "patient_days", "staffed_beds"]
-
-
-def latest_rule_results(conn, report_date: date) -> list[tuple[str, bool, str]]:
-    """(rule id, passed, severity) of the date's latest validation run of each suite."""
-    return conn.execute(
-        """select r.rule_id, r.success, r.severity
-           from audit.rule_results r
-           join (select distinct on (suite_name) validation_run_id
-                 from audit.validation_runs where logical_date = %s
-                 order by suite_name, run_at desc) latest using (validation_run_id)
-           order by r.rule_id""", (report_date,)).fetchall()
+UNITS = "rpt_daily_census_units"
+CHECKS = "rpt_daily_quality_checks"
+COUNT_COLUMNS = ["midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days",
+                 "staffed_beds"]
+UNIT_COLUMNS = ["unit_code", "unit_name", "unit_type", "is_inpatient_unit", *COUNT_COLUMNS, "occupancy_pct"]
+TOTAL_COLUMNS = [*COUNT_COLUMNS, "occupancy_pct", "unit_count", "previous_day_census", "census_change"]
 
 
 class DailyCensus:
     period = "day"
     filter_keys = ("facility", "units")
     required_filter = ("facility",)
+    models = (UNITS, CHECKS)
     trend_days = 14
 
     def facilities_with_data(self, reader, period: str) -> set[str]:
         """The facilities the mart has a census for on the day (each needs an audience)."""
-        rows = reader.select("marts.fct_census_daily", ["facility_code"],
-                             {"census_date": date.fromisoformat(period)})
+        rows = reader.select(UNITS, ["facility_code"], {"census_date": date.fromisoformat(period)})
         return {r["facility_code"] for r in rows}
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
-        from healthops.census.units import load_units
-        from healthops.pipeline import facility_name, rule_descriptions
-        from healthops.quality.data_docs import site_url
-
         report_date = date.fromisoformat(period)
         facility = flt["facility"]
         units_filter = list(flt.get("units") or [])
         trend_days = int(entry.get("trend_days") or self.trend_days)
-        where: dict[str, Any] = {"facility_code": facility, "census_date": report_date}
+        scope: dict[str, Any] = {"facility_code": facility}
         if units_filter:
-            where["unit_code"] = ("in", units_filter)
-        rows = reader.select("marts.fct_census_daily", CENSUS_COLUMNS, where, order_by=["unit_code"])
-        if not rows:
-            raise LookupError(f"marts.fct_census_daily has no rows for {facility} on {report_date}"
+            scope["unit_code"] = ("in", units_filter)
+        day = {**scope, "census_date": report_date}
+        units = reader.select(UNITS, ["facility_name", *UNIT_COLUMNS], day, order_by=["unit_code"])
+        if not units:
+            raise LookupError(f"{UNITS} has no rows for {facility} on {report_date}"
                               + (f" (units {', '.join(units_filter)})" if units_filter else ""))
-        ref = {(u["facility_code"], u["unit_code"]): u for u in load_units()}
-        units = []
-        for r in rows:
-            u = ref.get((facility, r["unit_code"]), {})
-            units.append({**r, "unit_name": u.get("unit_name", f"{r['unit_code']} (not in reference data)"),
-                          "unit_type": u.get("unit_type", "unknown")})
-        reader.note("reference data units.unit_name", [u["unit_name"] for u in units])
-        trend_where: dict[str, Any] = {"facility_code": facility, "census_date": (
-            "between", (report_date - timedelta(days=trend_days - 1), report_date))}
-        if units_filter:
-            trend_where["unit_code"] = ("in", units_filter)
-        trend_rows = reader.select("marts.fct_census_daily", ["census_date", "unit_code", "midnight_census"],
-                                   trend_where, order_by=["census_date"])
-        inpatient = {u["unit_code"] for u in load_units() if u["facility_code"] == facility
-                     and u["unit_type"] != "emergency"}
-        by_day: dict[date, int] = {}
-        for t in trend_rows:
-            if t["unit_code"] in inpatient:
-                by_day[t["census_date"]] = by_day.get(t["census_date"], 0) + int(t["midnight_census"])
+        (totals,) = reader.sums(UNITS, TOTAL_COLUMNS, {**day, "is_inpatient_unit": True})
+        trend = reader.sums(UNITS, ["midnight_census"], {
+            **scope, "is_inpatient_unit": True,
+            "census_date": ("between", (report_date - timedelta(days=trend_days - 1), report_date))},
+            group_by=["census_date"])
+        checks = reader.select(CHECKS, ["rule_id", "passed", "severity"], {"logical_date": report_date},
+                               order_by=["rule_id"])
         descriptions = rule_descriptions()
-        quality = [{"rule": rule, "status": "passed" if ok else "failed", "severity": sev,
-                    "detail": descriptions.get(rule, "")}
-                   for rule, ok, sev in latest_rule_results(reader.conn, report_date)]
+        quality = [{"rule": c["rule_id"], "status": "passed" if c["passed"] else "failed",
+                    "severity": c["severity"], "detail": descriptions.get(c["rule_id"], "")} for c in checks]
+        reader.note("rule catalog", [q["detail"] for q in quality])
         return {
             "facility_code": facility,
-            "facility_name": facility_name(facility),
+            "facility_name": units[0]["facility_name"],
             "units_filter": units_filter,
             "report_date": report_date,
             "generated_at": datetime.now(timezone.utc),
             "units": units,
-            "trend": [{"census_date": d, "midnight_census": n} for d, n in sorted(by_day.items())],
+            "totals": totals,
+            "trend": trend,
             "quality": quality,
             "data_docs_url": site_url(),
         }
@@ -97,7 +79,7 @@ class DailyCensus:
         d = context["report_date"].isoformat()
         out: dict[str, Any] = {}
         for u in context["units"]:
-            for k in CENSUS_COLUMNS[1:]:
+            for k in COUNT_COLUMNS:
                 out[f"{u['unit_code']} {k.replace('_', ' ')} {d}"] = int(u[k])
         # The trend is context, not this day's figures: a late change to one day revises
         # that day's report, not the 14 reports whose trend lines show it.
@@ -111,10 +93,10 @@ class DailyCensus:
         if "csv" in entry.get("formats", []):
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\r\n")
-            w.writerow(["facility_code", "census_date", "unit_code", "unit_name", *CENSUS_COLUMNS[1:]])
+            w.writerow(["facility_code", "census_date", "unit_code", "unit_name", *COUNT_COLUMNS])
             for u in context["units"]:
                 w.writerow([context["facility_code"], context["report_date"].isoformat(), u["unit_code"],
-                            u["unit_name"], *(u[k] for k in CENSUS_COLUMNS[1:])])
+                            u["unit_name"], *(u[k] for k in COUNT_COLUMNS)])
             rendered.attachments[f"{rendered.filename_stem}.csv"] = (buf.getvalue().encode(), "text/csv")
         return rendered
 

@@ -166,7 +166,8 @@ class DqGovernance:
     required_filter = ()
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
-        from healthops.pipeline import facility_name, rule_descriptions
+        from healthops.pipeline import facility_name
+        from healthops.quality.rules import rule_descriptions
         from healthops.reports.catalog import load_catalog
         from healthops.reports.publish import facilities_without_audience
 

@@ -107,6 +107,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     from healthops.reports import phi
     from healthops.reports.catalog import load_catalog
     from healthops.reports.kinds import Revision, diff_figures, kind_for
+    from healthops.reports.reader import ReportReader
     from healthops.reports.render import write_outputs
     from healthops.warehouse.connection import connect
 
@@ -118,7 +119,11 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
         kind = kind_for(entry.get("builder", report_id))
     except KeyError as e:
         raise ConfigurationError(f"report {report_id}: {e.args[0]}") from None
-    allowed = phi.allowed_columns(catalog)
+    def reader_for():
+        if getattr(kind, "models", None) is not None:
+            return ReportReader(conn, kind.models)
+        return phi.MartReader(conn, phi.allowed_columns(catalog))  # TODO(issue 10): every kind on rpt_* models
+
     for d in entry["distribution"]:
         missing = [k for k in kind.required_filter if not d["filter"].get(k)]
         extra = [k for k in d["filter"] if k not in kind.filter_keys]
@@ -149,7 +154,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                 if p != period and prev is None:
                     continue  # an earlier period never sent to this recipient: not ours to send now
                 if (p, fkey) not in contexts:
-                    reader = phi.MartReader(conn, allowed)
+                    reader = reader_for()
                     try:
                         ctx = kind.build_context(reader, p, d["filter"], entry)
                     except LookupError as e:
@@ -178,7 +183,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
 
         facilities_of = getattr(kind, "facilities_with_data", None)
         if facilities_of is not None:
-            outcome.no_audience = audience_gaps(entry, facilities_of(phi.MartReader(conn, allowed), period))
+            outcome.no_audience = audience_gaps(entry, facilities_of(reader_for(), period))
             for f in outcome.no_audience:
                 log.warning("%s %s: facility %s has data but no recipient in the report catalog: "
                             "nothing is sent for it", report_id, period, f)

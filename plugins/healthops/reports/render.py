@@ -13,11 +13,15 @@ marts (aggregates only, never PHI)::
       "units": [                                     # one row per unit, in display order
         {"unit_code": "ICU", "unit_name": "Intensive Care Unit",
          "unit_type": "critical_care",               # the units seed's Title 22 category
+         "is_inpatient_unit": True,
          "staffed_beds": 12, "midnight_census": 11,
          "admissions": 2, "discharges": 1, "transfers_in": 1, "transfers_out": 2,
-         "patient_days": 11},
+         "patient_days": 11, "occupancy_pct": Decimal("91.7")},
         ...
       ],
+      "totals": {"staffed_beds": 110, "midnight_census": 101, ..., "unit_count": 6,
+                 "occupancy_pct": Decimal("91.8"),
+                 "previous_day_census": 99, "census_change": 2},   # None: no day before
       "trend": [                                     # total inpatient midnight census per day,
         {"census_date": date(2026, 10, 20), "midnight_census": 148},   # usually the 14 days
         ...                                          # ending report_date (optional, may be [])
@@ -33,15 +37,15 @@ marts (aggregates only, never PHI)::
 Counts may be ``int``, ``Decimal`` or numpy integers (they must be whole and
 >= 0). Unknown extra keys are ignored.
 
-Computed here, not in SQL, so every variant shows the same numbers:
+Every figure is computed in the reporting layer (``rpt_daily_census_units``):
+occupancy (``occupancy_pct``, ``None`` shows as ``—``), the inpatient flag, the
+inpatient totals (``totals``: the sums of the inpatient rows, with
+``occupancy_pct``, ``unit_count``, ``previous_day_census`` and ``census_change``)
+and the trend. Here they are only checked and formatted:
 
-- occupancy = midnight census ÷ staffed beds, one decimal percent, rounded half
-  up (``—`` when a unit has no staffed beds);
-- inpatient totals. Units whose ``unit_type`` is in ``NON_INPATIENT_UNIT_TYPES``
-  (the emergency department) are not inpatient units: they are listed after the
-  totals row, under their own heading, and count in no total, no occupancy and
-  not in the summary line (their census is stated on its own line);
-- change of total census against the previous day, from ``trend``;
+- units that are not inpatient units (the emergency department) are listed after
+  the totals row, under their own heading (their census is stated on its own line);
+- the change of total census against the previous day, from ``totals``;
 - the quality banner: shown when any check failed, naming every failed check;
   "error" style unless every failed check has a warning severity
   (``WARNING_SEVERITIES``), and the subject is prefixed with
@@ -62,7 +66,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -78,7 +82,6 @@ __all__ = [
     "render_daily_census",
     "render_document",
     "write_outputs",
-    "NON_INPATIENT_UNIT_TYPES",
     "DEFAULT_TEMPLATES_DIR",
 ]
 
@@ -86,8 +89,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES_DIR = config.REPORT_TEMPLATES_DIR
 
-# The ED holds outpatients (A04) and boarders; it has no inpatient bed base.
-NON_INPATIENT_UNIT_TYPES = frozenset({"emergency"})
 WARNING_SEVERITIES = frozenset({"warn", "warning", "info", "low"})
 
 UNIT_TYPE_LABELS = {
@@ -110,7 +111,7 @@ UNIT_COUNT_FIELDS = (
     "staffed_beds", "midnight_census", "admissions", "discharges",
     "transfers_in", "transfers_out", "patient_days",
 )
-UNIT_FIELDS = ("unit_code", "unit_name", "unit_type") + UNIT_COUNT_FIELDS
+UNIT_FIELDS = ("unit_code", "unit_name", "unit_type", "is_inpatient_unit", "occupancy_pct") + UNIT_COUNT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -161,13 +162,6 @@ def _as_date(value: Any, what: str) -> date:
     if isinstance(value, str):
         return date.fromisoformat(value)
     raise ValueError(f"{what}: expected a date, got {value!r}")
-
-
-def occupancy(census: int, beds: int) -> Decimal | None:
-    """Census ÷ beds as a percentage rounded half up to one decimal (None without beds)."""
-    if not beds:
-        return None
-    return (Decimal(census) * 100 / Decimal(beds)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 def _pct(value: Decimal | None) -> str:
@@ -271,8 +265,18 @@ def html_to_pdf(html: str, base_url: str | None = None) -> tuple[bytes, int]:
 
 # --------------------------------------------------------------------------- daily census
 
+def _percent(value: Any, what: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected a percentage, got {value!r}")
+    return Decimal(str(value))
+
+
 def _prepare_daily_census(context: Mapping) -> dict:
-    required = ("facility_code", "facility_name", "report_date", "generated_at", "units")
+    """Check and format the context (every figure is already computed in the
+    reporting layer: see ``healthops.reports.daily_census``)."""
+    required = ("facility_code", "facility_name", "report_date", "generated_at", "units", "totals")
     missing = [k for k in required if k not in context]
     if missing:
         raise ValueError(f"daily census context is missing {missing}")
@@ -296,9 +300,9 @@ def _prepare_daily_census(context: Mapping) -> dict:
         seen.add(code)
         row = {k: _count(unit[k], f"units[{i}] ({code}).{k}") for k in UNIT_COUNT_FIELDS}
         row.update(unit_code=code, unit_name=str(unit["unit_name"]), unit_type=str(unit["unit_type"]))
-        row["inpatient"] = row["unit_type"] not in NON_INPATIENT_UNIT_TYPES
+        row["inpatient"] = bool(unit["is_inpatient_unit"])
         row["type_label"] = _type_label(row["unit_type"])
-        occ = occupancy(row["midnight_census"], row["staffed_beds"])
+        occ = _percent(unit["occupancy_pct"], f"units[{i}] ({code}).occupancy_pct")
         row["occupancy"] = occ
         row["occupancy_label"] = _pct(occ)
         row["occupancy_class"] = "occ-over" if occ is not None and occ > 100 else ""
@@ -306,9 +310,12 @@ def _prepare_daily_census(context: Mapping) -> dict:
 
     inpatient_rows = [r for r in rows if r["inpatient"]]
     other_rows = [r for r in rows if not r["inpatient"]]
-    totals = {k: sum(r[k] for r in inpatient_rows) for k in UNIT_COUNT_FIELDS}
-    totals["unit_count"] = len(inpatient_rows)
-    totals["occupancy"] = occupancy(totals["midnight_census"], totals["staffed_beds"])
+    given = context["totals"]
+    absent = [k for k in (*UNIT_COUNT_FIELDS, "unit_count", "occupancy_pct") if k not in given]
+    if absent:
+        raise ValueError(f"totals is missing {absent}")
+    totals = {k: _count(given[k], f"totals.{k}") for k in (*UNIT_COUNT_FIELDS, "unit_count")}
+    totals["occupancy"] = _percent(given["occupancy_pct"], "totals.occupancy_pct")
     totals["occupancy_label"] = _pct(totals["occupancy"])
 
     trend = sorted(
@@ -319,17 +326,13 @@ def _prepare_daily_census(context: Mapping) -> dict:
         ),
         key=lambda p: p["census_date"],
     )
-    by_day = {p["census_date"]: p["midnight_census"] for p in trend}
-    if report_date in by_day and by_day[report_date] != totals["midnight_census"]:
-        log.warning("trend census %s for %s differs from the unit total %s",
-                    by_day[report_date], report_date, totals["midnight_census"])
-    previous = report_date - timedelta(days=1)
     change_label = None
-    if previous in by_day:
-        delta = totals["midnight_census"] - by_day[previous]
-        when = _long_date(previous).split(",")[0]  # weekday name
+    change, before = given.get("census_change"), given.get("previous_day_census")
+    if change is not None and before is not None:
+        delta = int(change)
+        when = _long_date(report_date - timedelta(days=1)).split(",")[0]  # weekday name
         change_label = (f"unchanged from {when}" if delta == 0
-                        else f"{'up' if delta > 0 else 'down'} {abs(delta)} from {when} ({by_day[previous]})")
+                        else f"{'up' if delta > 0 else 'down'} {abs(delta)} from {when} ({int(before)})")
 
     quality = None
     checks = list(context.get("quality") or [])
