@@ -52,7 +52,8 @@ def pg_server():
 
 @pytest.fixture()
 def make_database(pg_server):
-    """Makes fresh, empty databases on the session's server (their URLs); all dropped afterwards."""
+    """Makes fresh, empty databases (or copies of a template database) on the session's
+    server (their URLs); all dropped afterwards."""
     import psycopg
 
     from healthops.warehouse.connection import libpq_url
@@ -60,10 +61,11 @@ def make_database(pg_server):
     admin = libpq_url(pg_server)
     made = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
+        """A new database; a copy of the database ``template`` (a name) when given."""
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'create database "{name}"')
+            conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
         made.append(name)
         base, _, _ = pg_server.rpartition("/")
         return f"{base}/{name}"

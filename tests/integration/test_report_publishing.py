@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
 
 import pytest
+from reporting_build import DAILY_CENSUS_MODELS, build_models
 
 from healthops.reports import phi
 from healthops.reports.catalog import load_catalog
@@ -18,6 +20,7 @@ from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import publish, resend, sent_messages
+from healthops.reports.reader import ColumnNotAllowed, ReportReader
 from healthops.warehouse.connection import connect
 from healthops.warehouse.schema import ensure_schema
 
@@ -38,24 +41,45 @@ def census_rows():
     return rows
 
 
+@pytest.fixture(scope="module")
+def marts_template(pg_server):
+    """Hand-made census marts and one raw message (a known MRN and name), with the daily
+    census reporting models built over them: built once, copied for each test."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+
+    name = "tpl_" + uuid.uuid4().hex[:12]
+    admin = libpq_url(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = f"{pg_server.rpartition('/')[0]}/{name}"
+    try:
+        with connect(url) as conn:
+            ensure_schema(conn)
+            conn.execute("""create table marts.fct_census_daily (
+                facility_code text, unit_code text, census_date date, midnight_census integer,
+                admissions integer, discharges integer, transfers_in integer, transfers_out integer,
+                patient_days integer, staffed_beds integer)""")
+            with conn.cursor() as cur:
+                cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                                census_rows())
+            conn.execute(
+                """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
+                       sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn,
+                       patient_name, birth_date, raw_text)
+                   values (%s, %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', %s,
+                           'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""", (uuid.uuid4(), D1, MRN))
+        build_models(url, DAILY_CENSUS_MODELS)
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture
-def marts(warehouse_url):
-    with connect(warehouse_url) as conn:
-        ensure_schema(conn)
-        conn.execute("""create table marts.fct_census_daily (
-            facility_code text, unit_code text, census_date date, midnight_census integer, admissions integer,
-            discharges integer, transfers_in integer, transfers_out integer, patient_days integer,
-            staffed_beds integer)""")
-        with conn.cursor() as cur:
-            cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                            census_rows())
-        conn.execute(
-            """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
-                   sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn,
-                   patient_name, birth_date, raw_text)
-               values (%s, %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', %s,
-                       'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""", (uuid.uuid4(), D1, MRN))
-    return warehouse_url
+def marts(marts_template, make_database):
+    return make_database(template=marts_template)
 
 
 @pytest.fixture
@@ -144,7 +168,7 @@ def test_a_planted_mrn_stops_the_report_and_names_the_column(marts, box):
                      "and unit_code = 'PSY' and census_date = %s", (MRN, D1))
     with pytest.raises(phi.PhiFound) as e:
         publish("daily_census", D1.isoformat(), url=marts, smtp=SmtpSettings.from_url(box.url))
-    assert "MRN in marts.fct_census_daily.unit_code" in str(e.value)
+    assert "MRN in rpt.rpt_daily_census_units.unit_code" in str(e.value)
     assert MRN not in str(e.value)  # the error names the column, never the value
     assert box.messages() == []  # nothing went out, not even to recipients who would not see that unit
     with connect(marts) as conn:
@@ -162,18 +186,58 @@ def test_scan_finds_names_mrns_and_birth_dates_but_not_census_dates(marts):
         ("MRN", "rendered text"), ("patient name", "attachment a.csv")]
 
 
-def test_reader_reads_allow_listed_columns_only(marts):
+def test_reader_reads_declared_models_and_non_phi_columns_only(marts):
     with connect(marts) as conn:
-        reader = phi.MartReader(conn, phi.allowed_columns(load_catalog()))
-        rows = reader.select("marts.fct_census_daily", ["unit_code", "midnight_census"],
+        reader = ReportReader(conn, ["rpt_daily_census_units"])
+        rows = reader.select("rpt_daily_census_units", ["unit_code", "midnight_census"],
                              {"facility_code": "SGH", "census_date": D1, "unit_code": ("in", ["ICU", "ONC"])},
                              order_by=["unit_code"])
         assert [r["unit_code"] for r in rows] == ["ICU", "ONC"]
-        assert ("marts.fct_census_daily.unit_code", "ICU") in reader.strings
-        with pytest.raises(phi.ColumnNotAllowed, match="raw.adt_messages is not"):
-            reader.select("raw.adt_messages", ["mrn"])
-        with pytest.raises(phi.ColumnNotAllowed, match="patient_key"):
-            reader.select("marts.fct_encounters", ["facility_code"], {"patient_key": "x"})
+        assert ("rpt.rpt_daily_census_units.unit_code", "ICU") in reader.strings
+        with pytest.raises(ColumnNotAllowed, match="not reporting-layer models: fct_census_daily"):
+            ReportReader(conn, ["fct_census_daily"])
+        with pytest.raises(ColumnNotAllowed, match="rpt_daily_quality_checks is not a model this report reads"):
+            reader.select("rpt_daily_quality_checks", ["rule_id"])
+        with pytest.raises(ColumnNotAllowed, match="patient_key"):
+            reader.select("rpt_daily_census_units", ["facility_code"], {"patient_key": "x"})
+        with pytest.raises(ColumnNotAllowed, match="unit_name is not additive"):
+            reader.sums("rpt_daily_census_units", ["unit_name"])
+        assert len(reader.queries) == 1   # refused requests issue no SQL
+
+
+def test_unit_rows_totals_and_subset_sums_are_computed_in_the_model(marts):
+    # census_rows(): NGH on D2, unit i with beds b: census = 3b//4 - i + 1; admissions 2 + i%3;
+    # the day before one less. ICU (i=0, 12 beds): 10 -> 83.3%; SDU (i=1, 16): 12 -> 75.0%;
+    # ED (i=6, 30 beds) is not an inpatient unit.
+    with connect(marts) as conn:
+        reader = ReportReader(conn, ["rpt_daily_census_units"])
+        rows = {r["unit_code"]: r for r in reader.select(
+            "rpt_daily_census_units", ["unit_code", "unit_name", "is_inpatient_unit", "midnight_census",
+                                       "occupancy_pct", "previous_day_census", "census_change"],
+            {"facility_code": "NGH", "census_date": D2})}
+        assert rows["ICU"]["unit_name"] == "Intensive Care Unit"
+        assert (rows["ICU"]["midnight_census"], rows["ICU"]["occupancy_pct"]) == (10, Decimal("83.3"))
+        assert (rows["SDU"]["midnight_census"], rows["SDU"]["occupancy_pct"]) == (12, Decimal("75.0"))
+        assert (rows["ICU"]["previous_day_census"], rows["ICU"]["census_change"]) == (9, 1)
+        assert rows["ED"]["is_inpatient_unit"] is False
+        # Inpatient total of NGH on D2: census 9+11+17+21+6+5 (D1) + 6 = 75, beds 110 -> 68.2%.
+        (t,) = reader.sums("rpt_daily_census_units", ["midnight_census", "staffed_beds", "occupancy_pct",
+                                                      "unit_count", "census_change"],
+                           {"facility_code": "NGH", "census_date": D2, "is_inpatient_unit": True})
+        assert t == {"midnight_census": 75, "staffed_beds": 110, "occupancy_pct": Decimal("68.2"),
+                     "unit_count": 6, "census_change": 6}
+        # A nurse manager's two units: 10 + 12 of 12 + 16 beds = 78.6%; on D1 nothing precedes.
+        sub = reader.sums("rpt_daily_census_units", ["midnight_census", "occupancy_pct", "census_change"],
+                          {"facility_code": "NGH", "unit_code": ("in", ["ICU", "SDU"]), "is_inpatient_unit": True},
+                          group_by=["census_date"])
+        assert sub == [{"census_date": D1, "midnight_census": 20, "occupancy_pct": Decimal("71.4"),
+                        "census_change": None},
+                       {"census_date": D2, "midnight_census": 22, "occupancy_pct": Decimal("78.6"),
+                        "census_change": 2}]
+        # No inpatient row selected (the ED alone): zero, not null.
+        (ed,) = reader.sums("rpt_daily_census_units", ["midnight_census", "occupancy_pct"],
+                            {"facility_code": "NGH", "unit_code": "ED", "is_inpatient_unit": True})
+        assert ed == {"midnight_census": 0, "occupancy_pct": None}
 
 
 def test_small_cells_are_suppressed_with_their_complement():
