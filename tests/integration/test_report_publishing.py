@@ -220,11 +220,12 @@ def test_unit_rows_totals_and_subset_sums_are_computed_in_the_model(marts):
         assert (rows["SDU"]["midnight_census"], rows["SDU"]["occupancy_pct"]) == (12, Decimal("75.0"))
         assert (rows["ICU"]["previous_day_census"], rows["ICU"]["census_change"]) == (9, 1)
         assert rows["ED"]["is_inpatient_unit"] is False
-        # Inpatient total of NGH on D2: census 9+11+17+21+6+5 (D1) + 6 = 75, beds 110 -> 68.2%.
+        # Inpatient total of NGH on D2 (ED excluded): 10+12+17+22+6+6 = 73 of 12+16+24+32+12+14 = 110
+        # beds -> 66.4%; every unit one up from D1.
         (t,) = reader.sums("rpt_daily_census_units", ["midnight_census", "staffed_beds", "occupancy_pct",
                                                       "unit_count", "census_change"],
                            {"facility_code": "NGH", "census_date": D2, "is_inpatient_unit": True})
-        assert t == {"midnight_census": 75, "staffed_beds": 110, "occupancy_pct": Decimal("68.2"),
+        assert t == {"midnight_census": 73, "staffed_beds": 110, "occupancy_pct": Decimal("66.4"),
                      "unit_count": 6, "census_change": 6}
         # A nurse manager's two units: 10 + 12 of 12 + 16 beds = 78.6%; on D1 nothing precedes.
         sub = reader.sums("rpt_daily_census_units", ["midnight_census", "occupancy_pct", "census_change"],

@@ -182,8 +182,8 @@ class ReportReader:
         """The sums of ``columns`` over the rows ``where`` selects, one row per
         ``group_by`` value (ordered by it). A column must be ``additive`` or a ``ratio``
         of two additive columns (recomputed from their sums, as the ``percent`` macro
-        does). A sum is null when any of its rows lacks the value: a total of unknown
-        parts is unknown."""
+        does). A sum is null when any of its rows lacks the value (a total of unknown
+        parts is unknown), and 0 over no rows."""
         where, group_by = dict(where or {}), list(group_by or [])
         spec = self._spec(model, [*columns, *where, *group_by])
         parts = [sql.Identifier(c) for c in group_by]
@@ -195,7 +195,7 @@ class ReportReader:
                 parts.append(sql.SQL("round(100.0 * sum({n})::numeric / nullif(sum({d})::numeric, 0), {k})").format(
                     n=sql.Identifier(r.numerator), d=sql.Identifier(r.denominator), k=sql.Literal(r.digits)))
             elif c in spec.additive:
-                parts.append(sql.SQL("case when count({c}) = count(*) then sum({c}) end").format(
+                parts.append(sql.SQL("case when count({c}) = count(*) then coalesce(sum({c}), 0) end").format(
                     c=sql.Identifier(c)))
             else:
                 raise ColumnNotAllowed(f"{model}.{c} is not additive (its yml meta): it cannot be summed")
