@@ -4,7 +4,7 @@ census mart is checked against. Slow and plain on purpose.
 Input: ``(received_date, file_name, AdtMessage)`` tuples. Receipt order is
 ``(received_date, file_name, message.message_index)``.
 
-RULES (DOMAIN.md "Census and utilization"; HL7 v2 chapter 3)
+RULES (docs/definitions.md#census-and-utilization; HL7 v2 chapter 3)
 
 a. Dedup: messages with the same (sending_facility, control_id) are loaded once:
    the first in receipt order is kept, later ones are ignored entirely.

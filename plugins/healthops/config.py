@@ -1,5 +1,5 @@
 """Where healthops keeps things. Every path comes from the environment, with the
-defaults DESIGN.md names, resolved against the current directory."""
+defaults docs/architecture.md#settings lists, resolved against the current directory."""
 from __future__ import annotations
 
 import os
@@ -14,8 +14,8 @@ DAGS_DIR = REPO_ROOT / "dags"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 REPORT_TEMPLATES_DIR = REPO_ROOT / "report_templates"
 
-# Census days are counted in the facility's local time (SOURCES.md: times without
-# an offset are local; DOMAIN.md: a day runs midnight to midnight).
+# Census days are counted in the facility's local time (docs/sources.md#times: times without
+# an offset are local; docs/definitions.md#census-day: a day runs midnight to midnight).
 DEFAULT_FACILITY_TZ = "America/Los_Angeles"
 
 

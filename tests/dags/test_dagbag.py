@@ -1,5 +1,5 @@
 """The DAG folder imports cleanly, fast, without touching a database, and the
-nightly DAG has the shape DESIGN.md asks for."""
+nightly DAG has the shape docs/architecture.md#the-nightly-dag describes."""
 import ast
 
 import pytest

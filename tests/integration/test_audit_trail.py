@@ -157,7 +157,7 @@ def test_results_keys_and_chain_are_kept(trail, history):
         status, threshold, kahn, citation, domain, owner, severity, violating, evidence, kept, cap = by_rule["CEN-004"]
         assert (status, float(threshold), kahn, domain, owner, severity, violating) == (
             "failed", 0.0, "plausibility", "census", "data-engineering", "blocking", 2)
-        assert citation == "DOMAIN.md census grain; Kahn 2016 uniqueness plausibility"
+        assert citation == "docs/definitions.md#daily-census-grain; Kahn 2016 uniqueness plausibility"
         assert (evidence, kept, cap) == ("gx_sample", 2, gx_runner.PARTIAL_VALUES)
         assert by_rule["CEN-001"][8:] == (None, None, None)  # passed: no evidence
 

@@ -1,5 +1,5 @@
 """ADT files -> raw (COPY) -> dbt -> marts.fct_census_daily on a real PostgreSQL,
-checked against numbers computed by hand from DOMAIN.md's rules.
+checked against numbers computed by hand from the rules of docs/definitions.md#census-and-utilization.
 
 The feed (facility NGH, dates in February 2026: no DST change):
   received 2026-02-02, a.hl7

@@ -103,7 +103,7 @@ def test_figures_match_the_audit_history(month_of_history):
     assert rules["CEN-005"]["worst"] == {"date": D2, "rows_violating": 2, "rows_evaluated": 5}
     assert (rules["CEN-005"]["open_findings"], rules["CEN-005"]["reviewed_findings"]) == (2, 0)
     assert (rules["CEN-012"]["open_findings"], rules["CEN-012"]["reviewed_findings"]) == (1, 1)
-    assert rules["CEN-012"]["severity"] == "warning" and rules["CEN-012"]["citation"].startswith("DOMAIN.md")
+    assert rules["CEN-012"]["severity"] == "warning" and rules["CEN-012"]["citation"].startswith("docs/definitions.md")
     assert (rules["CEN-001"]["days_run"], rules["CEN-001"]["days_failed"]) == (3, 0)
     assert rules["CEN-014"]["days_run"] == 0  # its suite did not run in this history
     assert ctx["status"][("CEN-005", D2)] == "blocking" and ctx["status"][("CEN-012", D2)] == "warning"

@@ -10,7 +10,7 @@ before; the last 12 months of ADC, occupancy and ALOS as line charts; and how ma
 days of the month the data cover, so a month to date is never read as a full month.
 
 Data: ``marts.fct_census_period`` (month and day rows) and ``marts.dim_units``, read
-through the allow-list reader only. The figures are the mart's (DOMAIN.md):
+through the allow-list reader only. The figures are the mart's (docs/definitions.md#census-and-utilization):
 ADC = patient days ÷ days with data, occupancy = ADC ÷ average staffed beds, ALOS =
 inpatient days of the stays discharged in the month ÷ discharges. Shown here:
 ADC and ALOS as the mart rounds them (2 decimals), occupancy as a percentage with one

@@ -10,7 +10,7 @@
 -- Incremental by encounter: an encounter with any newly loaded message is recomputed
 -- whole (its cancels may now void earlier events); the others are left alone.
 --
--- Cancels (DOMAIN.md): A11 voids an A01/A04, A12 an A02, A13 an A03. They are never
+-- Cancels (docs/definitions.md#cancels): A11 voids an A01/A04, A12 an A02, A13 an A03. They are never
 -- movements themselves. A cancel voids the latest earlier-received event of its kind
 -- that is not voided yet (stack matching, in receipt order). With +1 for an event and
 -- -1 for a cancel, the stack depth is the running sum clamped at zero (a cancel on an
@@ -113,7 +113,7 @@ select
     c.room,
     c.bed,
     c.received_date,
-    -- A03: the discharge time in PV1-45 when present (DOMAIN.md), else the event time.
+    -- A03: the discharge time in PV1-45 when present (docs/definitions.md#event-time), else the event time.
     (case when c.trigger_event = 'A03' then coalesce(c.discharge_ts, c.event_ts) else c.event_ts end)
         at time zone '{{ var("facility_tz") }}'                 as effective_local_ts,
     c.trigger_event in ('A11', 'A12', 'A13')                    as is_cancel,

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='fail',
 ) }}
--- Daily census per facility, unit and local date (DOMAIN.md, SSA POMS HI 00601.070):
+-- Daily census per facility, unit and local date (docs/definitions.md#census-and-utilization, SSA POMS HI 00601.070):
 -- midnight census = inpatients in the unit at the midnight that ends the date; patient
 -- days = that census + same-day admit-and-discharge stays, which belong to the last
 -- unit occupied. Observation patients are counted the same way in their own columns

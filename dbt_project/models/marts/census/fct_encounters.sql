@@ -7,7 +7,7 @@
 -- One row per encounter (visit number at a facility): when it started, its inpatient
 -- admission and discharge, length of stay, the units it passed through and its class
 -- history. The patient is a salted pseudonym (patient_key); no name, MRN or birth date.
--- Length of stay counts inpatient days as DOMAIN.md does: midnights present, and a
+-- Length of stay counts inpatient days as docs/definitions.md#length-of-stay does: midnights present, and a
 -- same-day admit-and-discharge is one day. Incremental by encounter.
 with timeline as (
     select * from {{ ref('int_census__location_timeline') }}

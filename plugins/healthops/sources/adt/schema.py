@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Optional
 
-# Trigger events healthops understands (DOMAIN.md, HL7 v2 chapter 3).
+# Trigger events healthops understands (docs/definitions.md#trigger-events, HL7 v2 chapter 3).
 KNOWN_EVENTS = ("A01", "A02", "A03", "A04", "A06", "A07", "A08", "A11", "A12", "A13")
 
 
