@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 from healthops import config
 
@@ -299,8 +300,22 @@ def cmd_demo(args) -> int:
         rc = _run_monthly(months, send=True)
     with warehouse() as url:
         _print_summary(url, start, last)
+        if rc == 0:
+            print(f"dbt docs (models, PHI meta, each report's lineage): {_generate_docs(url)}")
     print(f"\nDemo finished in {time.monotonic() - t0:.0f} s" + ("" if rc == 0 else " WITH FAILURES"))
     return rc
+
+
+def _generate_docs(url: str) -> Path:
+    from healthops.warehouse.dbt_runner import generate_docs
+
+    return generate_docs(url, config.out() / "dbt_docs")
+
+
+def cmd_docs(args) -> int:
+    with warehouse() as url:
+        print(_generate_docs(url))
+    return 0
 
 
 def _print_summary(url: str, first: date, last: date) -> None:
@@ -439,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     ws.add_argument("action", choices=["stop", "status"])
     ws.set_defaults(func=cmd_warehouse)
 
+    p_docs = sub.add_parser("docs", help="generate the dbt documentation site (models, PHI meta, report lineage) "
+                                         "under $HEALTHOPS_OUT/dbt_docs")
+    p_docs.set_defaults(func=cmd_docs)
     d = sub.add_parser("demo", help="generate a small hospital's feed and run every night of it")
     d.add_argument("--days", type=int, default=14)
     d.add_argument("--start", type=_date, default=date(2026, 11, 2))

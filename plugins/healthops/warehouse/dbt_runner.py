@@ -66,3 +66,27 @@ def ensure_manifest(project_dir: Path | None = None) -> Path:
     if not manifest.exists() or manifest.stat().st_mtime < _project_mtime(project):
         run_dbt(["parse", "--quiet"], None, project, capture=True)
     return manifest
+
+
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+
+def generate_docs(url: str, out_dir: Path) -> Path:
+    """``dbt docs generate --static`` against the warehouse at ``url`` (the catalog of
+    relations and columns is read from it), written to ``out_dir``: ``static_index.html``
+    is the whole site in one file (open it from disk: models, columns with their PHI
+    meta, tests, and every report as an exposure with its lineage); ``index.html``
+    with ``manifest.json`` and ``catalog.json`` is the served form (``dbt docs serve``
+    or any web server). Built in a private target path: the checkout's manifest is the
+    DAGs' and stays as it is. Returns the static page."""
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="healthops-dbt-docs-") as target:
+        run_dbt(["docs", "generate", "--static", "--target-path", target, "--log-path", target], url,
+                capture=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in DOCS_FILES:
+            shutil.copyfile(Path(target) / name, out_dir / name)
+    return out_dir / "static_index.html"
