@@ -171,7 +171,7 @@ def compose(failure: RunFailure, rules: list[FailedRule], recipients: list[str],
 
 
 def build_message(alert: Alert, sender: str, failure: RunFailure) -> EmailMessage:
-    from healthops.reports.delivery import _normalise_recipients
+    from healthops.reports.delivery import normalise_recipients
 
     sender_addr = parseaddr(sender)[1]
     domain = sender_addr.rsplit("@", 1)[1] if "@" in sender_addr else "healthops.localhost"
@@ -180,7 +180,7 @@ def build_message(alert: Alert, sender: str, failure: RunFailure) -> EmailMessag
     msg = EmailMessage()
     msg["Subject"] = alert.subject
     msg["From"] = sender
-    msg["To"] = ", ".join(_normalise_recipients(alert.recipients))
+    msg["To"] = ", ".join(normalise_recipients(alert.recipients))
     msg["Date"] = format_datetime(datetime.now(timezone.utc))
     msg["Message-ID"] = alert.message_id
     msg["X-Healthops-Alert"] = "run-failure"

@@ -154,7 +154,7 @@ def _gx_results_by_rule(gx_result: dict) -> dict[str, dict]:
 
 def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list[dict]]:
     """(source, cap, key rows) for a rule that did not pass."""
-    from healthops.quality.gx_runner import PARTIAL_VALUES
+    from healthops.quality.outcomes import PARTIAL_VALUES
 
     if o.expectation_type == FRESHNESS_RULE_TYPE:
         if "exception" in o.detail:  # dbt gave no verdict: nothing to point at

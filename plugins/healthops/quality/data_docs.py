@@ -73,7 +73,7 @@ def docs_context(root: Path | None = None, site: Path | None = None):
     site = (site or site_dir()).resolve()
     with _lock:
         if (root, site) not in _contexts:
-            from healthops.quality.gx_runner import import_gx
+            from healthops.quality.gx_context import import_gx
 
             gx = import_gx()
             from great_expectations.data_context.types.base import (
@@ -124,7 +124,7 @@ def build(summaries: Iterable, *, root: Path | None = None, site: Path | None = 
     them), and a list of only those builds nothing."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from healthops.quality.gx_runner import get_context
+    from healthops.quality.gx_context import get_context
     from healthops.quality.rules import GX_ENGINE
 
     t0 = time.perf_counter()

@@ -148,7 +148,7 @@ def validate(url: str, rule_file: RuleFile | Path | str, logical_date: dt.date,
              project_dir: Path | None = None):
     """Run a DbtSourceFreshness rule file for ``logical_date``; a
     ``gx_runner.ValidationSummary`` (engine FRESHNESS_ENGINE). Writes nothing."""
-    from healthops.quality.gx_runner import RuleOutcome, ValidationSummary, code_version
+    from healthops.quality.outcomes import RuleOutcome, ValidationSummary, code_version
 
     rf = rule_file if isinstance(rule_file, RuleFile) else load_rules(rule_file)
     if rf.engine != FRESHNESS_ENGINE:

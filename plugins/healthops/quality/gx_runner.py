@@ -1,20 +1,11 @@
 """Run a reviewed rule file against the warehouse with Great Expectations and keep
 the outcome for auditors in ``audit.validation_runs`` / ``audit.rule_results``.
 
-Importing this module is cheap (GX itself is imported on first use, ~8 s on a
-small machine) and quietens GX first, so every importer benefits:
+GX is imported on first use, quietly and with analytics off
+(``healthops.quality.gx_context``); the outcome types are in
+``healthops.quality.outcomes``.
 
-- ``great_expectations._docs_decorators`` logs hundreds of INFO "Skipping
-  registering function" lines at import; under Airflow's INFO root logger they
-  flood the task log.
-- progress bars (tqdm "Calculating Metrics") are switched off in the context config.
-- usage statistics: GX 1.24 has no analytics client left (the module and its
-  PostHog dependency are gone; ``analytics_enabled`` is accepted and ignored). We
-  still set ``analytics_enabled: False`` and ``GX_ANALYTICS_ENABLED=False`` so an
-  upgrade that brings analytics back finds it off: a hospital network allows no
-  calls to third parties.
-
-One GX context per process (ephemeral, in memory); the data source, table asset
+The data source, table asset
 and whole-table batch definition are made once per warehouse URL and table and
 reused, so a process that validates many nights pays the set-up once.
 """
@@ -24,83 +15,26 @@ import datetime as dt
 import decimal
 import hashlib
 import logging
-import os
-import subprocess
 import threading
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import healthops
-from healthops import config
+from healthops.quality.gx_context import get_context, import_gx
+from healthops.quality.outcomes import PARTIAL_VALUES, RuleOutcome, ValidationSummary, code_version
 from healthops.quality.rules import FRESHNESS_ENGINE, GX_ENGINE, RuleFile, build_suite, load_rules, rule_files
 from healthops.warehouse.connection import connect, normalize_url
 
 log = logging.getLogger(__name__)
 
-# Loggers that talk at INFO about GX internals, not about our data.
-_NOISY_GX_LOGGERS = (
-    "great_expectations._docs_decorators",  # "Skipping registering function ..." x ~200 at import
-    "great_expectations.expectations.registry",  # "Multiple declarations of metric ..."
-)
-# Values of failing rows kept per rule (in gx_result and in rule_results.detail):
-# enough to find the rows, short enough to keep findings free of bulk data.
-PARTIAL_VALUES = 5
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": PARTIAL_VALUES}
 BATCH_DEFINITION = "whole_table"
 
 
-def quiet_gx() -> None:
-    """Silence GX's import-time chatter and opt out of analytics. Idempotent."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    for name in _NOISY_GX_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # The rest of GX logs a few INFO lines per run about its internals ("Setting
-    # marts to lowercase ..."); keep its warnings, unless someone configured it.
-    gx_logger = logging.getLogger("great_expectations")
-    if gx_logger.level == logging.NOTSET:
-        gx_logger.setLevel(logging.WARNING)
-
-
-quiet_gx()
-
 _lock = threading.RLock()
-_context = None
 _batch_definitions: dict[tuple[str, str, str], Any] = {}
-
-
-def import_gx():
-    """``great_expectations``, imported with the noise off."""
-    quiet_gx()
-    import great_expectations as gx
-
-    return gx
-
-
-def get_context():
-    """The process's GX context: ephemeral, no Data Docs temp dirs, no progress
-    bars, analytics off."""
-    global _context
-    with _lock:
-        if _context is None:
-            gx = import_gx()
-            from great_expectations.data_context.types.base import (
-                DataContextConfig,
-                InMemoryStoreBackendDefaults,
-                ProgressBarsConfig,
-            )
-
-            project_config = DataContextConfig(
-                store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-                analytics_enabled=False,
-                progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-            )
-            _context = gx.get_context(mode="ephemeral", project_config=project_config)
-        return _context
 
 
 def _batch_definition(url: str, schema: str, table: str):
@@ -137,45 +71,6 @@ def _batch_definition(url: str, schema: str, table: str):
                 bd = asset.add_batch_definition_whole_table(BATCH_DEFINITION)
             _batch_definitions[key] = bd
         return _batch_definitions[key]
-
-
-@dataclass(frozen=True)
-class RuleOutcome:
-    rule_id: str
-    severity: str
-    success: bool
-    rows_violating: int | None
-    description: str
-    expectation_type: str
-    column_name: str | None
-    rows_evaluated: int | None
-    violating_share: float | None  # rows_violating / rows_evaluated (the table, or a SQL rule's evaluated rows)
-    detail: dict
-
-
-@dataclass
-class ValidationSummary:
-    validation_run_id: uuid.UUID
-    suite_name: str
-    data_asset: str
-    logical_date: dt.date
-    dag_run_id: str | None
-    code_version: str
-    run_at: dt.datetime
-    success: bool  # GX's verdict: every rule passed (warnings included)
-    evaluated_expectations: int
-    successful_expectations: int
-    blocking_failures: list[str]
-    warnings: list[str]
-    results: list[RuleOutcome]
-    gx_result: dict = field(repr=False)  # GX's result; for another engine, its result (see "engine" in it)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds, by step
-    engine: str = GX_ENGINE  # what ran the rule file (rules.GX_ENGINE, rules.FRESHNESS_ENGINE)
-
-    @property
-    def publishable(self) -> bool:
-        """A blocking failure stops report publication; a warning does not."""
-        return not self.blocking_failures
 
 
 def validate(
@@ -389,17 +284,3 @@ def validate_domain_and_record(
             sum(s.timings.values()),
         )
     return summaries
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """healthops version, plus the git short sha when the code runs from a checkout."""
-    version = healthops.__version__
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(config.REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version}+g{sha}" if sha else version

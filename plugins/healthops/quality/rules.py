@@ -774,7 +774,7 @@ def build_suite(rule_file: RuleFile, logical_date: dt.date | None = None):
 
 def _gx():
     # Imported through the runner so GX's import-time log noise is silenced first.
-    from healthops.quality.gx_runner import import_gx
+    from healthops.quality.gx_context import import_gx
 
     return import_gx()
 

@@ -45,7 +45,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _normalise_recipients(recipients: str | Iterable[str]) -> list[str]:
+def normalise_recipients(recipients: str | Iterable[str]) -> list[str]:
     if isinstance(recipients, str):
         recipients = [recipients]
     out: list[str] = []
@@ -80,7 +80,7 @@ def build_message(rendered: RenderedReport, sender: str, recipients: str | Itera
                   version: str = "", replaces: str | None = None) -> EmailMessage:
     """Build the report e-mail: text + HTML alternatives, inline charts by
     Content-ID, the PDF attached as ``<stem>.pdf``."""
-    to = _normalise_recipients(recipients)
+    to = normalise_recipients(recipients)
     sender_addr = parseaddr(sender)[1]
     if "@" not in sender_addr:
         raise ValueError(f"not an e-mail address: {sender!r}")
