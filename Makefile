@@ -22,9 +22,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Style and static checks (ruff: pyflakes, pycodestyle, import order, bugbear), at zero findings.
+# Style and static checks, at zero findings: ruff (pyflakes, pycodestyle, import order,
+# bugbear; config in pyproject.toml) and sqlfluff on the dbt SQL (config in .sqlfluff;
+# offline, no warehouse needed).
 lint: install
 	$(BIN)/ruff check plugins dags tests bench
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros
 
 bench: install
 	$(BIN)/python bench/run_all.py

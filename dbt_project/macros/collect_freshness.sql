@@ -43,7 +43,8 @@
     {%- set text = value.isoformat() if value is not string else value | trim -%}
     {%- set parsed = none -%}
     {%- if text | length <= 40 -%}
-        {%- set parsed = modules.re.match('^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$', text) -%}
+        {%- set iso_with_offset = '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$' -%}
+        {%- set parsed = modules.re.match(iso_with_offset, text) -%}
     {%- endif -%}
     {%- if not parsed -%}
         {{ exceptions.raise_compiler_error(

@@ -21,27 +21,31 @@ with source as (
 ),
 
 {% if is_incremental() %}
-changed as (
-    select distinct encounter_key
-    from source
-    where source_loaded_at > (select coalesce(max(source_loaded_at), '-infinity'::timestamptz) from {{ this }})
-),
+    changed as (
+        select distinct encounter_key
+        from source
+        where source_loaded_at > (select coalesce(max(t.source_loaded_at), '-infinity'::timestamptz) from {{ this }} t)
+    ),
 {% endif %}
 
 msgs as (
     select
         m.*,
-        row_number() over (partition by encounter_key
-                           order by received_date, file_path, message_index) as receipt_seq
+        row_number() over (
+            partition by m.encounter_key
+            order by m.received_date, m.file_path, m.message_index
+        ) as receipt_seq
     from source m
     {% if is_incremental() %}
-    where m.encounter_key in (select encounter_key from changed)
+        where m.encounter_key in (select changed.encounter_key from changed)
     {% endif %}
 ),
 
 families as (
     select
-        encounter_key, receipt_seq, trigger_event,
+        encounter_key,
+        receipt_seq,
+        trigger_event,
         case
             when trigger_event in ('A01', 'A04', 'A11') then 'admit'
             when trigger_event in ('A02', 'A12') then 'transfer'
@@ -53,40 +57,50 @@ families as (
 ),
 
 running as (
-    select *, sum(delta) over w as raw_depth
+    select
+        *,
+        sum(delta) over w as raw_depth
     from families
     window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
 ),
 
 clamped as (
-    select *, raw_depth - least(0, min(raw_depth) over w) as depth_after
+    select
+        *,
+        raw_depth - least(0, min(raw_depth) over w) as depth_after
     from running
     window w as (partition by encounter_key, family order by receipt_seq rows unbounded preceding)
 ),
 
 with_before as (
-    select *,
+    select
+        *,
         coalesce(lag(depth_after) over (partition by encounter_key, family order by receipt_seq), 0)
             as depth_before
     from clamped
 ),
 
 voids as (
-    select c.encounter_key, c.receipt_seq as cancel_seq, t.receipt_seq as voided_seq
+    select
+        c.encounter_key,
+        c.receipt_seq as cancel_seq,
+        t.receipt_seq as voided_seq
     from with_before c
-    join lateral (
+    inner join lateral (
         select o.receipt_seq
         from with_before o
-        where o.encounter_key = c.encounter_key
-          and o.family = c.family
-          and o.delta = 1
-          and o.depth_after = c.depth_after + 1
-          and o.receipt_seq < c.receipt_seq
+        where
+            o.encounter_key = c.encounter_key
+            and o.family = c.family
+            and o.delta = 1
+            and o.depth_after = c.depth_after + 1
+            and o.receipt_seq < c.receipt_seq
         order by o.receipt_seq desc
         limit 1
     ) t on true
-    where c.delta = -1
-      and c.depth_before > 0
+    where
+        c.delta = -1
+        and c.depth_before > 0
 ),
 
 classed as (
@@ -95,9 +109,9 @@ classed as (
         coalesce(exact.census_class, by_class.census_class, 'outpatient') as census_class
     from msgs m
     left join {{ ref('patient_class_map') }} exact
-        on exact.patient_class = m.patient_class and exact.patient_type = m.patient_type
+        on m.patient_class = exact.patient_class and m.patient_type = exact.patient_type
     left join {{ ref('patient_class_map') }} by_class
-        on by_class.patient_class = m.patient_class and by_class.patient_type is null
+        on m.patient_class = by_class.patient_class and by_class.patient_type is null
 )
 
 select
@@ -106,7 +120,7 @@ select
     c.patient_key,
     c.visit_number,
     c.control_id,
-    c.receipt_seq::integer                                      as receipt_seq,
+    c.receipt_seq::integer as receipt_seq,
     c.trigger_event,
     c.census_class,
     c.unit_code,
@@ -114,16 +128,18 @@ select
     c.bed,
     c.received_date,
     -- A03: the discharge time in PV1-45 when present (docs/definitions.md#event-time), else the event time.
-    (case when c.trigger_event = 'A03' then coalesce(c.discharge_ts, c.event_ts) else c.event_ts end)
-        at time zone '{{ var("facility_tz") }}'                 as effective_local_ts,
-    c.trigger_event in ('A11', 'A12', 'A13')                    as is_cancel,
-    v.cancel_seq::integer                                       as voided_by_seq,
-    canceller.source_loaded_at                                  as voided_by_loaded_at,
+    (
+        (case when c.trigger_event = 'A03' then coalesce(c.discharge_ts, c.event_ts) else c.event_ts end)
+        at time zone '{{ var("facility_tz") }}'
+    ) as effective_local_ts,
+    c.trigger_event in ('A11', 'A12', 'A13') as is_cancel,
+    v.cancel_seq::integer as voided_by_seq,
+    canceller.source_loaded_at as voided_by_loaded_at,
     (c.trigger_event in ('A01', 'A02', 'A03', 'A04', 'A06', 'A07') and v.cancel_seq is null)
-                                                                as is_standing_movement,
+        as is_standing_movement,
     c.source_loaded_at
 from classed c
 left join voids v
-    on v.encounter_key = c.encounter_key and v.voided_seq = c.receipt_seq
+    on c.encounter_key = v.encounter_key and c.receipt_seq = v.voided_seq
 left join msgs canceller
-    on canceller.encounter_key = v.encounter_key and canceller.receipt_seq = v.cancel_seq
+    on v.encounter_key = canceller.encounter_key and v.cancel_seq = canceller.receipt_seq

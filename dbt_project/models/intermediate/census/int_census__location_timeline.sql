@@ -12,11 +12,15 @@
 with events as (
     select * from {{ ref('int_adt__events') }}
     {% if is_incremental() %}
-    where encounter_key in (
-        select encounter_key from {{ ref('int_adt__events') }}
-        where source_loaded_at > (select coalesce(max(source_loaded_at), '-infinity'::timestamptz) from {{ this }})
-           or voided_by_loaded_at > (select coalesce(max(source_loaded_at), '-infinity'::timestamptz) from {{ this }})
-    )
+        where encounter_key in (
+            select e.encounter_key
+            from {{ ref('int_adt__events') }} e
+            cross join (
+                select coalesce(max(t.source_loaded_at), '-infinity'::timestamptz) as loaded_at
+                from {{ this }} t
+            ) w
+            where e.source_loaded_at > w.loaded_at or e.voided_by_loaded_at > w.loaded_at
+        )
     {% endif %}
 ),
 
@@ -48,12 +52,23 @@ segments as (
 ),
 
 no_movement as (
-    select e.facility_code, e.encounter_key, null::text as trigger_event, 'none'::text as census_class,
-           null::text as unit_code, null::text as room, null::text as bed,
-           min(e.effective_local_ts) as segment_start, min(e.effective_local_ts) as segment_end,
-           0::bigint as segment_no
+    select
+        e.facility_code,
+        e.encounter_key,
+        null::text as trigger_event,
+        'none'::text as census_class,
+        null::text as unit_code,
+        null::text as room,
+        null::text as bed,
+        min(e.effective_local_ts) as segment_start,
+        min(e.effective_local_ts) as segment_end,
+        0::bigint as segment_no
     from events e
-    where not exists (select 1 from segments s where s.encounter_key = e.encounter_key)
+    where
+        not exists (
+            select 1 from segments s
+            where s.encounter_key = e.encounter_key
+        )
     group by 1, 2
 ),
 
@@ -64,7 +79,8 @@ all_segments as (
 ),
 
 flagged as (
-    select *,
+    select
+        *,
         (census_class = 'inpatient' and unit_code is not null) as is_inpatient,
         (census_class = 'observation' and unit_code is not null) as is_observation
     from all_segments
@@ -72,11 +88,14 @@ flagged as (
 
 stays as (
     -- An inpatient stay is a maximal run of consecutive inpatient segments.
-    select *,
+    select
+        *,
         sum(case when is_inpatient and not coalesce(prev_inpatient, false) then 1 else 0 end)
             over (partition by encounter_key order by segment_no rows unbounded preceding) as stay_no
     from (
-        select *, lag(is_inpatient) over (partition by encounter_key order by segment_no) as prev_inpatient
+        select
+            *,
+            lag(is_inpatient) over (partition by encounter_key order by segment_no) as prev_inpatient
         from flagged
     ) x
 )
@@ -85,7 +104,7 @@ select
     s.facility_code,
     s.encounter_key,
     m.patient_key,
-    s.segment_no::integer                                   as segment_no,
+    s.segment_no::integer as segment_no,
     s.trigger_event,
     s.census_class,
     s.unit_code,
@@ -95,7 +114,7 @@ select
     s.segment_end,
     s.is_inpatient,
     s.is_observation,
-    (case when s.is_inpatient then s.stay_no end)::integer   as inpatient_stay_no,
+    (case when s.is_inpatient then s.stay_no end)::integer as inpatient_stay_no,
     m.source_loaded_at
 from stays s
-join encounter_meta m using (encounter_key)
+inner join encounter_meta m using (encounter_key)
