@@ -12,4 +12,4 @@ select distinct on (suite_name, logical_date)
     success,
     dag_run_id
 from {{ source('audit', 'validation_runs') }}
-order by suite_name, logical_date, run_at desc, chain_seq desc
+order by suite_name asc, logical_date asc, run_at desc, chain_seq desc

@@ -5,10 +5,11 @@
     on_schema_change='fail',
 ) }}
 -- Patients present per unit per 15-minute interval: the denominator of nurse : patient
--- ratios, which apply at all times (Title 22 §70217; docs/definitions.md#patients-present-per-interval). A patient counts in an
--- interval [t, t + 15 min) when present in the unit at any moment of it, so the count
--- is the most the nurses could have had to cover. Every class counts (inpatient,
--- observation, emergency, outpatient): a nurse cares for whoever is in the bed.
+-- ratios, which apply at all times (Title 22 §70217;
+-- docs/definitions.md#patients-present-per-interval). A patient counts in an interval
+-- [t, t + 15 min) when present in the unit at any moment of it, so the count is the
+-- most the nurses could have had to cover. Every class counts (inpatient, observation,
+-- emergency, outpatient): a nurse cares for whoever is in the bed.
 with affected as (
     {{ census_affected_from(this) }}
 ),

@@ -2,7 +2,8 @@
 -- Period census metrics by unit and facility (unit_code 'ALL'), for day, month and
 -- fiscal year (starting in month {{ var('fiscal_year_start_month') }}), from the daily mart:
 --   ADC = patient days / days in period; occupancy = ADC / average staffed beds;
---   ALOS = inpatient days of the stays discharged in the period / discharges (docs/definitions.md#average-length-of-stay).
+--   ALOS = inpatient days of the stays discharged in the period / discharges
+--   (docs/definitions.md#average-length-of-stay).
 -- Days in period counts the days the mart holds, so a month in progress is not diluted.
 with daily as (
     select
