@@ -275,3 +275,23 @@ def test_revision_lookback_and_filters_are_checked():
         "2026-11-10", "2026-11-09", "2026-11-08"]
     assert len(periods_to_check("day", entry, "2026-11-10")) == 8
     assert periods_to_check("month", {}, "2026-01") == ["2026-01", "2025-12"]
+
+
+def test_daily_census_renders_from_its_models_with_no_other_sql(marts):
+    from healthops.reports.daily_census import KIND
+
+    entry = load_catalog()["reports"]["daily_census"]
+    with connect(marts) as conn:
+        reader = ReportReader(conn, KIND.models)
+        ctx = KIND.build_context(reader, D2.isoformat(), {"facility": "NGH", "units": ["ICU", "SDU", "ED"]}, entry)
+        rendered = KIND.render(ctx, entry)
+    assert reader.queries and all(
+        q.startswith("select ") and ' from "rpt"."rpt_' in q and " join " not in q.lower() for q in reader.queries)
+    # the nurse manager's own units: ICU 10 + SDU 12 of 28 beds (78.6%), up 2 from the day before;
+    # the ED (3 * 30 // 4 - 6 + 1 = 17 of 30 beds) listed apart, in no total
+    t = rendered.meta["totals"]
+    assert (t["midnight_census"], t["staffed_beds"], t["occupancy_label"], t["unit_count"]) == (22, 28, "78.6%", 2)
+    assert "up 2 from Monday (20)" in rendered.text
+    assert "Emergency Department: 17 patients at midnight in 30 beds (56.7%)" in rendered.text
+    csv_text = rendered.attachments["daily_census_NGH-ICU-SDU-ED_2026-11-03.csv"][0].decode()
+    assert csv_text.splitlines()[1].startswith("NGH,2026-11-03,ED,Emergency Department,17,")
