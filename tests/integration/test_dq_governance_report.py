@@ -504,3 +504,17 @@ def test_more_than_eight_reasons_chart_the_rest_as_one_bar(warehouse):
     alt = next(alt for _, alt in r.images.values() if alt.startswith("Bar chart"))
     assert alt.endswith("reason 07 3 (5.5%); and 2 more reasons, listed in the table.")
     assert r.subject.startswith("[ATTENTION] ")
+
+
+def test_the_models_grain_and_not_null_tests_pass_on_the_hand_made_rows(warehouse):
+    """dbt's data tests of the report's models (one row per grain, keys not null)."""
+    import tempfile
+
+    from healthops.warehouse.dbt_runner import run_dbt
+
+    with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
+        proc = run_dbt(["test", "--select", " ".join(KIND.models), "--target-path", target, "--log-path", target],
+                       warehouse, check=False, capture=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0 SKIP=0", proc.stdout)
+    assert passed and int(passed.group(1)) >= 20, proc.stdout[-3000:]  # 27 tests on the 11 models

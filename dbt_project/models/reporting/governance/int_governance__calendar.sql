@@ -5,13 +5,18 @@
 -- a month without any file still has its row, and its zeros.
 with bounds as (
     select
-        date_trunc('month', least(
-            (select min(b.received_date) from {{ source('audit', 'load_batches') }} as b),
-            (select min(v.logical_date) from {{ source('audit', 'validation_runs') }} as v),
-            (now() at time zone '{{ var("facility_tz") }}')::date
-        ))::date as first_month,
-        (date_trunc('month', (now() at time zone '{{ var("facility_tz") }}')::date)
-            + interval '1 month - 1 day')::date as last_day
+        date_trunc(
+            'month',
+            least(
+                (select min(b.received_date) from {{ source('audit', 'load_batches') }} as b),
+                (select min(v.logical_date) from {{ source('audit', 'validation_runs') }} as v),
+                (now() at time zone '{{ var("facility_tz") }}')::date
+            )
+        )::date as first_month,
+        (
+            date_trunc('month', (now() at time zone '{{ var("facility_tz") }}')::date)
+            + interval '1 month - 1 day'
+        )::date as last_day
 )
 
 select

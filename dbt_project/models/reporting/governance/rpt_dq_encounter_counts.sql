@@ -39,7 +39,9 @@ facilities as (
         e.facility_code,
         e.facility_code as facility_name
     from encounters as e
-    where not exists (select 1 from {{ ref('facilities') }} as s where s.facility_code = e.facility_code)
+    left join {{ ref('facilities') }} as s
+        on e.facility_code = s.facility_code
+    where s.facility_code is null
 ),
 
 begun as (

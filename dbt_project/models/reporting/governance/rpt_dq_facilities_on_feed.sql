@@ -5,8 +5,8 @@
 -- without its reports unseen.
 with census as (
     select
-        date_trunc('month', d.census_date)::date as month_start,
         d.facility_code,
+        date_trunc('month', d.census_date)::date as month_start,
         count(distinct d.census_date)            as census_days
     from {{ ref('fct_census_daily') }} as d
     group by date_trunc('month', d.census_date), d.facility_code
@@ -15,8 +15,8 @@ with census as (
 select
     c.month_start::date                                   as month_start,
     c.facility_code::text                                 as facility_code,
-    coalesce(f.facility_name, c.facility_code)::text      as facility_name,
-    c.census_days::integer                                as census_days
+    c.census_days::integer                                as census_days,
+    coalesce(f.facility_name, c.facility_code)::text      as facility_name
 from census as c
 left join {{ ref('facilities') }} as f
     on f.facility_code = c.facility_code

@@ -71,7 +71,7 @@ ranked as (
                 b.days_failed desc,
                 case b.severity when 'blocking' then 0 when 'warning' then 1 when 'info' then 2 else 9 end asc,
                 coalesce(w.worst_rows_violating, 0) desc,
-                b.rule_id collate "C" asc
+                b.rule_id collate "C" asc  -- noqa: RF02
         ) as failure_rank
     from by_rule as b
     left join worst as w

@@ -9,7 +9,6 @@ select
     count(*) filter (where r.status = 'passed')::integer                         as passed,
     count(*) filter (where r.status = 'failed')::integer                         as failed,
     count(*) filter (where r.status = 'error')::integer                          as not_evaluated,
-    {{ percent("count(*) filter (where r.status = 'passed')", 'count(*)', 1) }}::numeric(5, 1)
-                                                                                 as pass_rate_pct
+    {{ percent("count(*) filter (where r.status = 'passed')", 'count(*)', 1) }}::numeric(5, 1) as pass_rate_pct
 from {{ ref('int_governance__latest_rule_results') }} as r
 group by r.month_start, r.kahn_category

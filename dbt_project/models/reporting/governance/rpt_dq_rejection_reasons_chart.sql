@@ -67,6 +67,6 @@ select
     b.label::text                as label,
     b.rejected::integer          as rejected,
     b.share_pct::numeric(5, 1)   as share_pct,
-    b.is_other                   as is_other,
+    b.is_other::boolean          as is_other,
     b.reasons_in_bar::integer    as reasons_in_bar
 from bars as b

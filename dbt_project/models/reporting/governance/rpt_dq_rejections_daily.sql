@@ -4,9 +4,9 @@
 -- the values it quotes from the message). Neither reason nor raw_text is read.
 select
     r.received_date::date                                 as received_date,
-    date_trunc('month', r.received_date)::date            as month_start,
     r.source::text                                        as source,
-    r.reason_category::text collate "C"                   as reason_category,
+    r.reason_category::text collate "C"                   as reason_category,  -- noqa: RF03
+    date_trunc('month', r.received_date)::date            as month_start,
     count(*)::integer                                     as rejected
 from {{ source('raw_quarantine', 'rejected') }} as r
 group by r.received_date, r.source, r.reason_category
