@@ -167,7 +167,6 @@ class DqGovernance:
     required_filter = ()
     models = (FEED_DAYS, FEED_MONTHS, REJECTIONS_DAILY, REASONS, REASON_BARS, KAHN, VALIDATION, SUITES,
               FAILING_RULES, ENCOUNTERS, ON_FEED)
-    top_rules = 10  # rpt_dq_failing_rules.is_listed: the rest are counted, the compliance report lists them
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.quality.rules import KAHN_CATEGORIES, rule_descriptions
