@@ -1,8 +1,10 @@
 """The monthly data-quality and records governance report (HIM director), end to end on a
 real warehouse: hand-written load batches and quarantine rows, real GX validations kept
 in the audit trail (a re-run of a day supersedes the first run), a small encounters
-mart; then the figures against hand counts, the PDF, charts, CSV, the facility filter,
-stable figures, and the quarantine's message text never read."""
+mart, and the report's reporting models (rpt_dq_*) built over them once for the module;
+then the figures against hand counts, the PDF, charts, CSV, the facility filter, stable
+figures, the quarantine's message text never read, and the report module issuing no SQL
+but the reader's selects from rpt."""
 from __future__ import annotations
 
 import csv
@@ -13,12 +15,15 @@ import uuid
 
 import psycopg
 import pytest
+import yaml
+from reporting_build import build_models
 
 from healthops import config
 from healthops.quality import gx_runner
 from healthops.reports import phi
-from healthops.reports.dq_governance import KIND, reason_category
+from healthops.reports.dq_governance import KIND
 from healthops.reports.publish import content_version
+from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect, libpq_url
 from healthops.warehouse.schema import ensure_schema
 
@@ -29,18 +34,8 @@ FEB28 = dt.date(2025, 2, 28)
 PNG = b"\x89PNG\r\n\x1a\n"
 MRN, NAME = "M7734001", "WINTERBOTTOM^ROSALIND^Q"
 
-# Exactly the columns the report reads (the catalog's phi.allowed_columns must hold them).
-ALLOWED = {
-    "audit.load_batches": ["source", "received_date", "file_path", "file_sha256", "records_in", "records_loaded",
-                           "records_rejected", "records_duplicate", "loaded_at"],
-    "raw.rejected": ["received_date", "source", "reason_category"],
-    "audit.validation_runs": ["validation_run_id", "suite_name", "logical_date", "run_at", "success"],
-    "audit.rule_results": ["validation_run_id", "rule_id", "severity", "status", "rows_evaluated", "rows_violating",
-                           "domain", "kahn_category"],
-    "marts.fct_encounters": ["facility_code", "encounter_status", "first_event_at", "admit_at", "discharge_at",
-                             "length_of_stay_days"],
-    "marts.fct_census_daily": ["facility_code", "census_date"],  # which facilities are on the feed
-}
+# What dbt builds for the report: its models and the one definition of the latest run they use.
+MODELS = ["int_quality__latest_validation_runs", *KIND.models]
 ENTRY = {"name": "Data quality and records governance", "template": "dq_governance.html.j2",
          "subject": "{report_name} — {period_label}", "formats": ["html", "pdf", "csv"],
          "sender": "healthops <healthops@localhost>", "recipients": ["him.director@example.org"]}
@@ -157,28 +152,17 @@ def warehouse(pg_server, tmp_path_factory):
         gx_runner.validate_and_record(url, RULES, D2, f"manual__{D2}")
         _set_mart(url, DIRTY)
         gx_runner.validate_and_record(url, RULES, D3, f"scheduled__{D3}")
+        build_models(url, MODELS)  # the views, over the tables as they now are
         yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-class SpyConn:
-    """A connection that remembers every SQL statement the reader sends."""
-
-    def __init__(self, conn):
-        self.conn, self.statements = conn, []
-
-    def execute(self, query, params=None):
-        self.statements.append(query.as_string(self.conn) if hasattr(query, "as_string") else str(query))
-        return self.conn.execute(query, params)
-
-
-def build(url, flt=None, entry=ENTRY, allowed=ALLOWED):
+def build(url, flt=None, entry=ENTRY, period=MONTH):
     with connect(url) as conn:
-        spy = SpyConn(conn)
-        reader = phi.MartReader(spy, {t: frozenset(c) for t, c in allowed.items()})
-        ctx = KIND.build_context(reader, MONTH, flt or {}, entry)
-    return ctx, reader, spy
+        reader = ReportReader(conn, KIND.models)
+        ctx = KIND.build_context(reader, period, flt or {}, entry)
+    return ctx, reader
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +172,7 @@ def built(warehouse):
 
 @pytest.fixture(scope="module")
 def rendered(built):
-    ctx, _, _ = built
+    ctx, _ = built
     return KIND.render(ctx, ENTRY, None)
 
 
@@ -196,18 +180,8 @@ def test_kind_interface():
     assert (KIND.period, KIND.filter_keys, KIND.required_filter) == ("month", ("facility",), ())
 
 
-def test_reason_categories():
-    assert reason_category("duplicate message: control id C1 from NGH already loaded") == "duplicate message"
-    assert reason_category("unknown trigger event 'A99' (MSH-9 'ADT^A99')") == "unknown trigger event"
-    assert reason_category("PV1-3 assigned unit missing (required for A04)") == "PV1-3 assigned unit missing"
-    assert reason_category("file ends mid-message: MLLP end block (0x1C 0x0D) missing") == "file ends mid-message"
-    assert reason_category("PV1 segment missing") == "PV1 segment missing"
-    assert reason_category("undecodable bytes for character set utf-8 (MSH-18 'UNICODE UTF-8'): 0xff at byte 9") \
-        == "undecodable bytes for character set utf-8"
-
-
 def test_feed_figures_match_hand_counts(built):
-    ctx, _, _ = built
+    ctx, _ = built
     s = ctx["summary"]
     # March files only: 40 + 12 + 50 + 20 in; 38 + 12 + 46 + 19 loaded; 2 + 0 + 3 + 1 rejected; 1 duplicate
     assert (s["files"], s["messages_in"], s["messages_loaded"], s["messages_rejected"],
@@ -228,7 +202,7 @@ def test_feed_figures_match_hand_counts(built):
 
 
 def test_kahn_pass_rates_use_each_days_latest_run(built):
-    ctx, _, _ = built
+    ctx, _ = built
     kahn = {k["category"]: (k["checks"], k["passed"], k["failed"], str(k["pass_rate"])) for k in ctx["kahn"]}
     # 3 days (D2 by its clean re-run) x census_daily's rules: completeness 4, conformance 2, plausibility 7;
     # D3 fails CEN-005 and CEN-012 (both plausibility). Counting every run would give plausibility 24 / 28.
@@ -247,11 +221,11 @@ def test_kahn_pass_rates_use_each_days_latest_run(built):
 
 
 def test_records_governance_counts_and_facility_filter(warehouse, built):
-    ctx, _, _ = built
+    ctx, _ = built
     everyone = {g["key"]: g["count"] for g in ctx["governance"]}
     assert everyone == {"begun": 8, "cancelled": 1, "admitted": 7, "discharged": 4, "discharged_no_los": 0,
                         "open_inpatient": 2, "open_other": 1}
-    ngh, _, _ = build(warehouse, {"facility": "NGH"})
+    ngh, _ = build(warehouse, {"facility": "NGH"})
     assert {g["key"]: g["count"] for g in ngh["governance"]} == {
         "begun": 7, "cancelled": 1, "admitted": 6, "discharged": 3, "discharged_no_los": 0,
         "open_inpatient": 1, "open_other": 1}
@@ -263,25 +237,54 @@ def test_records_governance_counts_and_facility_filter(warehouse, built):
     assert r.filename_stem == "dq_governance_NGH_2025-03" and "Northgate General Hospital" in r.subject
 
 
-def test_allow_list_without_first_event_at_still_reports(warehouse):
-    allowed = {**ALLOWED, "marts.fct_encounters": [c for c in ALLOWED["marts.fct_encounters"]
-                                                   if c != "first_event_at"]}
-    ctx, _, _ = build(warehouse, {"facility": "NGH"}, allowed=allowed)
-    # no encounter dated by its first event: open inpatient stays by admission only
-    assert {g["key"]: g["count"] for g in ctx["governance"]} == {
-        "admitted": 6, "discharged": 3, "discharged_no_los": 0, "open_inpatient": 1}
+def test_encounter_model_holds_counts_only(warehouse):
+    """marts.fct_encounters' keys and timestamps stay in dbt: the report's model of it has
+    one row per month and facility, counts only, and the reader serves nothing else."""
+    spec = reporting_models()["rpt_dq_encounter_counts"]
+    assert set(spec.columns) == {
+        "month_start", "facility_code", "facility_name", "encounters_begun", "encounters_cancelled", "admissions",
+        "discharges", "discharges_without_los", "open_inpatient_stays", "open_other_encounters", "open_after_days"}
+    assert not any(spec.columns.values())  # every column phi: false
+    with connect(warehouse) as conn:
+        built_columns = {c for (c,) in conn.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'rpt' and table_name = 'rpt_dq_encounter_counts'").fetchall()}
+        assert built_columns == set(spec.columns)
+        reader = ReportReader(conn, KIND.models)
+        for phi_column in ("encounter_key", "patient_key", "first_event_at"):
+            with pytest.raises(ColumnNotAllowed, match=phi_column):
+                reader.select("rpt_dq_encounter_counts", [phi_column])
+        # hand counts, SGH (s1 open since Jan 1; s2 admitted and discharged in March) and NGH's open ones
+        rows = {r["facility_code"]: r for r in reader.select(
+            "rpt_dq_encounter_counts", ["facility_code", "facility_name", "encounters_begun", "admissions",
+                                        "discharges", "open_inpatient_stays", "open_other_encounters",
+                                        "open_after_days"], {"month_start": dt.date(2025, 3, 1)})}
+        assert rows["SGH"] == {"facility_code": "SGH", "facility_name": "Southgate General Hospital",
+                               "encounters_begun": 1, "admissions": 1, "discharges": 1, "open_inpatient_stays": 1,
+                               "open_other_encounters": 0, "open_after_days": 30}
+        # e4 (admitted Jan 15) is open; e10 (ED Feb 25, admitted Mar 3: 29 days before April) is not yet
+        assert (rows["NGH"]["open_inpatient_stays"], rows["NGH"]["open_other_encounters"]) == (1, 1)
+        assert reader.queries == [q for q in reader.queries if q.startswith('select "facility_code"')]
 
 
 def test_small_cells_suppressed_when_the_catalog_asks(warehouse):
-    ctx, _, _ = build(warehouse, entry={**ENTRY, "suppress_small_cells": True})
+    ctx, _ = build(warehouse, entry={**ENTRY, "suppress_small_cells": True})
     counts = {g["key"]: g["count"] for g in ctx["governance"]}
     assert counts["begun"] == phi.SUPPRESSED and counts["discharged_no_los"] == 0
 
 
 def test_raw_text_is_never_read(built, rendered, warehouse):
-    _, reader, spy = built
-    assert spy.statements and not any("raw_text" in s for s in spy.statements)
-    assert any('"raw"."rejected"' in s for s in spy.statements)
+    _, reader = built
+    assert reader.queries and not any("raw_text" in q or '"raw"' in q for q in reader.queries)
+    with connect(warehouse) as conn:
+        views = dict(conn.execute("select viewname, definition from pg_views where schemaname = 'rpt' "
+                                  "and viewname like 'rpt_dq_%'").fetchall())
+    assert set(views) == set(KIND.models)
+    # the quarantine is read by one view, for its day, source and category only
+    readers_of_quarantine = sorted(v for v, d in views.items() if "raw.rejected" in d)
+    assert readers_of_quarantine == ["rpt_dq_feed_days", "rpt_dq_rejections_daily"]
+    for name in readers_of_quarantine:
+        assert "raw_text" not in views[name] and not re.search(r"\.reason\b", views[name]), name
     assert all(not where.endswith(".raw_text") for where, _ in reader.strings)
     # the quarantined message text (a patient's name, MRN, birth date) reaches no part of the report
     texts = phi.rendered_texts(rendered)
@@ -294,7 +297,7 @@ def test_raw_text_is_never_read(built, rendered, warehouse):
 
 
 def test_rendered_report(built, rendered):
-    ctx, _, _ = built
+    ctx, _ = built
     r = rendered
     assert r.subject == "Data quality and records governance — March 2025"
     assert r.pdf.startswith(b"%PDF-") and r.pdf_pages == 3
@@ -322,13 +325,13 @@ def test_rendered_report(built, rendered):
 
 
 def test_a_month_without_data_still_reports_the_gap(warehouse):
-    with connect(warehouse) as conn:
-        reader = phi.MartReader(conn, {t: frozenset(c) for t, c in ALLOWED.items()})
-        ctx = KIND.build_context(reader, "2025-06", {}, ENTRY)
+    ctx, _ = build(warehouse, period="2025-06")
     s = ctx["summary"]
     assert (s["files"], s["messages_in"], s["rejection_rate"], s["days_with_data"], s["days_in_month"]) == (
         0, 0, None, 0, 30)
     assert ctx["reasons"] == [] and ctx["top_rules"] == [] and ctx["kahn_total"]["checks"] == 0
+    assert [(k["category"], k["checks"], k["pass_rate"]) for k in ctx["kahn"]] == [
+        ("conformance", 0, None), ("completeness", 0, None), ("plausibility", 0, None)]
     assert ctx["attention"][0] == "No ADT file was received on 30 of 30 days (Jun 1–30)."
     r = KIND.render(ctx, ENTRY, None)
     assert "No data-quality validation ran in June 2025" in r.html and "No message was rejected" in r.html
@@ -381,8 +384,7 @@ def test_figures_stable_and_changed_by_data(warehouse, built):
         conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,
                             raw_text) values (%s, 'adt', '2025-03-04', 'adt/2025-03-04/late.hl7', 3,
                             'PV1 segment missing', 'x')""", (batch,))
-        reader = phi.MartReader(conn, {t: frozenset(c) for t, c in ALLOWED.items()})
-        c = KIND.figures(KIND.build_context(reader, MONTH, {}, ENTRY))
+        c = KIND.figures(KIND.build_context(ReportReader(conn, KIND.models), MONTH, {}, ENTRY))
         conn.rollback()
     assert content_version(c) != content_version(a)
     assert c["messages in March 2025"] == 130 and c["rejected: PV1 segment missing"] == 1
@@ -390,21 +392,25 @@ def test_figures_stable_and_changed_by_data(warehouse, built):
     assert KIND.figures(build(warehouse)[0]) == a  # rolled back: as before
 
 
-SAMPLE_REASONS = [
-    "duplicate message: control id C1 from NGH already loaded",
-    "unknown trigger event 'A99' (MSH-9 'ADT^A99')",
-    "PV1-3 assigned unit missing (required for A04)",
-    "file ends mid-message: MLLP end block (0x1C 0x0D) missing",
-    "PV1 segment missing",
-    "not an HL7 message: 120 bytes starting 'PID|1||M7734001^^^NGH^MR||WINTERBOTTOM^ROSALIND'",
-    "unparseable date in PID-7: '19480719x'",
-    "",
+SAMPLE_REASONS = [  # reason -> its category, by hand
+    ("duplicate message: control id C1 from NGH already loaded", "duplicate message"),
+    ("unknown trigger event 'A99' (MSH-9 'ADT^A99')", "unknown trigger event"),
+    ("PV1-3 assigned unit missing (required for A04)", "PV1-3 assigned unit missing"),
+    ("file ends mid-message: MLLP end block (0x1C 0x0D) missing", "file ends mid-message"),
+    ("PV1 segment missing", "PV1 segment missing"),
+    ("not an HL7 message: 120 bytes starting 'PID|1||M7734001^^^NGH^MR||WINTERBOTTOM^ROSALIND'",
+     "not an HL7 message"),
+    ("unparseable date in PID-7: '19480719x'", "unparseable date in PID-7"),
+    ("undecodable bytes for character set utf-8 (MSH-18 'UNICODE UTF-8'): 0xff at byte 9",
+     "undecodable bytes for character set utf-8"),
+    ("", "unspecified"),
 ]
 
 
-def test_the_warehouse_category_column_matches_and_drops_quoted_phi(warehouse_url):
-    """raw.rejected.reason_category (what reports may read) is computed by PostgreSQL
-    exactly as reason_category() computes it, and never holds what the reason quotes."""
+def test_the_warehouse_category_column_is_the_reasons_kind_without_quoted_phi(warehouse_url):
+    """raw.rejected.reason_category, generated by PostgreSQL, is the one definition of a
+    rejection's category (reports and the CLI read it): the reason's text before its
+    first ':', without quoted or bracketed values, so it never holds what the reason quotes."""
     import uuid as _uuid
 
     from healthops.warehouse.connection import connect as _connect
@@ -413,19 +419,17 @@ def test_the_warehouse_category_column_matches_and_drops_quoted_phi(warehouse_ur
     with _connect(warehouse_url) as conn:
         _ensure(conn)
         b = _uuid.uuid4()
-        for i, reason in enumerate(SAMPLE_REASONS):
+        for i, (reason, _) in enumerate(SAMPLE_REASONS):
             conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
                                 reason, raw_text) values (%s, 'adt', '2025-03-01', 'f', %s, %s, 'x')""",
                          (b, i, reason))
         got = conn.execute("select reason, reason_category from raw.rejected order by message_index").fetchall()
-    assert [c for _, c in got] == [reason_category(r) for r in SAMPLE_REASONS]
+    assert [c for _, c in got] == [category for _, category in SAMPLE_REASONS]
     assert not any("M7734001" in c or "WINTERBOTTOM" in c for _, c in got)
 
 
 def test_a_facility_on_the_feed_without_a_recipient_is_named(warehouse, tmp_path, monkeypatch):
     """Onboarding: SGH's census is built, but the catalog has no daily census recipient for it yet."""
-    import yaml
-
     catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
     daily = catalog["reports"]["daily_census"]
     daily["recipients"] = [r for r in daily["recipients"] if r["filter"]["facility"] != "SGH"]
@@ -434,8 +438,7 @@ def test_a_facility_on_the_feed_without_a_recipient_is_named(warehouse, tmp_path
     monkeypatch.setenv("HEALTHOPS_REPORT_CATALOG", str(path))
     with connect(warehouse) as conn:
         conn.execute("insert into marts.fct_census_daily values ('SGH', 'ICU', %s, 3, 1, 0, 0, 0, 3, 10)", (D2,))
-        reader = phi.MartReader(conn, {t: frozenset(c) for t, c in ALLOWED.items()})
-        ctx = KIND.build_context(reader, MONTH, {}, ENTRY)
+        ctx = KIND.build_context(ReportReader(conn, KIND.models), MONTH, {}, ENTRY)
         conn.rollback()
     assert ctx["no_audience"] == [{"facility_code": "SGH", "facility_name": "Southgate General Hospital",
                                    "reports": ["daily_census"]}]
@@ -443,3 +446,75 @@ def test_a_facility_on_the_feed_without_a_recipient_is_named(warehouse, tmp_path
             "catalog: its data is loaded, built and checked, and no one receives its report.") in ctx["attention"]
     assert KIND.figures(ctx)["no recipient for SGH"] == "daily_census"
     assert build(warehouse)[0]["no_audience"] == []  # the shipped catalog covers NGH, the facility on the feed
+
+
+def test_rendered_from_its_models_with_no_sql_but_the_readers_selects(built, rendered):
+    """Every figure comes from a rpt_dq_* model: the report issued only the reader's
+    selects (and one sum for a recipient's facilities) from the rpt schema, and its
+    module holds no SQL, no connection and no import of the pipeline."""
+    import inspect
+
+    from healthops.reports import dq_governance
+
+    _, reader = built
+    assert rendered.pdf and reader.queries
+    for q in reader.queries:
+        assert re.fullmatch(r'select .+ from "rpt"\."rpt_dq_[a-z_]+"( where .+)?', q, re.S), q
+        assert " join " not in q and " group by " not in q, q
+    sums = [q for q in reader.queries if "sum(" in q]
+    assert len(sums) == 1 and '"rpt"."rpt_dq_encounter_counts"' in sums[0]
+    assert {re.search(r'from "rpt"\."(\w+)"', q).group(1) for q in reader.queries} == set(KIND.models)
+    source = inspect.getsource(dq_governance)
+    for forbidden in (".conn", "execute(", "psycopg", "healthops.pipeline", "healthops.orchestration",
+                      "healthops.warehouse", "reason_category("):
+        assert forbidden not in source, forbidden
+
+
+def test_the_exposure_depends_on_exactly_the_kinds_models():
+    doc = yaml.safe_load((config.DBT_PROJECT_DIR / "models/reporting/exposures/dq_governance.yml").read_text())
+    (exposure,) = doc["exposures"]
+    assert exposure["name"] == "dq_governance"
+    assert exposure["depends_on"] == [f"ref('{m}')" for m in KIND.models]
+    specs = reporting_models()
+    for m in KIND.models:  # every column says whether it is PHI, and none of these is
+        assert specs[m].columns and not any(specs[m].columns.values()), m
+
+
+def test_more_than_eight_reasons_chart_the_rest_as_one_bar(warehouse):
+    """May 2025: ten reason categories, 10 down to 1 rejections (55): the chart shows the
+    eight largest and one bar for the two others (2 + 1 = 3, 5.5 %); the table lists all."""
+    with connect(warehouse) as conn:
+        batch = uuid.uuid4()
+        for i in range(10):
+            for j in range(10 - i):
+                conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
+                                    reason, raw_text) values (%s, 'adt', '2025-05-02', 'f', %s, %s, 'x')""",
+                             (batch, i * 100 + j, f"reason {i:02d}: detail {j}"))
+        ctx = KIND.build_context(ReportReader(conn, KIND.models), "2025-05", {}, ENTRY)
+        conn.rollback()
+    assert [r["category"] for r in ctx["reasons"]] == [f"reason {i:02d}" for i in range(10)]
+    assert [(b["label"], b["count"], str(b["share"])) for b in ctx["reason_bars"]][-2:] == [
+        ("reason 07", 3, "5.5"), ("2 other reasons", 3, "5.5")]
+    assert len(ctx["reason_bars"]) == 9 and [b["is_other"] for b in ctx["reason_bars"]] == [False] * 8 + [True]
+    assert str(ctx["reasons"][0]["share"]) == "18.2"  # 10 / 55
+    # the quarantine holds 55 that no load batch counted: the report says so first
+    assert ctx["attention_level"] == "error" and ctx["attention"][0].startswith(
+        "The quarantine holds 55 rejected messages for the month but the load batches counted 0")
+    r = KIND.render(ctx, ENTRY, None)
+    alt = next(alt for _, alt in r.images.values() if alt.startswith("Bar chart"))
+    assert alt.endswith("reason 07 3 (5.5%); and 2 more reasons, listed in the table.")
+    assert r.subject.startswith("[ATTENTION] ")
+
+
+def test_the_models_grain_and_not_null_tests_pass_on_the_hand_made_rows(warehouse):
+    """dbt's data tests of the report's models (one row per grain, keys not null)."""
+    import tempfile
+
+    from healthops.warehouse.dbt_runner import run_dbt
+
+    with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
+        proc = run_dbt(["test", "--select", " ".join(KIND.models), "--target-path", target, "--log-path", target],
+                       warehouse, check=False, capture=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0 SKIP=0", proc.stdout)
+    assert passed and int(passed.group(1)) >= 20, proc.stdout[-3000:]  # 27 tests on the 11 models

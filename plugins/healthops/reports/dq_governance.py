@@ -2,27 +2,30 @@
 
 One question: is the record of patient movement complete, timely and correct?
 
-- **Complete.** Files and messages received per day (``audit.load_batches``: in =
-  loaded + rejected + duplicate per file; a duplicate is a resent copy of a message
-  already loaded, kept in ``raw.duplicates``, not a rejection), days of the month with
-  no file at all, and whether the quarantine (``raw.rejected``) holds every rejection
-  the batches counted. Facilities whose census is built but that no report recipient
-  covers yet (onboarding) are named, so nobody is left without their report unseen.
-- **Timely.** How long after the day of receipt each file was loaded.
-- **Correct.** Rejected messages by reason category (``raw.rejected``: the reason
-  text up to its first ``:``, see ``healthops.sources.adt`` README "Rejection
-  reasons"; only ``received_date``, ``source`` and ``reason`` are read, never
-  ``raw_text``, which holds the message and its PHI); the month's data-quality
-  checks by Kahn category (``audit.validation_runs`` + ``audit.rule_results``, each
-  suite and day counted once, by its latest run); the rules that failed most.
-- **Records governance.** From ``marts.fct_encounters`` (counts only, never
-  ``encounter_key`` or ``patient_key``): encounters begun, admitted, discharged and
-  cancelled in the month, and encounters still open long after they began: the
-  usual sign of a discharge (A03) the EHR never sent.
+- **Complete.** Files and messages received per day (in = loaded + rejected +
+  duplicate per file; a duplicate is a resent copy of a message already loaded, not a
+  rejection), days of the month with no file at all, and whether the quarantine holds
+  every rejection the load batches counted. Facilities whose census is built but that
+  no report recipient covers yet (onboarding) are named, so nobody is left without
+  their report unseen.
+- **Timely.** Files loaded more than a day after their day of receipt.
+- **Correct.** Rejected messages by reason category (``raw.rejected.reason_category``,
+  the one definition of the category: the reason's kind without the values it quotes
+  from the message); the month's data-quality checks by Kahn category, each suite and
+  day counted once, by its latest run; the rules that failed most.
+- **Records governance.** Encounter counts: begun, admitted, discharged and cancelled
+  in the month, and encounters still open long after they began: the usual sign of a
+  discharge (A03) the EHR never sent.
 
-Everything is read through the report's ``phi.MartReader`` (allow-listed columns).
-A recipient's ``facility`` filter narrows the encounter counts only: the ADT feed,
-its rejections and the data-quality checks are feed-level, and the report says so.
+Every figure is computed in the reporting layer (``dbt_project/models/reporting/
+governance/``, ``rpt_dq_*``; the kind's ``models`` are its dbt exposure). This module
+only selects their rows through the report's ``ReportReader``, formats them,
+suppresses small cells, charts and renders. A recipient's ``facility`` filter narrows
+the encounter counts only (the sum of that facility's row): the ADT feed, its
+rejections and the data-quality checks are feed-level, and the report says so.
+Which facilities no recipient covers is catalog metadata
+(``publish.facilities_without_audience``), checked here against the facilities the
+warehouse built a census for.
 
 Charts are drawn here with the shared look of ``healthops.reports.charts``.
 """
@@ -30,11 +33,8 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import textwrap
-from collections import Counter, defaultdict
-from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
@@ -61,45 +61,62 @@ from healthops.reports.render import Chart, RenderedReport, _generated_label, _s
 REPORT_ID = "dq_governance"
 DEFAULT_TEMPLATE = "dq_governance.html.j2"
 DEFAULT_NAME = "Data quality and records governance"
-KAHN_CATEGORIES = ("conformance", "completeness", "plausibility")  # Kahn et al. 2016
-KAHN_MEANING = {
+
+# The reporting models this report reads (its dbt exposure: models/reporting/exposures/dq_governance.yml).
+FEED_MONTHS = "rpt_dq_feed_months"
+FEED_DAYS = "rpt_dq_feed_days"
+REJECTIONS_DAILY = "rpt_dq_rejections_daily"
+REASONS = "rpt_dq_rejection_reasons"
+REASON_BARS = "rpt_dq_rejection_reasons_chart"
+KAHN = "rpt_dq_kahn_categories"
+VALIDATION = "rpt_dq_validation_months"
+SUITES = "rpt_dq_validation_suites"
+FAILING_RULES = "rpt_dq_failing_rules"
+ENCOUNTERS = "rpt_dq_encounter_counts"
+ON_FEED = "rpt_dq_facilities_on_feed"
+
+KAHN_MEANING = {  # Kahn et al. 2016; the categories themselves: healthops.quality.rules.KAHN_CATEGORIES
     "conformance": "values follow the formats, codes and rules of the data model",
     "completeness": "the data that should be there is there",
     "plausibility": "values are believable: in range, unique, consistent with each other",
 }
-UNCATEGORIZED = "uncategorized"
-SEVERITY_ORDER = {"blocking": 0, "warning": 1, "info": 2}
-TOP_RULES = 10  # failing rules listed; the compliance report lists every rule
-MAX_REASONS_CHARTED = 8  # the rest are drawn as one "other reasons" bar (the table lists all)
-DEFAULT_OPEN_AFTER_DAYS = 30  # an encounter open this long after its first event: possible missing A03
+UNCATEGORIZED_MEANING = "rules without a Kahn category"
 
-BATCH_COLUMNS = ["source", "received_date", "file_path", "file_sha256", "records_in", "records_loaded",
-                 "records_rejected", "records_duplicate", "loaded_at"]
-# never reason or raw_text: they may quote the message (PHI)
-REJECTED_COLUMNS = ["received_date", "source", "reason_category"]
-RUN_COLUMNS = ["validation_run_id", "suite_name", "logical_date", "run_at", "success"]
-RESULT_COLUMNS = ["validation_run_id", "rule_id", "severity", "status", "rows_evaluated", "rows_violating",
-                  "domain", "kahn_category"]
-# first_event_at dates the encounters that never became inpatient (ED, outpatient,
-# observation) and the cancelled ones; read only where the allow-list holds it.
-ENCOUNTER_COLUMNS = ["facility_code", "encounter_status", "first_event_at", "admit_at", "discharge_at",
-                     "length_of_stay_days"]
+FEED_COLUMNS = ["days_in_month", "days_with_data", "days_without_data", "files", "messages_in", "messages_loaded",
+                "messages_rejected", "messages_duplicate", "rejection_rate_pct", "quarantined",
+                "quarantine_reconciles", "files_loaded_late", "max_load_lag_days", "lowest_rate_date",
+                "lowest_rate_pct", "highest_rate_date", "highest_rate_pct"]
+DAY_COLUMNS = ["received_date", "has_data", "files", "messages_in", "messages_loaded", "messages_rejected",
+               "messages_duplicate", "rejection_rate_pct"]
+REASON_COLUMNS = ["reason_category", "rejected", "share_pct", "days_with_rejections", "first_day", "last_day"]
+BAR_COLUMNS = ["label", "rejected", "share_pct", "is_other", "reasons_in_bar"]
+KAHN_COLUMNS = ["kahn_category", "checks", "passed", "failed", "not_evaluated", "pass_rate_pct"]
+VALIDATION_COLUMNS = ["validation_runs", "latest_runs", "superseded_runs", "days_validated", "checks", "passed",
+                      "failed", "not_evaluated", "pass_rate_pct", "rules_failed", "blocking_rules_failed",
+                      "rules_failed_not_listed"]
+RULE_COLUMNS = ["rule_id", "kahn_category", "severity", "domain", "suite_name", "days_run", "days_failed",
+                "days_error", "failed_days", "worst_date", "worst_rows_violating", "worst_rows_evaluated"]
+# The records governance table: (key, rpt_dq_encounter_counts column, label, note); {n}: open_after_days.
+GOVERNANCE = [
+    ("begun", "encounters_begun", "Encounters begun", "first ADT event in the month"),
+    ("cancelled", "encounters_cancelled", "of which cancelled", "every movement voided (A11, A12, A13)"),
+    ("admitted", "admissions", "Inpatient admissions", ""),
+    ("discharged", "discharges", "Inpatient discharges", "the denominator of record completion"),
+    ("discharged_no_los", "discharges_without_los", "Discharges without a length of stay", "expected 0"),
+    ("open_inpatient", "open_inpatient_stays", "Inpatient stays open over {n} days",
+     "admitted {n}+ days before month end, no discharge yet: a missing A03, or a long stay"),
+    ("open_other", "open_other_encounters", "Other encounters open over {n} days",
+     "ED, outpatient or observation, no discharge yet: a missing A03"),
+]
 
 NO_DATA_COLOR = "#EEF0F2"  # a day without a file, in the daily chart
 
-__all__ = ["KIND", "DqGovernance", "reason_category", "rejections_csv", "rejections_by_reason_chart",
-           "daily_messages_chart"]
+__all__ = ["KIND", "DqGovernance", "rejections_csv", "rejections_by_reason_chart", "daily_messages_chart"]
 
 
 # -- helpers ----------------------------------------------------------------------------
-def _pct(num: int, den: int, places: str = "0.1") -> Decimal | None:
-    """num ÷ den as a percentage, rounded half up (None when den is 0)."""
-    if not den:
-        return None
-    return (Decimal(num) * 100 / Decimal(den)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
-
-
-def _pct_label(value: Decimal | None) -> str:
+def _pct_label(value: Any) -> str:
+    """A percentage the model computed (rounded there), or "—" when it has none."""
     return "—" if value is None else f"{value}%"
 
 
@@ -128,33 +145,17 @@ def _day_ranges(days: list[date]) -> str:
     return ", ".join(out)
 
 
-_PARENS = re.compile(r"\s*\([^()]*\)")
-_QUOTED = re.compile(r"\s*'[^']*'")
+def _plural(n: Any, one: str, many: str) -> str:
+    return one if n == 1 else many
 
 
-def reason_category(reason: str) -> str:
-    """The reason's category: its text before the first ``:``, without the values the
-    parser quotes or adds in brackets (``unknown trigger event 'A99' (MSH-9 '...')`` ->
-    ``unknown trigger event``; ``PV1-3 assigned unit missing (required for A01)`` ->
-    ``PV1-3 assigned unit missing``), so one kind of problem is one row whatever the
-    message said. The rest of the reason (which may quote the message) is not shown."""
-    head = str(reason).split(":", 1)[0]
-    head = _QUOTED.sub("", _PARENS.sub("", head))
-    head = " ".join(head.split()).rstrip(" ;,.")
-    return head or "unspecified"
-
-
-def _allowed(reader, table: str, column: str) -> bool:
-    allowed = getattr(reader, "allowed", None) or {}
-    return column in allowed.get(table, ())
-
-
-def _local_date(ts: datetime | None, tz: ZoneInfo) -> date | None:
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        return ts.date()
-    return ts.astimezone(tz).date()
+def _check_counts(row: Mapping | None) -> dict[str, Any]:
+    """A row of rpt_dq_kahn_categories or rpt_dq_validation_months as the template shows it
+    (a Kahn category without checks this month: zeros, no pass rate)."""
+    if row is None:
+        return {"checks": 0, "passed": 0, "failed": 0, "not_evaluated": 0, "pass_rate": None}
+    return {"checks": row["checks"], "passed": row["passed"], "failed": row["failed"],
+            "not_evaluated": row["not_evaluated"], "pass_rate": row["pass_rate_pct"]}
 
 
 # -- the context --------------------------------------------------------------------------
@@ -164,209 +165,160 @@ class DqGovernance:
     period = "month"
     filter_keys = ("facility",)
     required_filter = ()
+    models = (FEED_DAYS, FEED_MONTHS, REJECTIONS_DAILY, REASONS, REASON_BARS, KAHN, VALIDATION, SUITES,
+              FAILING_RULES, ENCOUNTERS, ON_FEED)
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
-        from healthops.pipeline import facility_name
-        from healthops.quality.rules import rule_descriptions
+        from healthops.quality.rules import KAHN_CATEGORIES, rule_descriptions
         from healthops.reports.catalog import load_catalog
         from healthops.reports.publish import facilities_without_audience
 
         month = Month.parse(period)
-        first, last = month.first, month.last
-        days = month.days
-        tz = ZoneInfo(config.facility_tz())
+        in_month = {"month_start": month.first}
         facility = (flt or {}).get("facility") or None
-        open_after = int(entry.get("open_encounter_days") or DEFAULT_OPEN_AFTER_DAYS)
 
         # -- the feed: files and messages --------------------------------------------------
-        batches = reader.select("audit.load_batches", BATCH_COLUMNS, {"received_date": ("between", (first, last))},
-                                order_by=["received_date", "source", "file_path", "loaded_at"])
-        per_day: dict[date, dict[str, int]] = {}
-        lags: list[int] = []
-        for b in batches:
-            d = per_day.setdefault(b["received_date"], {"files": 0, "in": 0, "loaded": 0, "rejected": 0,
-                                                        "duplicate": 0})
-            d["files"] += 1
-            d["in"] += int(b["records_in"])
-            d["loaded"] += int(b["records_loaded"])
-            d["rejected"] += int(b["records_rejected"])
-            d["duplicate"] += int(b["records_duplicate"])
-            loaded_on = _local_date(b["loaded_at"], tz)
-            if loaded_on is not None:
-                lags.append((loaded_on - b["received_date"]).days)
-        n_in = sum(d["in"] for d in per_day.values())
-        n_loaded = sum(d["loaded"] for d in per_day.values())
-        n_rejected = sum(d["rejected"] for d in per_day.values())
-        n_duplicate = sum(d["duplicate"] for d in per_day.values())
-        missing_days = [d for d in days if d not in per_day]
-        daily = []
-        for d in days:
-            c = per_day.get(d)
-            daily.append({"date": d, "has_data": c is not None, "files": c["files"] if c else 0,
-                          "messages_in": c["in"] if c else 0, "loaded": c["loaded"] if c else 0,
-                          "rejected": c["rejected"] if c else 0, "duplicate": c["duplicate"] if c else 0,
-                          "rejection_rate": _pct(c["rejected"], c["in"], "0.01") if c else None})
-        late_files = sum(1 for lag in lags if lag > 1)
+        feeds = reader.select(FEED_MONTHS, FEED_COLUMNS, in_month)
+        if not feeds:
+            raise LookupError(f"{FEED_MONTHS} has no row for {month.key} (before the feed began, or to come)")
+        feed = feeds[0]
+        daily = [{"date": d["received_date"], "has_data": d["has_data"], "files": d["files"],
+                  "messages_in": d["messages_in"], "loaded": d["messages_loaded"],
+                  "rejected": d["messages_rejected"], "duplicate": d["messages_duplicate"],
+                  "rejection_rate": d["rejection_rate_pct"]}
+                 for d in reader.select(FEED_DAYS, DAY_COLUMNS, in_month, order_by=["received_date"])]
+        missing_days = [d["received_date"] for d in reader.select(
+            FEED_DAYS, ["received_date"], {**in_month, "has_data": False}, order_by=["received_date"])]
 
         # -- rejections by reason (the quarantine) -------------------------------------------
-        rejected = reader.select("raw.rejected", REJECTED_COLUMNS, {"received_date": ("between", (first, last))},
-                                 order_by=["received_date", "source"])
-        by_cat: Counter[str] = Counter()
-        cat_days: dict[str, set[date]] = defaultdict(set)
-        by_day_cat: Counter[tuple[date, str, str]] = Counter()
-        for r in rejected:
-            cat = reason_category(r["reason_category"])
-            by_cat[cat] += 1
-            cat_days[cat].add(r["received_date"])
-            by_day_cat[(r["received_date"], r["source"], cat)] += 1
-        quarantined = len(rejected)
-        reasons = [{"category": cat, "count": n, "share": _pct(n, quarantined), "days": len(cat_days[cat]),
-                    "first_day": min(cat_days[cat]), "last_day": max(cat_days[cat])}
-                   for cat, n in sorted(by_cat.items(), key=lambda kv: (-kv[1], kv[0]))]
-        rejections_by_day = [{"date": d, "source": s, "category": c, "count": n}
-                             for (d, s, c), n in sorted(by_day_cat.items())]
+        reasons = [{"category": r["reason_category"], "count": r["rejected"], "share": r["share_pct"],
+                    "days": r["days_with_rejections"], "first_day": r["first_day"], "last_day": r["last_day"]}
+                   for r in reader.select(REASONS, REASON_COLUMNS, in_month, order_by=["reason_rank"])]
+        reason_bars = [{"label": b["label"], "count": b["rejected"], "share": b["share_pct"],
+                        "is_other": b["is_other"], "reasons": b["reasons_in_bar"]}
+                       for b in reader.select(REASON_BARS, BAR_COLUMNS, in_month, order_by=["bar_order"])]
+        rejections_by_day = [{"date": r["received_date"], "source": r["source"], "category": r["reason_category"],
+                              "count": r["rejected"]}
+                             for r in reader.select(REJECTIONS_DAILY,
+                                                    ["received_date", "source", "reason_category", "rejected"],
+                                                    in_month, order_by=["received_date", "source", "reason_category"])]
 
         # -- data-quality checks: each suite and day by its latest run ------------------------
-        runs = reader.select("audit.validation_runs", RUN_COLUMNS, {"logical_date": ("between", (first, last))},
-                             order_by=["logical_date", "suite_name", "run_at"])
-        latest: dict[tuple[str, date], dict] = {}
-        for run in runs:
-            key = (run["suite_name"], run["logical_date"])
-            cur = latest.get(key)
-            if cur is None or (run["run_at"], str(run["validation_run_id"])) > (cur["run_at"],
-                                                                               str(cur["validation_run_id"])):
-                latest[key] = run
-        run_of = {run["validation_run_id"]: key for key, run in latest.items()}
-        results = []
-        if run_of:
-            results = reader.select("audit.rule_results", RESULT_COLUMNS,
-                                    {"validation_run_id": ("in", list(run_of))}, order_by=["rule_id"])
-        kahn_counts: dict[str, Counter] = {c: Counter() for c in KAHN_CATEGORIES}
-        per_rule: dict[str, dict[str, Any]] = {}
-        for res in results:
-            suite, day = run_of[res["validation_run_id"]]
-            status = res["status"] or "error"  # no verdict recorded: not a pass
-            cat = (res["kahn_category"] or UNCATEGORIZED).strip().lower()
-            kc = kahn_counts.setdefault(cat, Counter())
-            kc["checks"] += 1
-            kc[status] += 1
-            rule = per_rule.setdefault(res["rule_id"], {
-                "rule_id": res["rule_id"], "category": cat, "severity": res["severity"], "domain": res["domain"],
-                "suite": suite, "days_run": 0, "days_failed": 0, "days_error": 0, "worst": None, "failed_days": []})
-            rule["days_run"] += 1
-            if status != "passed":
-                rule["days_failed"] += 1
-                rule["failed_days"].append(day)
-                if status == "error":
-                    rule["days_error"] += 1
-                v = res["rows_violating"]
-                if v is not None and (rule["worst"] is None or int(v) > rule["worst"]["rows_violating"]):
-                    rule["worst"] = {"date": day, "rows_violating": int(v),
-                                     "rows_evaluated": None if res["rows_evaluated"] is None
-                                     else int(res["rows_evaluated"])}
-        kahn = []
-        for cat, c in kahn_counts.items():
-            kahn.append({"category": cat, "meaning": KAHN_MEANING.get(cat, "rules without a Kahn category"),
-                         "checks": c["checks"], "passed": c["passed"], "failed": c["failed"],
-                         "not_evaluated": c["error"], "pass_rate": _pct(c["passed"], c["checks"])})
-        kahn_total = {"checks": sum(k["checks"] for k in kahn), "passed": sum(k["passed"] for k in kahn),
-                      "failed": sum(k["failed"] for k in kahn),
-                      "not_evaluated": sum(k["not_evaluated"] for k in kahn)}
-        kahn_total["pass_rate"] = _pct(kahn_total["passed"], kahn_total["checks"])
-        failing = sorted((r for r in per_rule.values() if r["days_failed"]),
-                         key=lambda r: (-r["days_failed"], SEVERITY_ORDER.get(r["severity"], 9),
-                                        -(r["worst"]["rows_violating"] if r["worst"] else 0), r["rule_id"]))
+        (v,) = reader.select(VALIDATION, VALIDATION_COLUMNS, in_month)
+        by_category = {k["kahn_category"]: k for k in reader.select(KAHN, KAHN_COLUMNS, in_month,
+                                                                     order_by=["kahn_category"])}
+        # the three Kahn categories always (a month without checks shows them at 0), then any other
+        shown = [*KAHN_CATEGORIES, *(c for c in by_category if c not in KAHN_CATEGORIES)]
+        kahn = [{"category": c, "meaning": KAHN_MEANING.get(c, UNCATEGORIZED_MEANING),
+                 **_check_counts(by_category.get(c))} for c in shown]
+        kahn_total = _check_counts(v)
+        suites = [{"suite": s["suite_name"], "days": s["days_validated"], "days_passed": s["days_passed"]}
+                  for s in reader.select(SUITES, ["suite_name", "days_validated", "days_passed"], in_month,
+                                         order_by=["suite_name"])]
         descriptions = rule_descriptions()
-        top_rules = []
-        for r in failing[:TOP_RULES]:
-            top_rules.append({**{k: v for k, v in r.items() if k != "failed_days"},
-                              "description": descriptions.get(r["rule_id"],
-                                                               "Not in the current rule catalog (retired or renamed)."),
-                              "failed_days_label": _day_ranges(sorted(r["failed_days"]))})
+        top_rules = [{
+            "rule_id": r["rule_id"], "category": r["kahn_category"], "severity": r["severity"], "domain": r["domain"],
+            "suite": r["suite_name"], "days_run": r["days_run"], "days_failed": r["days_failed"],
+            "days_error": r["days_error"],
+            "worst": None if r["worst_date"] is None else {
+                "date": r["worst_date"], "rows_violating": r["worst_rows_violating"],
+                "rows_evaluated": r["worst_rows_evaluated"]},
+            "description": descriptions.get(r["rule_id"], "Not in the current rule catalog (retired or renamed)."),
+            "failed_days_label": _day_ranges(list(r["failed_days"])),
+        } for r in reader.select(FAILING_RULES, RULE_COLUMNS, {**in_month, "is_listed": True},
+                                 order_by=["failure_rank"])]
         reader.note("rule catalog", [r["description"] for r in top_rules])
-        suites = []
-        for suite in sorted({s for s, _ in latest}):
-            suite_days = sorted(d for s, d in latest if s == suite)
-            suites.append({"suite": suite, "days": len(suite_days),
-                           "days_passed": sum(1 for d in suite_days if latest[(suite, d)]["success"])})
-        validation = {"runs": len(runs), "superseded": len(runs) - len(latest), "latest_runs": len(latest),
-                      "days_validated": len({d for _, d in latest}), "suites": suites,
-                      "rules_failed": len(failing),
-                      "blocking_rules_failed": sum(1 for r in failing if r["severity"] == "blocking")}
+        validation = {"runs": v["validation_runs"], "superseded": v["superseded_runs"], "latest_runs": v["latest_runs"],
+                      "days_validated": v["days_validated"], "suites": suites, "rules_failed": v["rules_failed"],
+                      "blocking_rules_failed": v["blocking_rules_failed"],
+                      "rules_not_listed": v["rules_failed_not_listed"]}
 
         # -- records governance: encounters ---------------------------------------------------
-        governance = self._encounter_counts(reader, facility, first, last, open_after, entry)
+        scope = {**in_month, **({"facility_code": facility} if facility else {})}
+        facilities = reader.select(ENCOUNTERS, ["facility_code", "facility_name", "open_after_days"], scope,
+                                   order_by=["facility_code"])
+        if not facilities:
+            raise LookupError(f"{ENCOUNTERS} has no row for facility {facility} in {month.key}")
+        open_after = facilities[0]["open_after_days"]
+        (counts,) = reader.sums(ENCOUNTERS, [col for _, col, _, _ in GOVERNANCE], scope)
+        governance = [{"key": key, "label": label.format(n=open_after), "note": note.format(n=open_after),
+                       "figure": "Encounters cancelled" if key == "cancelled" else label.format(n=open_after),
+                       "count": counts[col]} for key, col, label, note in GOVERNANCE]
+        if entry.get("suppress_small_cells"):
+            from healthops.reports import phi
+
+            phi.suppress_table(governance, ["count"])
 
         # -- facilities on the feed that no report recipient covers (onboarding) ----------------
-        on_feed = {r["facility_code"] for r in reader.select(
-            "marts.fct_census_daily", ["facility_code"], {"census_date": ("between", (first, last))})}
-        if facility:
-            on_feed &= {facility}
-        no_audience = [{"facility_code": f, "facility_name": facility_name(f), "reports": reports}
+        on_feed = {r["facility_code"]: r["facility_name"]
+                   for r in reader.select(ON_FEED, ["facility_code", "facility_name"], scope)}
+        no_audience = [{"facility_code": f, "facility_name": on_feed[f], "reports": reports}
                        for f, reports in sorted(facilities_without_audience(load_catalog(), on_feed).items())]
-        reader.note("reference data facility name", [a["facility_name"] for a in no_audience])
 
         # -- what needs the director's attention ---------------------------------------------
         attention = []
         level = None
-        if quarantined != n_rejected:
+        if not feed["quarantine_reconciles"]:
             level = "error"
-            attention.append(f"The quarantine holds {quarantined} rejected message{'s' if quarantined != 1 else ''} "
-                             f"for the month but the load batches counted {n_rejected}: rejected messages are "
-                             "missing from raw.rejected (or were counted twice).")
+            attention.append(f"The quarantine holds {feed['quarantined']} rejected "
+                             f"{_plural(feed['quarantined'], 'message', 'messages')} for the month but the load "
+                             f"batches counted {feed['messages_rejected']}: rejected messages are missing from "
+                             "raw.rejected (or were counted twice).")
         if missing_days:
             level = level or "warning"
-            attention.append(f"No ADT file was received on {len(missing_days)} of {len(days)} days "
-                             f"({_day_ranges(missing_days)}).")
-        if late_files:
+            attention.append(f"No ADT file was received on {feed['days_without_data']} of {feed['days_in_month']} "
+                             f"days ({_day_ranges(missing_days)}).")
+        if feed["files_loaded_late"]:
             level = level or "warning"
-            attention.append(f"{late_files} file{'s were' if late_files != 1 else ' was'} loaded more than a day "
+            attention.append(f"{feed['files_loaded_late']} "
+                             f"{_plural(feed['files_loaded_late'], 'file was', 'files were')} loaded more than a day "
                              "after receipt.")
         if validation["blocking_rules_failed"]:
             level = level or "warning"
-            attention.append(f"{validation['blocking_rules_failed']} blocking data-quality rule"
-                             f"{'s' if validation['blocking_rules_failed'] != 1 else ''} failed on at least one day.")
+            attention.append(f"{validation['blocking_rules_failed']} blocking data-quality "
+                             f"{_plural(validation['blocking_rules_failed'], 'rule', 'rules')} failed on at least "
+                             "one day.")
         for a in no_audience:
             level = level or "warning"
             attention.append(f"{a['facility_name']} ({a['facility_code']}) is on the feed but has no recipient of "
                              f"{', '.join(a['reports'])} in the report catalog: its data is loaded, built and "
                              "checked, and no one receives its report.")
-        stale = [g for g in governance if g["key"].startswith("open_") and g["count"] not in (0, None)]
-        if stale:
+        if any(g["key"].startswith("open_") and g["count"] not in (0, None) for g in governance):
             level = level or "warning"
             attention.append("Encounters still open more than "
                              f"{open_after} days after they began: possible missing discharges (A03).")
 
-        name = facility_name(facility) if facility else "All facilities"
-        reader.note("reference data facility name", [name])
         return {
             "report_id": REPORT_ID,
             "period": month.key,
             "period_label": month.label,
-            "period_first": first,
-            "period_last": last,
+            "period_first": month.first,
+            "period_last": month.last,
             "facility_code": facility,
-            "facility_name": name,
-            "generated_at": datetime.now(tz),
+            "facility_name": facilities[0]["facility_name"] if facility else "All facilities",
+            "generated_at": datetime.now(ZoneInfo(config.facility_tz())),
             "open_after_days": open_after,
             "summary": {
-                "files": sum(d["files"] for d in per_day.values()),
-                "messages_in": n_in,
-                "messages_loaded": n_loaded,
-                "messages_rejected": n_rejected,
-                "messages_duplicate": n_duplicate,
-                "rejection_rate": _pct(n_rejected, n_in, "0.01"),
-                "days_with_data": len(per_day),
-                "days_in_month": len(days),
+                "files": feed["files"],
+                "messages_in": feed["messages_in"],
+                "messages_loaded": feed["messages_loaded"],
+                "messages_rejected": feed["messages_rejected"],
+                "messages_duplicate": feed["messages_duplicate"],
+                "rejection_rate": feed["rejection_rate_pct"],
+                "days_with_data": feed["days_with_data"],
+                "days_in_month": feed["days_in_month"],
                 "missing_days": missing_days,
                 "missing_days_label": _day_ranges(missing_days),
-                "quarantined": quarantined,
-                "quarantine_reconciles": quarantined == n_rejected,
-                "files_loaded_late": late_files,
-                "max_load_lag_days": max(lags) if lags else None,
+                "quarantined": feed["quarantined"],
+                "quarantine_reconciles": feed["quarantine_reconciles"],
+                "files_loaded_late": feed["files_loaded_late"],
+                "max_load_lag_days": feed["max_load_lag_days"],
+                "lowest_rate": {"date": feed["lowest_rate_date"], "rate": feed["lowest_rate_pct"]},
+                "highest_rate": {"date": feed["highest_rate_date"], "rate": feed["highest_rate_pct"]},
             },
             "daily": daily,
             "reasons": reasons,
+            "reason_bars": reason_bars,
             "rejections_by_day": rejections_by_day,
             "kahn": kahn,
             "kahn_total": kahn_total,
@@ -377,51 +329,6 @@ class DqGovernance:
             "attention": attention,
             "attention_level": level,
         }
-
-    @staticmethod
-    def _encounter_counts(reader, facility, first: date, last: date, open_after: int,
-                          entry: dict) -> list[dict[str, Any]]:
-        table = "marts.fct_encounters"
-        start, end = datetime.combine(first, time.min), datetime.combine(last, time.max)
-        base: dict[str, Any] = {"facility_code": facility} if facility else {}
-        cutoff = datetime.combine(last + timedelta(days=1), time.min) - timedelta(days=open_after)
-        has_first = _allowed(reader, table, "first_event_at")
-        rows: list[dict[str, Any]] = []
-
-        def add(key, label, count, note=""):
-            figure = "Encounters cancelled" if key == "cancelled" else label
-            rows.append({"key": key, "label": label, "figure": figure, "count": count, "note": note})
-
-        if has_first:
-            begun = reader.select(table, ["encounter_status"], {**base, "first_event_at": ("between", (start, end))})
-            add("begun", "Encounters begun", len(begun), "first ADT event in the month")
-            add("cancelled", "of which cancelled", sum(1 for r in begun if r["encounter_status"] == "cancelled"),
-                "every movement voided (A11, A12, A13)")
-        admitted = reader.select(table, ["encounter_status"], {**base, "admit_at": ("between", (start, end))})
-        add("admitted", "Inpatient admissions", len(admitted))
-        discharged = reader.select(table, ["length_of_stay_days"], {**base, "discharge_at": ("between", (start, end))})
-        add("discharged", "Inpatient discharges", len(discharged), "the denominator of record completion")
-        add("discharged_no_los", "Discharges without a length of stay",
-            sum(1 for r in discharged if r["length_of_stay_days"] is None), "expected 0")
-        if has_first:
-            still_open = reader.select(table, ["admit_at"], {**base, "encounter_status": "in_house",
-                                                             "first_event_at": ("<", cutoff)})
-            inpatient = sum(1 for r in still_open if r["admit_at"] is not None and r["admit_at"] < cutoff)
-            other = sum(1 for r in still_open if r["admit_at"] is None)
-        else:
-            still_open = reader.select(table, ["admit_at"], {**base, "encounter_status": "in_house",
-                                                             "admit_at": ("<", cutoff)})
-            inpatient, other = len(still_open), None
-        add("open_inpatient", f"Inpatient stays open over {open_after} days", inpatient,
-            f"admitted {open_after}+ days before month end, no discharge yet: a missing A03, or a long stay")
-        if other is not None:
-            add("open_other", f"Other encounters open over {open_after} days", other,
-                "ED, outpatient or observation, no discharge yet: a missing A03")
-        if entry.get("suppress_small_cells"):
-            from healthops.reports import phi
-
-            phi.suppress_table(rows, ["count"])
-        return rows
 
     # -- figures ---------------------------------------------------------------------------
     def figures(self, context: dict[str, Any]) -> dict[str, Any]:
@@ -475,7 +382,7 @@ class DqGovernance:
             subject = revision.subject_prefix + subject
         stem = f"{REPORT_ID}_{_safe_token(context['facility_code'] or 'ALL')}_{_safe_token(context['period'])}"
         charts_ = [
-            Chart("reasons", rejections_by_reason_chart(context["reasons"], context["period_label"]),
+            Chart("reasons", rejections_by_reason_chart(context["reason_bars"], context["period_label"]),
                   _reasons_alt(context)),
             Chart("daily", daily_messages_chart(context["daily"], context["period_label"]), _daily_alt(context),
                   caption="Bars: messages received per day (loaded + rejected); grey band: no file received. "
@@ -537,28 +444,26 @@ def rejections_csv(context: dict[str, Any]) -> bytes:
 
 
 def _reasons_alt(context: dict[str, Any]) -> str:
-    reasons = context["reasons"]
+    bars = context["reason_bars"]
     p = context["period_label"]
-    if not reasons:
+    if not bars:
         return f"Bar chart of rejected messages by reason for {p}: no message was rejected."
-    parts = [f"{r['category']} {r['count']} ({_pct_label(r['share'])})" for r in reasons[:MAX_REASONS_CHARTED]]
-    rest = len(reasons) - MAX_REASONS_CHARTED
+    parts = [f"{b['label']} {b['count']} ({_pct_label(b['share'])})" for b in bars if not b["is_other"]]
+    rest = [f"; and {b['reasons']} more reasons, listed in the table." for b in bars if b["is_other"]]
     return (f"Bar chart of rejected messages by reason for {p}, {context['summary']['quarantined']} in all: "
-            + "; ".join(parts) + (f"; and {rest} more reasons, listed in the table." if rest > 0 else "."))
+            + "; ".join(parts) + (rest[0] if rest else "."))
 
 
 def _daily_alt(context: dict[str, Any]) -> str:
     s = context["summary"]
     p = context["period_label"]
-    with_data = [d for d in context["daily"] if d["has_data"]]
-    if not with_data:
+    if not s["days_with_data"]:
         return f"Chart of messages received per day in {p}: no file was received this month."
-    hi = max(with_data, key=lambda d: (d["rejection_rate"] or 0, d["date"]))
-    lo = min(with_data, key=lambda d: (d["rejection_rate"] or 0, d["date"]))
+    lo, hi = s["lowest_rate"], s["highest_rate"]
     text = (f"Chart of messages received per day in {p}: {_n(s['messages_in'])} messages on {s['days_with_data']} "
             f"of {s['days_in_month']} days, {_n(s['messages_rejected'])} rejected ({_pct_label(s['rejection_rate'])}). "
-            f"Daily rejection rate from {_pct_label(lo['rejection_rate'])} ({_short(lo['date'])}) to "
-            f"{_pct_label(hi['rejection_rate'])} ({_short(hi['date'])}).")
+            f"Daily rejection rate from {_pct_label(lo['rate'])} ({_short(lo['date'])}) to "
+            f"{_pct_label(hi['rate'])} ({_short(hi['date'])}).")
     if s["missing_days"]:
         text += f" No file on {s['missing_days_label']}."
     return text
@@ -596,36 +501,32 @@ def _plain_text(context: dict[str, Any], title: str, stem: str, csv_name: str | 
 
 
 # -- charts -----------------------------------------------------------------------------------
-def rejections_by_reason_chart(reasons: Iterable[Mapping], period_label: str = "") -> bytes:
-    """Horizontal bars, one per reason category (largest first), labelled with the
-    count and its share of all rejections; past ``MAX_REASONS_CHARTED`` the rest are
-    one "other reasons" bar."""
+def rejections_by_reason_chart(bars: Iterable[Mapping], period_label: str = "") -> bytes:
+    """Horizontal bars (rpt_dq_rejection_reasons_chart: the largest reason categories
+    first, then one "N other reasons" bar), labelled with the count and its share of
+    all rejections."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    reasons = list(reasons)
+    bars = list(bars)
     title = "Rejected messages by reason" + (f", {period_label}" if period_label else "")
-    if not reasons:
+    if not bars:
         return _empty_chart(title, "No message was rejected")
-    shown = [(r["category"], int(r["count"])) for r in reasons[:MAX_REASONS_CHARTED]]
-    rest = reasons[MAX_REASONS_CHARTED:]
-    if rest:
-        shown.append((f"{len(rest)} other reasons", sum(int(r["count"]) for r in rest)))
-    total = sum(int(r["count"]) for r in reasons)
-    labels = ["\n".join(textwrap.wrap(c, 30)[:2]) for c, _ in shown]
-    counts = [n for _, n in shown]
+    labels = ["\n".join(textwrap.wrap(b["label"], 30)[:2]) for b in bars]
+    counts = [int(b["count"]) for b in bars]
+    shown = bars
     extra_lines = sum(lab.count("\n") for lab in labels)
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(WIDTH_IN, 0.9 + 0.27 * len(shown) + 0.08 * extra_lines), dpi=DPI,
                      layout="constrained")
         ax = fig.add_subplot()
         y = list(range(len(shown)))
-        colors = [NON_INPATIENT_COLOR if rest and i == len(shown) - 1 else OVER_COLOR for i in y]
+        colors = [NON_INPATIENT_COLOR if b["is_other"] else OVER_COLOR for b in bars]
         ax.barh(y, counts, height=0.62, color=colors, zorder=2)
         xmax = max(counts)
-        for yi, n in zip(y, counts):
-            ax.text(n + xmax * 0.02, yi, f"{n}  ({_pct_label(_pct(n, total))})", va="center", ha="left",
+        for yi, n, b in zip(y, counts, bars):
+            ax.text(n + xmax * 0.02, yi, f"{n}  ({_pct_label(b['share'])})", va="center", ha="left",
                     fontsize=8.5, color=TEXT_COLOR)
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
