@@ -8,8 +8,8 @@ with bounds as (
         date_trunc(
             'month',
             least(
-                (select min(b.received_date) from {{ source('audit', 'load_batches') }} as b),
-                (select min(v.logical_date) from {{ source('audit', 'validation_runs') }} as v),
+                (select min(b.received_date) from {{ source('audit', 'load_batches') }} b),
+                (select min(v.logical_date) from {{ source('audit', 'validation_runs') }} v),
                 (now() at time zone '{{ var("facility_tz") }}')::date
             )
         )::date as first_month,
@@ -20,8 +20,8 @@ with bounds as (
 )
 
 select
-    d.calendar_date::date                                                  as calendar_date,
-    date_trunc('month', d.calendar_date)::date                             as month_start,
-    (date_trunc('month', d.calendar_date) + interval '1 month')::date     as next_month_start
-from bounds as b
-cross join lateral generate_series(b.first_month, b.last_day, interval '1 day') as d (calendar_date)
+    d.calendar_date::date as calendar_date,
+    date_trunc('month', d.calendar_date)::date as month_start,
+    (date_trunc('month', d.calendar_date) + interval '1 month')::date as next_month_start
+from bounds b
+cross join lateral generate_series(b.first_month, b.last_day, interval '1 day') d (calendar_date)

@@ -15,7 +15,7 @@ with calendar as (
     select distinct
         c.month_start,
         c.next_month_start
-    from {{ ref('int_governance__calendar') }} as c
+    from {{ ref('int_governance__calendar') }} c
 ),
 
 encounters as (
@@ -26,20 +26,20 @@ encounters as (
         e.discharge_at,
         e.length_of_stay_days,
         e.encounter_status
-    from {{ ref('fct_encounters') }} as e
+    from {{ ref('fct_encounters') }} e
 ),
 
 facilities as (
     select
         f.facility_code::text as facility_code,
         f.facility_name::text as facility_name
-    from {{ ref('facilities') }} as f
+    from {{ ref('facilities') }} f
     union
     select distinct
         e.facility_code,
         e.facility_code as facility_name
-    from encounters as e
-    left join {{ ref('facilities') }} as s
+    from encounters e
+    left join {{ ref('facilities') }} s
         on e.facility_code = s.facility_code
     where s.facility_code is null
 ),
@@ -47,10 +47,10 @@ facilities as (
 begun as (
     select
         e.facility_code,
-        date_trunc('month', e.first_event_at)::date                         as month_start,
-        count(*)                                                            as encounters_begun,
-        count(*) filter (where e.encounter_status = 'cancelled')            as encounters_cancelled
-    from encounters as e
+        date_trunc('month', e.first_event_at)::date as month_start,
+        count(*) as encounters_begun,
+        count(*) filter (where e.encounter_status = 'cancelled') as encounters_cancelled
+    from encounters e
     group by e.facility_code, date_trunc('month', e.first_event_at)
 ),
 
@@ -58,8 +58,8 @@ admitted as (
     select
         e.facility_code,
         date_trunc('month', e.admit_at)::date as month_start,
-        count(*)                              as admissions
-    from encounters as e
+        count(*) as admissions
+    from encounters e
     where e.admit_at is not null
     group by e.facility_code, date_trunc('month', e.admit_at)
 ),
@@ -67,10 +67,10 @@ admitted as (
 discharged as (
     select
         e.facility_code,
-        date_trunc('month', e.discharge_at)::date                      as month_start,
-        count(*)                                                       as discharges,
-        count(*) filter (where e.length_of_stay_days is null)          as discharges_without_los
-    from encounters as e
+        date_trunc('month', e.discharge_at)::date as month_start,
+        count(*) as discharges,
+        count(*) filter (where e.length_of_stay_days is null) as discharges_without_los
+    from encounters e
     where e.discharge_at is not null
     group by e.facility_code, date_trunc('month', e.discharge_at)
 ),
@@ -83,37 +83,37 @@ still_open as (
             where e.admit_at is not null
             and greatest(e.first_event_at, e.admit_at)
             < c.next_month_start - interval '{{ open_after_days }} days'
-        )                                                                   as open_inpatient_stays,
+        ) as open_inpatient_stays,
         count(*) filter (
             where e.admit_at is null
             and e.first_event_at < c.next_month_start - interval '{{ open_after_days }} days'
-        )                                                                   as open_other_encounters
-    from encounters as e
-    inner join calendar as c
+        ) as open_other_encounters
+    from encounters e
+    inner join calendar c
         on e.first_event_at < c.next_month_start
     where e.encounter_status = 'in_house'
     group by e.facility_code, c.month_start
 )
 
 select
-    c.month_start::date                                    as month_start,
-    f.facility_code::text                                  as facility_code,
-    f.facility_name::text                                  as facility_name,
-    coalesce(b.encounters_begun, 0)::integer               as encounters_begun,
-    coalesce(b.encounters_cancelled, 0)::integer           as encounters_cancelled,
-    coalesce(a.admissions, 0)::integer                     as admissions,
-    coalesce(d.discharges, 0)::integer                     as discharges,
-    coalesce(d.discharges_without_los, 0)::integer         as discharges_without_los,
-    coalesce(o.open_inpatient_stays, 0)::integer           as open_inpatient_stays,
-    coalesce(o.open_other_encounters, 0)::integer          as open_other_encounters,
-    {{ open_after_days }}::integer                         as open_after_days
-from calendar as c
-cross join facilities as f
-left join begun as b
-    on b.month_start = c.month_start and b.facility_code = f.facility_code
-left join admitted as a
-    on a.month_start = c.month_start and a.facility_code = f.facility_code
-left join discharged as d
-    on d.month_start = c.month_start and d.facility_code = f.facility_code
-left join still_open as o
-    on o.month_start = c.month_start and o.facility_code = f.facility_code
+    c.month_start::date as month_start,
+    f.facility_code::text as facility_code,
+    f.facility_name::text as facility_name,
+    coalesce(b.encounters_begun, 0)::integer as encounters_begun,
+    coalesce(b.encounters_cancelled, 0)::integer as encounters_cancelled,
+    coalesce(a.admissions, 0)::integer as admissions,
+    coalesce(d.discharges, 0)::integer as discharges,
+    coalesce(d.discharges_without_los, 0)::integer as discharges_without_los,
+    coalesce(o.open_inpatient_stays, 0)::integer as open_inpatient_stays,
+    coalesce(o.open_other_encounters, 0)::integer as open_other_encounters,
+    {{ open_after_days }}::integer as open_after_days
+from calendar c
+cross join facilities f
+left join begun b
+    on c.month_start = b.month_start and f.facility_code = b.facility_code
+left join admitted a
+    on c.month_start = a.month_start and f.facility_code = a.facility_code
+left join discharged d
+    on c.month_start = d.month_start and f.facility_code = d.facility_code
+left join still_open o
+    on c.month_start = o.month_start and f.facility_code = o.facility_code

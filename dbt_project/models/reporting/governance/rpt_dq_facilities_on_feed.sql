@@ -7,16 +7,16 @@ with census as (
     select
         d.facility_code,
         date_trunc('month', d.census_date)::date as month_start,
-        count(distinct d.census_date)            as census_days
-    from {{ ref('fct_census_daily') }} as d
+        count(distinct d.census_date) as census_days
+    from {{ ref('fct_census_daily') }} d
     group by date_trunc('month', d.census_date), d.facility_code
 )
 
 select
-    c.month_start::date                                   as month_start,
-    c.facility_code::text                                 as facility_code,
-    c.census_days::integer                                as census_days,
-    coalesce(f.facility_name, c.facility_code)::text      as facility_name
-from census as c
-left join {{ ref('facilities') }} as f
-    on f.facility_code = c.facility_code
+    c.month_start::date as month_start,
+    c.facility_code::text as facility_code,
+    c.census_days::integer as census_days,
+    coalesce(f.facility_name, c.facility_code)::text as facility_name
+from census c
+left join {{ ref('facilities') }} f
+    on c.facility_code = f.facility_code

@@ -8,18 +8,18 @@ with calendar as (
     select
         c.calendar_date,
         c.month_start
-    from {{ ref('int_governance__calendar') }} as c
+    from {{ ref('int_governance__calendar') }} c
 ),
 
 batches as (
     select
         b.received_date,
-        count(*)                 as files,
-        sum(b.records_in)        as messages_in,
-        sum(b.records_loaded)    as messages_loaded,
-        sum(b.records_rejected)  as messages_rejected,
+        count(*) as files,
+        sum(b.records_in) as messages_in,
+        sum(b.records_loaded) as messages_loaded,
+        sum(b.records_rejected) as messages_rejected,
         sum(b.records_duplicate) as messages_duplicate
-    from {{ source('audit', 'load_batches') }} as b
+    from {{ source('audit', 'load_batches') }} b
     group by b.received_date
 ),
 
@@ -27,23 +27,23 @@ quarantine as (
     select
         r.received_date,
         count(*) as quarantined
-    from {{ source('raw_quarantine', 'rejected') }} as r
+    from {{ source('raw_quarantine', 'rejected') }} r
     group by r.received_date
 )
 
 select
-    c.calendar_date::date                                                   as received_date,
-    c.month_start::date                                                     as month_start,
-    (b.received_date is not null)                                           as has_data,
-    coalesce(b.files, 0)::integer                                           as files,
-    coalesce(b.messages_in, 0)::integer                                     as messages_in,
-    coalesce(b.messages_loaded, 0)::integer                                 as messages_loaded,
-    coalesce(b.messages_rejected, 0)::integer                               as messages_rejected,
-    coalesce(b.messages_duplicate, 0)::integer                              as messages_duplicate,
+    c.calendar_date::date as received_date,
+    c.month_start::date as month_start,
+    (b.received_date is not null) as has_data,
+    coalesce(b.files, 0)::integer as files,
+    coalesce(b.messages_in, 0)::integer as messages_in,
+    coalesce(b.messages_loaded, 0)::integer as messages_loaded,
+    coalesce(b.messages_rejected, 0)::integer as messages_rejected,
+    coalesce(b.messages_duplicate, 0)::integer as messages_duplicate,
     {{ percent('b.messages_rejected', 'b.messages_in', 2) }}::numeric(7, 2) as rejection_rate_pct,
-    coalesce(q.quarantined, 0)::integer                                     as quarantined
-from calendar as c
-left join batches as b
-    on b.received_date = c.calendar_date
-left join quarantine as q
-    on q.received_date = c.calendar_date
+    coalesce(q.quarantined, 0)::integer as quarantined
+from calendar c
+left join batches b
+    on c.calendar_date = b.received_date
+left join quarantine q
+    on c.calendar_date = q.received_date
