@@ -1,121 +1,114 @@
 """The monthly census and utilization report (healthops.reports.monthly_census) on a
-real PostgreSQL: the two marts it reads as plain tables with hand-written rows (the
-mart's own formulas applied by ``period_row``), then its figures against numbers
-worked out by hand, small-cell suppression, the month-to-date note, the charts, PDF
-and CSV, the figures as a content version and the facility filter; and once on marts
-built by dbt from an HL7 feed, so the columns and types are the real ones."""
+real PostgreSQL: hand-written daily census rows (marts.fct_census_daily, each month's
+figures spread over its days), the period mart and the report's models built over
+them by dbt once per module, then the figures against numbers worked out by hand (the
+emergency department out of every facility total), small-cell suppression, the
+month-to-date note, the charts, PDF and CSV, the figures as a content version, the
+facility filter and the reader's queries; and once on marts built by dbt from an HL7
+feed, so the columns and types are the real ones."""
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
 import re
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
+from reporting_build import MONTHLY_CENSUS_MODELS, build_models, template_database
 
-from healthops.reports import kinds
+from healthops import config
+from healthops.reports import kinds, monthly_census
 from healthops.reports.catalog import load_catalog
 from healthops.reports.monthly_census import KIND
-from healthops.reports.phi import SUPPRESSED, MartReader, allowed_columns
+from healthops.reports.phi import SUPPRESSED
+from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect
+from healthops.warehouse.schema import ensure_schema
 
 PNG = b"\x89PNG\r\n\x1a\n"
-PERIOD_COLS = ["facility_code", "unit_code", "period_type", "period_start", "days_in_period", "patient_days",
-               "observation_days", "admissions", "discharges", "average_daily_census", "staffed_beds", "occupancy",
-               "average_length_of_stay"]
-# exactly the columns the report reads; the catalog's allow-list must hold them (test_catalog_allows_the_columns)
-ALLOWED = {
-    "marts.fct_census_period": frozenset(["facility_code", "unit_code", "period_type", "period_start",
-                                          "days_in_period", "patient_days", "admissions", "discharges",
-                                          "average_daily_census", "staffed_beds", "occupancy",
-                                          "average_length_of_stay"]),
-    "marts.dim_units": frozenset(["facility_code", "unit_code", "unit_name", "unit_type", "is_inpatient_unit",
-                                  "staffed_beds"]),
-}
 ENTRY = {"id": "monthly_census", "name": "Monthly census and utilization", "template": "monthly_census.html.j2",
          "subject": "{report_name} — {period_label}", "sender": "healthops <healthops@localhost>",
          "recipients": ["cno@example.org"], "formats": ["html", "pdf", "csv"], "suppress_small_cells": True}
 
-DDL = """
-create schema if not exists marts;
-create table marts.dim_units (
-    facility_code text, unit_code text, unit_name text, unit_type text, is_inpatient_unit boolean,
-    staffed_beds integer, licensed_beds integer, cost_center text);
-create table marts.fct_census_period (
-    facility_code text, unit_code text, period_type text, period_start date, days_in_period integer,
-    patient_days bigint, observation_days bigint, admissions bigint, discharges bigint,
-    average_daily_census numeric(12,2), staffed_beds numeric(12,2), occupancy numeric(7,4),
-    average_length_of_stay numeric(8,2));
+DAILY_DDL = """
+create table marts.fct_census_daily (
+    facility_code text, unit_code text, census_date date, midnight_census integer, admissions integer,
+    discharges integer, transfers_in integer, transfers_out integer, patient_days integer,
+    discharged_stay_days integer, observation_census integer, observation_days integer, staffed_beds integer)
 """
-UNITS = [
-    ("NGH", "ICU", "Intensive Care Unit", "critical_care", True, 12),
-    ("NGH", "MS5", "Medical/Surgical 5 East", "medical_surgical", True, 32),
-    ("NGH", "PSY", "Behavioral Health", "psychiatric", True, 14),
-    ("NGH", "ED", "Emergency Department", "emergency", False, 30),
-    ("SGH", "ICU", "Intensive Care Unit", "critical_care", True, 10),
-    ("SGH", "ONC", "Oncology", "other_specialty", True, 18),
-]
 OCT, SEP, OCT_25, NOV = date(2026, 10, 1), date(2026, 9, 1), date(2025, 10, 1), date(2026, 11, 1)
-# per facility and month: days with data, then per unit (beds, patient days, admissions, discharges,
-# inpatient days of the stays discharged); 'ALL' is the sum, as in the mart
+# per facility and month: days with data, then per unit (beds as in the units seed, patient days,
+# admissions, discharges, inpatient days of the stays discharged). The ED (not an inpatient unit)
+# holds two boarders a night: its beds and days are in no facility total.
 MONTHS = {
     ("NGH", OCT): (31, {"ICU": (12, 341, 40, 39, 156), "MS5": (32, 868, 200, 198, 891),
-                        "PSY": (14, 124, 5, 3, 31)}),
+                        "PSY": (14, 124, 5, 3, 31), "ED": (30, 62, 0, 0, 0)}),
     ("NGH", SEP): (30, {"ICU": (12, 300, 35, 36, 144), "MS5": (32, 810, 190, 185, 814),
-                        "PSY": (14, 150, 12, 12, 96)}),
+                        "PSY": (14, 150, 12, 12, 96), "ED": (30, 60, 0, 0, 0)}),
     ("NGH", OCT_25): (31, {"ICU": (12, 310, 30, 31, 124), "MS5": (32, 775, 180, 178, 801),
-                           "PSY": (14, 155, 11, 11, 110)}),
+                           "PSY": (14, 155, 11, 11, 110), "ED": (30, 62, 0, 0, 0)}),
     ("SGH", OCT): (31, {"ICU": (10, 248, 25, 24, 96), "ONC": (18, 465, 30, 31, 186)}),
     ("SGH", SEP): (30, {"ICU": (10, 240, 24, 24, 100), "ONC": (18, 450, 30, 30, 170)}),
 }
 
 
-def q(value, places):
-    return Decimal(value).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+def _share(total, days, i):
+    """Day ``i``'s part of a month's ``total`` spread over ``days`` days (the parts add up)."""
+    return total // days + (1 if i < total % days else 0)
 
 
-def period_row(fac, unit, start, days, beds, pd, adm, dis, dsd, period_type="month"):
-    """A fct_census_period row by the mart's formulas (fct_census_period.sql)."""
-    return (fac, unit, period_type, start, days, pd, 0, adm, dis, q(Decimal(pd) / days, "0.01"), q(beds, "0.01"),
-            q(Decimal(pd) / days / beds, "0.0001"), q(Decimal(dsd) / dis, "0.01") if dis else None)
-
-
-def month_rows(months):
+def daily_rows(months):
+    """fct_census_daily rows whose sums over each month are the figures of ``months``."""
     rows = []
     for (fac, start), (days, units) in months.items():
         for unit, (beds, pd, adm, dis, dsd) in units.items():
-            rows.append(period_row(fac, unit, start, days, beds, pd, adm, dis, dsd))
-        tot = [sum(u[i] for u in units.values()) for i in range(5)]
-        rows.append(period_row(fac, "ALL", start, days, *tot))
+            for i in range(days):
+                p = _share(pd, days, i)
+                rows.append((fac, unit, start + timedelta(days=i), p, _share(adm, days, i), _share(dis, days, i),
+                             0, 0, p, _share(dsd, days, i), 0, 0, beds))
     return rows
 
 
-def load_marts(url, months=MONTHS, day_rows=()):
+def load_daily(url, months=MONTHS):
+    """Replace the daily mart's rows (the period mart and the report's models are views over it)."""
     with connect(url) as conn:
-        conn.execute("drop table if exists marts.dim_units; drop table if exists marts.fct_census_period")
-        conn.execute(DDL)
+        conn.execute("delete from marts.fct_census_daily")
         with conn.cursor() as cur:
-            cur.executemany("insert into marts.dim_units values (%s,%s,%s,%s,%s,%s,%s,'')",
-                            [(*u, u[5] + 2) for u in UNITS])
-            cur.executemany(f"insert into marts.fct_census_period values ({','.join(['%s'] * 13)})",
-                            month_rows(months) + list(day_rows))
+            cur.executemany(f"insert into marts.fct_census_daily values ({','.join(['%s'] * 13)})",
+                            daily_rows(months))
+
+
+@pytest.fixture(scope="module")
+def marts_template(pg_server):
+    def prepare(url):
+        with connect(url) as conn:
+            ensure_schema(conn)
+            conn.execute(DAILY_DDL)
+        load_daily(url)
+        build_models(url, MONTHLY_CENSUS_MODELS)
+
+    with template_database(pg_server, prepare) as name:
+        yield name
+
+
+@pytest.fixture
+def marts(marts_template, make_database):
+    return make_database(template=marts_template)
+
+
+def reader_on(conn):
+    return ReportReader(conn, KIND.models)
 
 
 def build(url, period="2026-10", flt=None, entry=ENTRY):
     with connect(url) as conn:
-        reader = MartReader(conn, ALLOWED)
-        ctx = KIND.build_context(reader, period, flt or {}, entry)
-    return ctx
-
-
-@pytest.fixture
-def marts(warehouse_url):
-    load_marts(warehouse_url)
-    return warehouse_url
+        return KIND.build_context(reader_on(conn), period, flt or {}, entry)
 
 
 def keep(rendered, name):
@@ -146,13 +139,71 @@ def test_kind_interface_and_registry():
         assert kinds.registry()["monthly_census"] is KIND
 
 
-def test_catalog_allows_the_columns():
-    catalog = load_catalog()
-    allowed = allowed_columns(catalog)
-    for table, cols in ALLOWED.items():
-        assert cols <= allowed[table], table
-    entry = catalog["reports"]["monthly_census"]
+def test_exposure_lists_the_kinds_models():
+    path = config.DBT_PROJECT_DIR / "models" / "reporting" / "exposures" / "monthly_census.yml"
+    (exposure,) = yaml.safe_load(path.read_text())["exposures"]
+    assert exposure["name"] == "monthly_census"
+    assert exposure["depends_on"] == [f"ref('{m}')" for m in KIND.models]
+    models = reporting_models()
+    for m in KIND.models:   # every column described and marked non-PHI
+        assert models[m].readable == frozenset(models[m].columns), m
+    entry = load_catalog()["reports"]["monthly_census"]
     assert entry["template"] == "monthly_census.html.j2" and entry.get("builder", "monthly_census") == "monthly_census"
+
+
+def test_the_facility_total_leaves_the_ed_out(marts):
+    """fct_census_period's 'ALL' row is the inpatient units (dim_units.is_inpatient_unit):
+    NGH October 2026 without the ED's 62 patient days and 30 beds."""
+    with connect(marts) as conn:
+        rows = {u: r for u, *r in conn.execute(
+            "select unit_code, days_in_period, patient_days, admissions, staffed_beds, average_daily_census, "
+            "occupancy from marts.fct_census_period where facility_code = 'NGH' and period_type = 'month' "
+            "and period_start = '2026-10-01'")}
+        day = conn.execute("select patient_days, staffed_beds from marts.fct_census_period where facility_code = "
+                           "'NGH' and unit_code = 'ALL' and period_type = 'day' and period_start = '2026-10-01'"
+                           ).fetchone()
+    # 341 + 868 + 124 = 1333 patient days (not 1395), 12 + 32 + 14 = 58 beds (not 88):
+    # ADC 1333 / 31 = 43.00 (not 45.00), occupancy 43 / 58 = 0.7414 (not 45 / 88 = 0.5114)
+    assert rows["ALL"] == [31, 1333, 245, Decimal("58.00"), Decimal("43.00"), Decimal("0.7414")]
+    assert rows["ED"] == [31, 62, 0, Decimal("30.00"), Decimal("2.00"), Decimal("0.0667")]
+    # October 1st: 11 + 28 + 4 (not + 2) patient days, 58 beds
+    assert day == (43, Decimal("58.00"))
+
+
+def test_models_hold_every_figure(marts):
+    with connect(marts) as conn:
+        reader = reader_on(conn)
+        (t,) = reader.select("rpt_monthly_census_units", [
+            "unit_name", "is_inpatient_unit", "days_in_month", "average_daily_census", "occupancy_pct",
+            "average_length_of_stay", "staffed_beds", "average_daily_census_prev_month",
+            "average_daily_census_change_prev_month", "average_daily_census_change_pct_prev_month",
+            "occupancy_pct_change_prev_month", "admissions_change_prev_month", "patient_days_change_pct_prev_month",
+            "average_daily_census_prev_year", "average_daily_census_change_pct_prev_year"],
+            {"facility_code": "NGH", "month_start": OCT, "unit_code": "ALL"})
+        # Sep: 1260 / 30 = 42.00, 72.4 %; Oct 2025: 1240 / 31 = 40.00; patient days 1333 vs 1260: +5.8 %
+        assert t == {"unit_name": "All inpatient units", "is_inpatient_unit": True, "days_in_month": 31,
+                     "average_daily_census": Decimal("43.00"), "occupancy_pct": Decimal("74.1"),
+                     "average_length_of_stay": Decimal("4.49"), "staffed_beds": Decimal("58.00"),
+                     "average_daily_census_prev_month": Decimal("42.00"),
+                     "average_daily_census_change_prev_month": Decimal("1.00"),
+                     "average_daily_census_change_pct_prev_month": Decimal("2.4"),
+                     "occupancy_pct_change_prev_month": Decimal("1.7"), "admissions_change_prev_month": 8,
+                     "patient_days_change_pct_prev_month": Decimal("5.8"),
+                     "average_daily_census_prev_year": Decimal("40.00"),
+                     "average_daily_census_change_pct_prev_year": Decimal("7.5")}
+        (ed,) = reader.select("rpt_monthly_census_units", ["is_inpatient_unit", "occupancy_pct", "unit_type"],
+                              {"facility_code": "NGH", "month_start": OCT, "unit_code": "ED"})
+        assert ed == {"is_inpatient_unit": False, "occupancy_pct": Decimal("6.7"), "unit_type": "emergency"}
+        trend = reader.select("rpt_monthly_census_trend", ["month_start", "has_data", "days_with_data",
+                                                           "is_complete_month", "counts_comparable_prev_month"],
+                              {"facility_code": "SGH", "month_start": ("between", (date(2026, 8, 1), OCT))},
+                              order_by=["month_start"])
+        assert [tuple(r.values()) for r in trend] == [(date(2026, 8, 1), False, 0, False, False),
+                                                      (SEP, True, 30, True, False), (OCT, True, 31, True, True)]
+        # the trend spans a year before the first month with data (October 2025) to the last
+        months = reader.select("rpt_monthly_census_trend", ["month_start"], {"facility_code": "NGH"},
+                               order_by=["month_start"])
+        assert (months[0]["month_start"], months[-1]["month_start"], len(months)) == (date(2024, 10, 1), OCT, 25)
 
 
 def test_figures_match_hand_counts(marts):
@@ -175,8 +226,13 @@ def test_figures_match_hand_counts(marts):
     assert (icu["current"]["adc"], icu["current"]["occupancy"], icu["current"]["alos"]) == (
         Decimal("11.00"), Decimal("91.7"), Decimal("4.00"))
     assert icu["vs_prev"]["occupancy"]["value"] == Decimal("8.4")  # 91.7 - 83.3
-    # units in acuity order, the ED (no rows) absent; SGH has no October 2025: no y/y
-    assert [u["unit_code"] for u in ngh["units"]] == ["ICU", "MS5", "PSY"]
+    # units in acuity order, then the ED (not an inpatient unit, in no total: 2.00 of 30 beds)
+    assert [(u["unit_code"], u["inpatient"]) for u in ngh["units"]] == [
+        ("ICU", True), ("MS5", True), ("PSY", True), ("ED", False)]
+    assert (unit(ngh, "ED")["current"]["adc"], unit(ngh, "ED")["current"]["occupancy"]) == (
+        Decimal("2.00"), Decimal("6.7"))
+    assert t["current"]["staffed_beds"] == 58 and t["vs_prev"]["staffed_beds"]["value"] == 0
+    # SGH has no October 2025: no y/y
     assert fac(ctx, "SGH")["total"]["vs_year_ago"]["adc"] == {"value": None, "pct": None, "note": "no data"}
     assert ngh["coverage"]["complete"] and ctx["incomplete"] == []
 
@@ -203,8 +259,11 @@ def test_small_cells_suppressed_everywhere(marts):
     assert (icu["current"]["admissions"], icu["current"]["discharges"], icu["current"]["alos"]) == (SUPPRESSED,) * 3
     assert (ms5["current"]["admissions"], ms5["current"]["discharges"]) == (200, 198)
     assert ngh["total"]["current"]["admissions"] == 245
-    # no change is shown to or from a hidden cell
-    assert icu["vs_prev"]["admissions"]["value"] is None and icu["vs_prev"]["alos"]["value"] is None
+    # the ED is not in the total: it neither hides nor is hidden to protect an inpatient cell
+    assert unit(ngh, "ED")["current"]["admissions"] == 0
+    # no change is shown to or from a hidden cell, and none is kept in the context
+    assert icu["vs_prev"]["admissions"] == {"value": None, "pct": None, "note": "suppressed"}
+    assert icu["vs_prev"]["alos"]["value"] is None
     assert ctx["suppressed_cells"] >= 4
 
     figs = KIND.figures(ctx)
@@ -239,10 +298,9 @@ def _strip_noise(text: str) -> str:
     return re.sub(r"\d{4}-\d{2}-\d{2}[T ][\d:.+-]+", "", text)
 
 
-def test_small_facility_total_is_suppressed_too(warehouse_url):
-    months = {("SGH", OCT): (31, {"ICU": (10, 62, 4, 5, 20), "ONC": (18, 93, 0, 3, 12)})}
-    load_marts(warehouse_url, months)
-    ctx = build(warehouse_url, flt={"facility": "SGH"})
+def test_small_facility_total_is_suppressed_too(marts):
+    load_daily(marts, {("SGH", OCT): (31, {"ICU": (10, 62, 4, 5, 20), "ONC": (18, 93, 0, 3, 12)})})
+    ctx = build(marts, flt={"facility": "SGH"})
     sgh = fac(ctx, "SGH")
     assert sgh["total"]["current"]["discharges"] == SUPPRESSED and sgh["total"]["current"]["alos"] == SUPPRESSED
     assert unit(sgh, "ONC")["current"]["admissions"] == 0      # zero is shown
@@ -253,6 +311,13 @@ def test_small_facility_total_is_suppressed_too(warehouse_url):
     figs = KIND.figures(ctx)
     assert not any(isinstance(v, int) and 1 <= v <= 10 for k, v in figs.items()
                    if k.endswith(("admissions", "discharges")))
+    # every facility: NGH (in the facilities seed) has no data this month, and says so
+    ctx = build(marts)
+    assert [(f["facility_code"], f["has_data"]) for f in ctx["facilities"]] == [("NGH", False), ("SGH", True)]
+    assert fac(ctx, "NGH")["coverage"]["label"] == "No census data for October 2026."
+    r = KIND.render(ctx, ENTRY, None)
+    assert "No census data for October 2026." in r.html and len(r.images) == 1
+    assert KIND.figures(ctx)["NGH 2026-10 days with data"] == "0 of 31"
 
 
 def test_render_pdf_charts_csv(marts, tmp_path):
@@ -276,12 +341,14 @@ def test_render_pdf_charts_csv(marts, tmp_path):
     assert name == "monthly_census_ALL_2026-10.csv" and mime == "text/csv"
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert [(x["facility_code"], x["unit_code"]) for x in rows] == [
-        ("NGH", "ALL"), ("NGH", "ICU"), ("NGH", "MS5"), ("NGH", "PSY"), ("SGH", "ALL"), ("SGH", "ICU"), ("SGH", "ONC")]
+        ("NGH", "ALL"), ("NGH", "ICU"), ("NGH", "MS5"), ("NGH", "PSY"), ("NGH", "ED"),
+        ("SGH", "ALL"), ("SGH", "ICU"), ("SGH", "ONC")]
     ngh_all = rows[0]
     assert (ngh_all["average_daily_census"], ngh_all["occupancy_pct"], ngh_all["average_length_of_stay"],
             ngh_all["admissions"], ngh_all["average_daily_census_prev_month"],
             ngh_all["average_daily_census_prev_year"]) == ("43.00", "74.1", "4.49", "245", "42.00", "40.00")
-    assert rows[4]["average_daily_census_prev_year"] == ""      # SGH: no October 2025
+    assert (rows[4]["unit_type"], rows[4]["staffed_beds"], rows[4]["patient_days"]) == ("emergency", "30", "62")
+    assert rows[5]["average_daily_census_prev_year"] == ""      # SGH: no October 2025
     (tmp_path / "r.pdf").write_bytes(r.pdf)
     assert "no patient-identifying information" in r.text and "43.00" in r.text
 
@@ -290,13 +357,12 @@ def test_render_pdf_charts_csv(marts, tmp_path):
     assert r2.attachments == {}
 
 
-def test_month_to_date_is_flagged(warehouse_url):
+def test_month_to_date_is_flagged(marts):
     months = dict(MONTHS)
     months[("NGH", NOV)] = (14, {"ICU": (12, 154, 20, 18, 70), "MS5": (32, 406, 95, 90, 400),
                                  "PSY": (14, 70, 12, 11, 70)})
-    days = [period_row("NGH", "ALL", NOV + timedelta(days=i), 1, 58, 45, 9, 8, 30, "day") for i in range(14)]
-    load_marts(warehouse_url, months, days)
-    ctx = build(warehouse_url, "2026-11", {"facility": "NGH"})
+    load_daily(marts, months)
+    ctx = build(marts, "2026-11", {"facility": "NGH"})
     ngh = fac(ctx, "NGH")
     cov = ngh["coverage"]
     assert (cov["days_with_data"], cov["days_in_month"], cov["complete"]) == (14, 30, False)
@@ -324,13 +390,15 @@ def test_figures_version_the_content(marts):
     b = KIND.figures(build(marts))
     assert a == b and json.dumps(a) == json.dumps(b)
     assert not any("generat" in k.lower() for k in a)
-    with connect(marts) as conn:   # a late discharge in September's med/surg
-        conn.execute("""update marts.fct_census_period set discharges = discharges + 1
-                        where facility_code = 'NGH' and unit_code in ('MS5', 'ALL') and period_start = '2026-09-01'
-                          and period_type = 'month'""")
+    with connect(marts) as conn:   # a late discharge in September's med/surg (no stay days: ALOS falls)
+        conn.execute("""update marts.fct_census_daily set discharges = discharges + 1
+                        where facility_code = 'NGH' and unit_code = 'MS5' and census_date = '2026-09-30'""")
     c = KIND.figures(build(marts))
     changed = {label for label, _, _ in kinds.diff_figures(a, c)}
-    assert changed == {"NGH MS5 2026-09 discharges", "NGH total 2026-09 discharges"}
+    # MS5: 814 / 186 = 4.38 (was 4.40); the inpatient total: 1054 / 234 = 4.50 (was 4.52)
+    assert changed == {"NGH MS5 2026-09 discharges", "NGH total 2026-09 discharges",
+                       "NGH MS5 2026-09 ALOS days", "NGH total 2026-09 ALOS days"}
+    assert (c["NGH MS5 2026-09 ALOS days"], c["NGH total 2026-09 ALOS days"]) == ("4.38", "4.50")
 
 
 def test_facility_filter(marts):
@@ -350,11 +418,34 @@ def test_facility_filter(marts):
 
 
 def test_reader_is_allow_listed(marts):
-    from healthops.reports.phi import ColumnNotAllowed
+    models = reporting_models()
+    spec = models["rpt_monthly_census_units"]
+    narrow = {**models, "rpt_monthly_census_units": type(spec)(
+        spec.name, spec.schema, {**spec.columns, "unit_name": True})}   # as if unit_name were PHI
+    with connect(marts) as conn:
+        reader = ReportReader(conn, KIND.models, models=narrow)
+        with pytest.raises(ColumnNotAllowed, match="unit_name"):
+            KIND.build_context(reader, "2026-10", {}, ENTRY)
+        with pytest.raises(ColumnNotAllowed, match="not reporting-layer models: fct_census_period"):
+            ReportReader(conn, ["fct_census_period"])
+        with pytest.raises(ColumnNotAllowed, match="rpt_daily_census_units is not a model this report reads"):
+            reader.select("rpt_daily_census_units", ["unit_code"])
 
-    narrow = {**ALLOWED, "marts.dim_units": ALLOWED["marts.dim_units"] - {"unit_name"}}
-    with connect(marts) as conn, pytest.raises(ColumnNotAllowed):
-        KIND.build_context(MartReader(conn, narrow), "2026-10", {}, ENTRY)
+
+def test_report_issues_only_the_readers_selects_of_its_models(marts):
+    """Rendered from its models: every query a plain select from the rpt schema, no sum
+    (nothing is added up for this report), and no SQL or connection in the module."""
+    with connect(marts) as conn:
+        reader = reader_on(conn)
+        ctx = KIND.build_context(reader, "2026-10", {}, ENTRY)
+    r = KIND.render(ctx, ENTRY, None)
+    assert r.pdf.startswith(b"%PDF")
+    assert reader.queries and all(
+        re.fullmatch(r'select ("\w+", )*"\w+" from "rpt"\."rpt_monthly_census_(units|trend)"( where .*)?', q)
+        for q in reader.queries), reader.queries
+    source = inspect.getsource(monthly_census)
+    for forbidden in ("conn.execute", ".conn", "cursor", "sum(", "marts.", "fct_census"):
+        assert forbidden not in source, forbidden
 
 
 def test_revision_banner_and_subject(marts):
@@ -387,11 +478,9 @@ def test_on_marts_built_by_dbt(warehouse_url, tmp_path):
     ]))
     load_adt_date(warehouse_url, tmp_path / "landing", day)
     run_dbt(["build"], warehouse_url, capture=True)
-    allowed = {"marts.fct_census_period": ALLOWED["marts.fct_census_period"],
-               "marts.dim_units": ALLOWED["marts.dim_units"]}
     entry = {**ENTRY, "suppress_small_cells": False}
     with connect(warehouse_url) as conn:
-        ctx = KIND.build_context(MartReader(conn, allowed), "2026-02", {"facility": "NGH"}, entry)
+        ctx = KIND.build_context(reader_on(conn), "2026-02", {"facility": "NGH"}, entry)
         want = conn.execute("""select days_in_period, patient_days, average_daily_census, average_length_of_stay
                                from marts.fct_census_period where facility_code = 'NGH' and unit_code = 'ALL'
                                  and period_type = 'month' and period_start = '2026-02-01'""").fetchone()
@@ -409,7 +498,7 @@ def test_on_marts_built_by_dbt(warehouse_url, tmp_path):
 
 
 def test_published_through_the_catalog(marts, tmp_path):
-    """The catalog entry, the catalog's allow-list and the PHI guard, over a real SMTP
+    """The catalog entry, the report's models (its reader) and the PHI guard, over a real SMTP
     server on loopback: one message per recipient, nothing new on a retry, one revised
     message each after a late change to the month before."""
     from email import policy
@@ -442,9 +531,8 @@ def test_published_through_the_catalog(marts, tmp_path):
         assert publish("monthly_census", "2026-10", url=marts, smtp=smtp).sent == []
 
         with connect(marts) as conn:  # a late admission to September's ICU
-            conn.execute("""update marts.fct_census_period set admissions = admissions + 1
-                            where facility_code = 'NGH' and unit_code in ('ICU', 'ALL')
-                              and period_start = '2026-09-01' and period_type = 'month'""")
+            conn.execute("""update marts.fct_census_daily set admissions = admissions + 1
+                            where facility_code = 'NGH' and unit_code = 'ICU' and census_date = '2026-09-30'""")
         again = publish("monthly_census", "2026-10", url=marts, smtp=smtp)
         assert len(again.sent) == 2 and all(s["revision"] == 1 for s in again.sent)
         every = [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in box.messages()]

@@ -12,7 +12,7 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
-from reporting_build import DAILY_CENSUS_MODELS, build_models
+from reporting_build import DAILY_CENSUS_MODELS, build_models, template_database
 
 from healthops.reports import phi
 from healthops.reports.catalog import load_catalog
@@ -45,16 +45,7 @@ def census_rows():
 def marts_template(pg_server):
     """Hand-made census marts and one raw message (a known MRN and name), with the daily
     census reporting models built over them: built once, copied for each test."""
-    import psycopg
-
-    from healthops.warehouse.connection import libpq_url
-
-    name = "tpl_" + uuid.uuid4().hex[:12]
-    admin = libpq_url(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = f"{pg_server.rpartition('/')[0]}/{name}"
-    try:
+    def prepare(url):
         with connect(url) as conn:
             ensure_schema(conn)
             conn.execute("""create table marts.fct_census_daily (
@@ -71,10 +62,9 @@ def marts_template(pg_server):
                    values (%s, %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', %s,
                            'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""", (uuid.uuid4(), D1, MRN))
         build_models(url, DAILY_CENSUS_MODELS)
+
+    with template_database(pg_server, prepare) as name:
         yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture

@@ -4,38 +4,35 @@ kind (see ``healthops.reports.kinds``).
 One report per month ("YYYY-MM"), for every facility or for the one a recipient's
 filter names ({"facility": "NGH"}). Per facility: the month's average daily census
 (ADC), occupancy, average length of stay (ALOS), admissions, discharges and patient
-days, for the facility (the mart's ``unit_code = 'ALL'``: its inpatient units) and
-for each unit, with the change against the previous month and the same month a year
-before; the last 12 months of ADC, occupancy and ALOS as line charts; and how many
-days of the month the data cover, so a month to date is never read as a full month.
+days, for the facility's inpatient units together (the emergency department is not
+one) and for each unit, with the change against the previous month and the same
+month a year before; the last 12 months of ADC, occupancy and ALOS as line charts;
+and how many days of the month the data cover, so a month to date is never read as
+a full month.
 
-Data: ``marts.fct_census_period`` (month and day rows) and ``marts.dim_units``, read
-through the allow-list reader only. The figures are the mart's (docs/definitions.md#census-and-utilization):
-ADC = patient days ÷ days with data, occupancy = ADC ÷ average staffed beds, ALOS =
-inpatient days of the stays discharged in the month ÷ discharges. Shown here:
-ADC and ALOS as the mart rounds them (2 decimals), occupancy as a percentage with one
-decimal rounded half up; a change is the difference of the values shown.
-
-Comparisons. Rates (ADC, occupancy, ALOS) are compared whenever both months have
-data. Counts (admissions, discharges, patient days) of a month the data do not cover
-in full are not compared with another month (a month to date against a full month
-would read as a collapse): the cell says so.
+Every figure comes from the reporting layer (dbt ``models/reporting/census``):
+``rpt_monthly_census_units`` (facility x unit x month, the facility's inpatient total
+as unit ``ALL``: the month's figures, the month before's and the year before's, and
+the changes) and ``rpt_monthly_census_trend`` (facility x month: coverage, the
+facility's trend figures, whether counts may be compared). This module selects rows
+from them, suppresses small cells, formats, charts and renders; periods are
+``healthops.reports.periods.Month``.
 
 Small cells (``entry["suppress_small_cells"]``): admissions and discharges from 1 to
-10 are shown as ``<11`` in every month the report uses (this month, the previous
-month, a year before, the trend), with ALOS (derived from discharges) suppressed
-with them; the facility total is suppressed when it is small itself, and a second
-unit cell is suppressed wherever the total would reveal a single hidden one
-(``phi.suppress_table``). This happens in ``build_context``, before any figure,
-change, chart, text or CSV is made from the rows, and a change is only shown between
-two values that are both shown.
+10 are shown as ``<11`` in every month the report shows (this month, the previous
+month, a year before, the trend), with ALOS (derived from discharges) and every
+change to or from them suppressed with them; the facility total is suppressed when
+it is small itself, and a second inpatient unit cell is suppressed wherever the total
+would reveal a single hidden one (``phi.suppress_table``). This happens in
+``build_context`` on the selected rows, before any chart, text or CSV is made from
+them.
 """
 from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
@@ -51,14 +48,8 @@ from healthops.reports.render import (
 )
 
 REPORT_ID = "monthly_census"
-PERIOD_TABLE = "marts.fct_census_period"
-UNITS_TABLE = "marts.dim_units"
-PERIOD_COLUMNS = ["facility_code", "unit_code", "period_start", "days_in_period", "patient_days", "admissions",
-                  "discharges", "average_daily_census", "staffed_beds", "occupancy", "average_length_of_stay"]
-UNIT_COLUMNS = ["facility_code", "unit_code", "unit_name", "unit_type", "is_inpatient_unit", "staffed_beds"]
-TOTAL = "ALL"  # the mart's unit_code of a facility's inpatient units together
-COUNT_COLUMNS = ["admissions", "discharges"]  # patient counts: small-cell suppression
-DERIVED = {"discharges": ["alos"]}  # ALOS is computed from discharges: hidden with them
+UNITS = "rpt_monthly_census_units"
+TREND = "rpt_monthly_census_trend"
 TREND_MONTHS = 12
 # Display order of units: by acuity (the order of render.UNIT_TYPE_LABELS), then code.
 _TYPE_ORDER = {t: i for i, t in enumerate(UNIT_TYPE_LABELS)}
@@ -66,21 +57,6 @@ MINUS = "\u2212"
 
 
 # ----------------------------------------------------------------------------- formatting
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def occupancy_pct(fraction: Any) -> Decimal | None:
-    """The mart's occupancy (a fraction) as a percentage, one decimal, half up."""
-    if fraction is None:
-        return None
-    return (Decimal(fraction) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-
-
 def fmt(value: Any, suffix: str = "") -> str:
     """A cell: ``—`` for no value, ``<11`` as is, thousands separators for counts."""
     if value is None:
@@ -100,12 +76,6 @@ def fmt_change(value: Any, suffix: str = "") -> str:
     return f"{sign}{text}{suffix}"
 
 
-def _pct_change(new: Any, old: Any) -> Decimal | None:
-    if not _shown(new) or not _shown(old) or not old:
-        return None
-    return ((Decimal(new) - Decimal(old)) * 100 / Decimal(old)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-
-
 def _shown(value: Any) -> bool:
     return value is not None and value != SUPPRESSED
 
@@ -117,6 +87,13 @@ def _short_day(d: date) -> str:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
+    return value
+
+
+def _beds(value: Any) -> Any:
+    """Average staffed beds (or their change): a whole number when it is one."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
     return value
 
 
@@ -133,43 +110,98 @@ MEASURES = [
 ]
 FIGURE_NAMES = {"adc": "ADC", "occupancy": "occupancy %", "alos": "ALOS days", "admissions": "admissions",
                 "discharges": "discharges", "patient_days": "patient days", "staffed_beds": "staffed beds"}
+# the report's measure keys -> the models' columns
+COLUMNS = {"adc": "average_daily_census", "occupancy": "occupancy_pct", "alos": "average_length_of_stay",
+           "admissions": "admissions", "discharges": "discharges", "patient_days": "patient_days",
+           "staffed_beds": "staffed_beds"}
+COUNTS = ("admissions", "discharges", "patient_days")
+COMPARED = {"prev_month": "prev", "prev_year": "year_ago"}  # the models' suffix -> the context's name
+UNIT_COLUMNS = [
+    "unit_code", "unit_name", "unit_type", "is_facility_total", "is_inpatient_unit", "days_with_data",
+    *COLUMNS.values(),
+    *(f"has_{s}" for s in COMPARED),
+    *(f"{c}_{s}" for s in COMPARED for c in COLUMNS.values()),
+    *(f"{c}_change_{s}" for s in COMPARED for c in COLUMNS.values()),
+    *(f"{c}_change_pct_{s}" for s in COMPARED for c in COLUMNS.values() if c != "occupancy_pct"),
+]
+TREND_COLUMNS = ["month_start", "days_in_month", "has_data", "days_with_data", "is_complete_month",
+                 "first_day_with_data", "last_day_with_data", "days_missing_within", "average_daily_census",
+                 "occupancy_pct", "average_length_of_stay", "discharges"]
+HEAD_COLUMNS = ["facility_code", "facility_name", *TREND_COLUMNS,
+                *(f"{s}_{c}" for s in COMPARED for c in ("has_data", "days_with_data", "days_in_month")),
+                "prev_month_is_complete", "prev_year_is_complete",
+                "counts_comparable_prev_month", "counts_comparable_prev_year"]
 
 
-def _cell(row: Mapping) -> dict[str, Any]:
-    """One mart row (a unit or the facility, one month) in display terms."""
-    return {
-        "days_with_data": _int(row["days_in_period"]),
-        "adc": _dec(row["average_daily_census"]),
-        "occupancy": occupancy_pct(row["occupancy"]),
-        "alos": _dec(row["average_length_of_stay"]),
-        "admissions": _int(row["admissions"]),
-        "discharges": _int(row["discharges"]),
-        "patient_days": _int(row["patient_days"]),
-        "staffed_beds": _beds(row["staffed_beds"]),
-    }
+def _changes_of(column: str, suffix: str) -> list[str]:
+    """The change columns computed from ``column`` + ``suffix`` (the month's value when
+    ``suffix`` is empty, else the month before's or the year before's)."""
+    against = [suffix[1:]] if suffix else list(COMPARED)
+    return [f"{column}_change{pct}_{s}" for s in against for pct in ("", "_pct")]
 
 
-def _beds(value: Any) -> int | Decimal | None:
-    """Average staffed beds: a whole number when the bed base did not change."""
-    if value is None:
-        return None
-    d = Decimal(value)
-    return int(d) if d == d.to_integral_value() else d
+def _suppressed_with(suffix: str) -> dict[str, list[str]]:
+    """What is hidden with a suppressed count: ALOS with discharges, and every change
+    computed from a hidden value."""
+    alos = f"average_length_of_stay{suffix}"
+    return {f"admissions{suffix}": _changes_of("admissions", suffix),
+            f"discharges{suffix}": [alos, *_changes_of("discharges", suffix),
+                                    *_changes_of("average_length_of_stay", suffix)]}
 
 
-def _change(key: str, cur: dict | None, old: dict | None, comparable_counts: bool) -> dict[str, Any]:
-    """The change of one measure from ``old`` to ``cur``: {"value", "pct", "note"}."""
-    if cur is None or old is None:
+def suppress_unit_rows(rows: list[dict]) -> int:
+    """Small-cell suppression of one facility's month (its ``rpt_monthly_census_units``
+    rows), in place, for this month's counts and for the month before's and the year
+    before's: the facility total first (it is shown too, so it cannot stay exact when it
+    is small), then its inpatient units with complementary suppression against it, then
+    the units not in the total (the ED) on their own. Returns the cells suppressed."""
+    total = next((r for r in rows if r["is_facility_total"]), None)
+    inpatient = [r for r in rows if r["is_inpatient_unit"] and not r["is_facility_total"]]
+    others = [r for r in rows if not r["is_inpatient_unit"]]
+    n = 0
+    for suffix in ("", *(f"_{s}" for s in COMPARED)):
+        counts, derived = [f"admissions{suffix}", f"discharges{suffix}"], _suppressed_with(suffix)
+        if total is not None:
+            n += suppress_table([total], counts, derived=derived)
+        n += suppress_table(inpatient, counts, total=total, derived=derived)
+        n += suppress_table(others, counts, derived=derived)
+    return n
+
+
+def _cell(row: Mapping, suffix: str = "") -> dict[str, Any]:
+    """One month of a unit row (``suffix`` "", "_prev_month" or "_prev_year") in the
+    report's terms."""
+    cell = {k: row[f"{c}{suffix}"] for k, c in COLUMNS.items()}
+    cell["staffed_beds"] = _beds(cell["staffed_beds"])
+    if not suffix:
+        cell["days_with_data"] = row["days_with_data"]
+    return cell
+
+
+def _change(row: Mapping, key: str, against: str, comparable_counts: bool) -> dict[str, Any]:
+    """The model's change of one measure to this month from ``against`` ("prev_month",
+    "prev_year"): {"value", "pct", "note"}; no value where either side is not shown."""
+    col = COLUMNS[key]
+    if not row[f"has_{against}"]:
         return {"value": None, "pct": None, "note": "no data"}
-    a, b = cur.get(key), old.get(key)
+    a, b = row[col], row[f"{col}_{against}"]
     if not _shown(a) or not _shown(b):
         note = "suppressed" if SUPPRESSED in (a, b) else "no data"
         return {"value": None, "pct": None, "note": note}
-    is_count = key in ("admissions", "discharges", "patient_days")
-    if is_count and not comparable_counts:
+    if key in COUNTS and not comparable_counts:
         return {"value": None, "pct": None, "note": "partial month"}
-    delta = a - b
-    return {"value": delta, "pct": None if key == "occupancy" else _pct_change(a, b), "note": ""}
+    value = row[f"{col}_change_{against}"]
+    return {"value": _beds(value) if key == "staffed_beds" else value,
+            "pct": row.get(f"{col}_change_pct_{against}"), "note": ""}
+
+
+def _compared(row: Mapping, comparable: Mapping[str, bool]) -> dict[str, Any]:
+    """A unit (or the facility total) for the month, the month before and a year before."""
+    out: dict[str, Any] = {"current": _cell(row)}
+    for against, name in COMPARED.items():
+        out[name] = _cell(row, f"_{against}") if row[f"has_{against}"] else None
+        out[f"vs_{name}"] = {k: _change(row, k, against, comparable[against]) for k, *_ in MEASURES}
+    return out
 
 
 # ----------------------------------------------------------------------------- the kind
@@ -177,58 +209,39 @@ class MonthlyCensus:
     period = "month"
     filter_keys = ("facility",)
     required_filter = ()
+    models = (TREND, UNITS)
     trend_months = TREND_MONTHS
 
     # -- context -----------------------------------------------------------------------
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops import config
-        from healthops.census.units import facility_names
 
         month = Month.parse(period)
         n_trend = int(entry.get("trend_months") or self.trend_months)
         prev, year_ago = month.shift(-1), month.shift(-12)
-        first_needed = min(month.shift(-(n_trend - 1)), year_ago)
         facility = (flt or {}).get("facility") or None
         suppress = bool(entry.get("suppress_small_cells"))
 
         fac_where: dict[str, Any] = {"facility_code": facility} if facility else {}
-        units_ref = reader.select(UNITS_TABLE, UNIT_COLUMNS, fac_where, order_by=["facility_code", "unit_code"])
-        rows = reader.select(PERIOD_TABLE, PERIOD_COLUMNS,
-                             {**fac_where, "period_type": "month",
-                              "period_start": ("between", (first_needed.first, month.first))},
-                             order_by=["facility_code", "period_start", "unit_code"])
-        day_rows = reader.select(PERIOD_TABLE, ["facility_code", "period_start"],
-                                 {**fac_where, "period_type": "day", "unit_code": TOTAL,
-                                  "period_start": ("between", (month.first, month.last))},
-                                 order_by=["facility_code", "period_start"])
-        if not any(Month.parse(r["period_start"]) == month for r in rows):
-            raise LookupError(f"{PERIOD_TABLE} has no rows for {month.key}"
-                              + (f" (facility {facility})" if facility else ""))
+        heads = reader.select(TREND, HEAD_COLUMNS, {**fac_where, "month_start": month.first},
+                              order_by=["facility_code"])
+        if not any(h["has_data"] for h in heads):
+            raise LookupError(f"{TREND} has no data for {month.key}" + (f" (facility {facility})" if facility else ""))
 
-        names = facility_names()
-        ref: dict[tuple[str, str], dict] = {(u["facility_code"], u["unit_code"]): u for u in units_ref}
-        # (facility, unit, month) -> display cell
-        cells: dict[tuple[str, str, Month], dict[str, Any]] = {}
-        for r in rows:
-            cells[(r["facility_code"], r["unit_code"], Month.parse(r["period_start"]))] = _cell(r)
-        days_by_fac: dict[str, list[date]] = {}
-        for r in day_rows:
-            days_by_fac.setdefault(r["facility_code"], []).append(r["period_start"])
-
-        codes = sorted({f for f, _ in ref} | {f for f, _, _ in cells})
-        months_used = sorted({m for _, _, m in cells})
-        suppressed_cells = 0
-        if suppress:
-            for fac in codes:
-                for m in months_used:
-                    suppressed_cells += _suppress_month(cells, fac, m)
-
-        reader.note("reference data facilities.facility_name", [names.get(c, c) for c in codes])
-        facilities = []
-        for fac in codes:
-            facilities.append(self._facility(fac, names.get(fac, fac), month, prev, year_ago, n_trend, cells, ref,
-                                             sorted(days_by_fac.get(fac, []))))
-        incomplete = [f for f in facilities if f["has_data"] and not f["coverage"]["complete"]]
+        facilities, suppressed_cells = [], 0
+        for head in heads:
+            fac = head["facility_code"]
+            rows = reader.select(UNITS, UNIT_COLUMNS, {"facility_code": fac, "month_start": month.first},
+                                 order_by=["unit_code"]) if head["has_data"] else []
+            trend = reader.select(TREND, TREND_COLUMNS, {
+                "facility_code": fac, "month_start": ("between", (month.shift(-(n_trend - 1)).first, month.first))},
+                order_by=["month_start"])
+            if suppress:
+                suppressed_cells += suppress_unit_rows(rows)
+                for point in trend:
+                    suppressed_cells += suppress_table([point], ["discharges"],
+                                                       derived={"discharges": ["average_length_of_stay"]})
+            facilities.append(_facility(head, month, prev, year_ago, rows, trend))
         return {
             "report_id": REPORT_ID,
             "period": month.key,
@@ -238,67 +251,12 @@ class MonthlyCensus:
             "year_ago": year_ago,
             "trend_months": [month.shift(-i) for i in range(n_trend - 1, -1, -1)],
             "facility_filter": facility,
-            "scope_name": names.get(facility, facility) if facility else "All facilities",
+            "scope_name": heads[0]["facility_name"] if facility else "All facilities",
             "facilities": facilities,
-            "incomplete": [f["facility_code"] for f in incomplete],
+            "incomplete": [f["facility_code"] for f in facilities if f["has_data"] and not f["coverage"]["complete"]],
             "suppress_small_cells": suppress,
             "suppressed_cells": suppressed_cells,
             "generated_at": datetime.now(ZoneInfo(config.facility_tz())),
-        }
-
-    def _facility(self, fac, name, month, prev, year_ago, n_trend, cells, ref, days) -> dict[str, Any]:
-        cur_total = cells.get((fac, TOTAL, month))
-        cov = _coverage(month, cur_total, days)
-        prev_cov = _coverage(prev, cells.get((fac, TOTAL, prev)), None)
-        ya_cov = _coverage(year_ago, cells.get((fac, TOTAL, year_ago)), None)
-        # counts are compared only between two months the data cover in full
-        counts_vs_prev = not prev_cov["has_data"] or (cov["complete"] and prev_cov["complete"])
-        counts_vs_ya = not ya_cov["has_data"] or (cov["complete"] and ya_cov["complete"])
-
-        def compare(unit: str) -> dict[str, Any]:
-            cur, p, y = (cells.get((fac, unit, m)) for m in (month, prev, year_ago))
-            return {
-                "current": cur, "prev": p, "year_ago": y,
-                "vs_prev": {k: _change(k, cur, p, counts_vs_prev) for k, *_ in MEASURES},
-                "vs_year_ago": {k: _change(k, cur, y, counts_vs_ya) for k, *_ in MEASURES},
-            }
-
-        unit_codes = {u for f, u, m in cells if f == fac and u != TOTAL and m == month}
-        units = []
-        for code in unit_codes:
-            u = ref.get((fac, code))
-            unit_type = u["unit_type"] if u else "unknown"
-            units.append({
-                "unit_code": code,
-                "unit_name": u["unit_name"] if u else f"{code} (not in reference data)",
-                "unit_type": unit_type,
-                "type_label": UNIT_TYPE_LABELS.get(unit_type, unit_type.replace("_", " ").capitalize()),
-                "inpatient": bool(u["is_inpatient_unit"]) if u else True,
-                "in_reference": u is not None,
-                **compare(code),
-            })
-        units.sort(key=lambda r: (not r["inpatient"], _TYPE_ORDER.get(r["unit_type"], 99), r["unit_code"]))
-        trend = []
-        for i in range(n_trend - 1, -1, -1):
-            m = month.shift(-i)
-            c = cells.get((fac, TOTAL, m))
-            trend.append({"month": m, "has_data": c is not None,
-                          "coverage": _coverage(m, c, days if m == month else None),
-                          "adc": c["adc"] if c else None, "occupancy": c["occupancy"] if c else None,
-                          "alos": c["alos"] if c else None})
-        return {
-            "facility_code": fac,
-            "facility_name": name,
-            "has_data": cur_total is not None,
-            "trend_rows": _trend_rows(trend),
-            "coverage": cov,
-            "prev_coverage": prev_cov,
-            "year_ago_coverage": ya_cov,
-            "counts_vs_prev": counts_vs_prev,
-            "counts_vs_year_ago": counts_vs_ya,
-            "total": compare(TOTAL),
-            "units": units,
-            "trend": trend,
         }
 
     # -- figures -----------------------------------------------------------------------
@@ -311,7 +269,8 @@ class MonthlyCensus:
                            (context["year_ago"], f["year_ago_coverage"])):
                 if cov["has_data"] or m == month:
                     out[f"{fac} {m.key} days with data"] = f"{cov['days_with_data']} of {cov['days_in_month']}"
-            for label, row in [("total", f["total"])] + [(u["unit_code"], u) for u in f["units"]]:
+            rows = [("total", f["total"])] if f["has_data"] else []
+            for label, row in rows + [(u["unit_code"], u) for u in f["units"]]:
                 for m, which in ((month, "current"), (context["prev"], "prev"), (context["year_ago"], "year_ago")):
                     cell = row[which]
                     if cell is None:
@@ -385,6 +344,51 @@ class MonthlyCensus:
         )
 
 
+def _facility(head: Mapping, month: Month, prev: Month, year_ago: Month, rows: list[dict],
+              trend: list[dict]) -> dict[str, Any]:
+    """One facility's section: its ``rpt_monthly_census_trend`` row for the month
+    (``head``), its unit rows and its trend rows, in the report's terms."""
+    cov = _month_coverage(head)
+    prev_cov = _coverage(prev, head["prev_month_has_data"], head["prev_month_days_with_data"],
+                         head["prev_month_days_in_month"], head["prev_month_is_complete"])
+    ya_cov = _coverage(year_ago, head["prev_year_has_data"], head["prev_year_days_with_data"],
+                       head["prev_year_days_in_month"], head["prev_year_is_complete"])
+    comparable = {"prev_month": head["counts_comparable_prev_month"],
+                  "prev_year": head["counts_comparable_prev_year"]}
+    total = next((r for r in rows if r["is_facility_total"]), None)
+    units = []
+    for r in rows:
+        if r["is_facility_total"]:
+            continue
+        units.append({
+            "unit_code": r["unit_code"],
+            "unit_name": r["unit_name"],
+            "unit_type": r["unit_type"],
+            "type_label": UNIT_TYPE_LABELS.get(r["unit_type"], r["unit_type"].replace("_", " ").capitalize()),
+            "inpatient": r["is_inpatient_unit"],
+            **_compared(r, comparable),
+        })
+    units.sort(key=lambda u: (not u["inpatient"], _TYPE_ORDER.get(u["unit_type"], 99), u["unit_code"]))
+    points = [{"month": Month.parse(p["month_start"]), "has_data": p["has_data"],
+               "coverage": _month_coverage(p), "adc": p["average_daily_census"],
+               "occupancy": p["occupancy_pct"], "alos": p["average_length_of_stay"]} for p in trend]
+    return {
+        "facility_code": head["facility_code"],
+        "facility_name": head["facility_name"],
+        "has_data": total is not None,
+        "trend_rows": _trend_rows(points),
+        "coverage": cov,
+        "prev_coverage": prev_cov,
+        "year_ago_coverage": ya_cov,
+        # the † note: counts of two months with data that are not compared
+        "counts_vs_prev": not prev_cov["has_data"] or comparable["prev_month"],
+        "counts_vs_year_ago": not ya_cov["has_data"] or comparable["prev_year"],
+        "total": _compared(total, comparable) if total is not None else None,
+        "units": units,
+        "trend": points,
+    }
+
+
 def _trend_rows(trend: list[dict]) -> list[dict]:
     """The trend table: one row per month with data; a run of months without data
     as one row ("Nov 2025 – Aug 2026")."""
@@ -403,48 +407,32 @@ def _trend_rows(trend: list[dict]) -> list[dict]:
     return rows
 
 
-def _suppress_month(cells: dict, fac: str, m: Month) -> int:
-    """Small-cell suppression of one facility's month: the facility total first (it
-    is shown too, so it cannot stay exact when it is small), then its units, with
-    complementary suppression against the total."""
-    total = cells.get((fac, TOTAL, m))
-    units = [c for (f, u, mm), c in sorted(cells.items(), key=lambda kv: kv[0][1])
-             if f == fac and mm == m and u != TOTAL]
-    n = 0
-    if total is not None:
-        n += suppress_table([total], COUNT_COLUMNS, derived=DERIVED)
-    if units:
-        n += suppress_table(units, COUNT_COLUMNS, total=total, derived=DERIVED)
-    return n
-
-
-def _coverage(m: Month, total: dict | None, days: list[date] | None) -> dict[str, Any]:
-    """How much of month ``m`` the data cover. With the month's ``days`` (the mart's
-    day rows) the first and last day and the gaps are known; otherwise the count
-    (``days_in_period``, the days the mart holds) only."""
-    n = total["days_with_data"] if total else 0
-    if days:
-        n = len(days)
-    cov: dict[str, Any] = {"month": m, "has_data": total is not None, "days_with_data": n, "days_in_month": m.day_count,
-                           "complete": total is not None and n >= m.day_count, "first": None, "last": None,
-                           "missing": [], "label": ""}
-    if days:
-        present = set(days)
-        cov["first"], cov["last"] = min(days), max(days)
-        cov["missing"] = [d for d in (m.first + timedelta(i) for i in range(m.day_count)) if d not in present]
-    if total is None:
+def _coverage(m: Month, has_data: bool, days_with_data: int, days_in_month: int, complete: bool,
+              first: date | None = None, last: date | None = None, missing_within: int | None = None) -> dict:
+    """How much of month ``m`` the data cover (rpt_monthly_census_trend), and the
+    sentence that says so when it is not all of it."""
+    cov: dict[str, Any] = {"month": m, "has_data": has_data, "days_with_data": days_with_data,
+                           "days_in_month": days_in_month, "complete": complete, "first": first, "last": last,
+                           "label": ""}
+    if not has_data:
         cov["label"] = f"No census data for {m.label}."
-    elif not cov["complete"]:
-        if cov["first"]:
-            gaps = [d for d in cov["missing"] if cov["first"] < d < cov["last"]]
-            span = (f"{_short_day(cov['first'])}–{cov['last'].day}" if cov["first"] != cov["last"]
-                    else _short_day(cov["first"]))
-            cov["label"] = (f"Data for {n} of {m.day_count} days of {m.label} ({span}"
-                            + (f", {len(gaps)} day{'s' if len(gaps) != 1 else ''} missing in between" if gaps else "")
-                            + ").")
+    elif not complete:
+        n = f"Data for {days_with_data} of {days_in_month} days of {m.label}"
+        if first:
+            span = f"{_short_day(first)}–{last.day}" if first != last else _short_day(first)
+            gaps = (f", {missing_within} day{'s' if missing_within != 1 else ''} missing in between"
+                    if missing_within else "")
+            cov["label"] = f"{n} ({span}{gaps})."
         else:
-            cov["label"] = f"Data for {n} of {m.day_count} days of {m.label}."
+            cov["label"] = f"{n}."
     return cov
+
+
+def _month_coverage(row: Mapping) -> dict[str, Any]:
+    """The coverage of a ``rpt_monthly_census_trend`` row's month."""
+    return _coverage(Month.parse(row["month_start"]), row["has_data"], row["days_with_data"], row["days_in_month"],
+                     row["is_complete_month"], row["first_day_with_data"], row["last_day_with_data"],
+                     row["days_missing_within"])
 
 
 def _mtd_short(partial: list[dict]) -> str:

@@ -1,16 +1,18 @@
 {{ config(materialized='view') }}
--- Period census metrics by unit and facility (unit_code 'ALL'), for day, month and
+-- Period census metrics by unit and facility (unit_code 'ALL': the facility's inpatient
+-- units, dim_units.is_inpatient_unit, so not the emergency department), for day, month and
 -- fiscal year (starting in month {{ var('fiscal_year_start_month') }}), from the daily mart:
 --   ADC = patient days / days in period; occupancy = ADC / average staffed beds;
 --   ALOS = inpatient days of the stays discharged in the period / discharges
 --   (docs/definitions.md#average-length-of-stay).
 -- Days in period counts the days the mart holds, so a month in progress is not diluted.
 with daily as (
+    -- a unit the reference data lacks counts as inpatient, as in the daily census
     select
         d.*,
-        u.unit_type
+        coalesce(u.is_inpatient_unit, true) as is_inpatient_unit
     from {{ ref('fct_census_daily') }} d
-    left join {{ ref('units') }} u using (facility_code, unit_code)
+    left join {{ ref('dim_units') }} u using (facility_code, unit_code)
 ),
 
 keyed as (
@@ -67,9 +69,10 @@ by_facility as (
         sum(admissions) as admissions,
         sum(discharges) as discharges,
         sum(discharged_stay_days) as discharged_stay_days,
-        -- staffed beds of all units on a day, averaged over the days
+        -- staffed beds of the inpatient units on a day, averaged over the days
         sum(staffed_beds)::numeric / nullif(count(distinct census_date), 0) as avg_staffed_beds
     from keyed
+    where is_inpatient_unit
     group by 1, 2, 3, 4
 ),
 
