@@ -6,6 +6,9 @@ the DAGs' and must not be overwritten by a partial run)."""
 from __future__ import annotations
 
 import tempfile
+import uuid
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from healthops.warehouse.dbt_runner import run_dbt
 
@@ -18,6 +21,31 @@ def build_models(url: str, models: list[str], seed: bool = True) -> None:
         if seed:
             run_dbt(["seed", "--quiet", *paths], url, capture=True)
         run_dbt(["run", "--quiet", "--select", " ".join(models), *paths], url, capture=True)
+
+
+@contextmanager
+def template_database(pg_server: str, fill: Callable[[str], None]) -> Iterator[str]:
+    """A database on the test server filled once (``fill(url)``: rows, then the models
+    with ``build_models``) to be copied for each test (``make_database(template=name)``):
+    yields its name; dropped on exit. Sessions still open on it after ``fill`` (a GX
+    datasource keeps a connection pool) are closed, or no copy could be made."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+
+    name = "tpl_" + uuid.uuid4().hex[:12]
+    admin = libpq_url(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        fill(f"{pg_server.rpartition('/')[0]}/{name}")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where datname = %s and pid <> pg_backend_pid()", (name,))
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 DAILY_CENSUS_MODELS = ["dim_units", "int_quality__latest_validation_runs", "rpt_daily_census_units",
