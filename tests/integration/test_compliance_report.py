@@ -12,6 +12,7 @@ import datetime as dt
 import inspect
 import io
 import re
+import tempfile
 import uuid
 from email import policy
 from email.parser import BytesParser
@@ -33,6 +34,7 @@ from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import Month
 from healthops.reports.reader import ReportReader
 from healthops.warehouse.connection import connect
+from healthops.warehouse.dbt_runner import run_dbt
 from healthops.warehouse.schema import ensure_schema
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
@@ -231,6 +233,15 @@ def test_the_report_reads_its_models_only_and_issues_no_other_sql(month_of_histo
     for forbidden in ("conn.execute", ".conn", "cursor(", "verify(", "import audit_trail", "healthops.pipeline",
                       "healthops.census"):
         assert forbidden not in source, forbidden
+
+
+def test_the_models_grains_and_values_pass_their_dbt_tests(month_of_history):
+    with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
+        proc = run_dbt(["test", "--select", "path:models/reporting/compliance", "--target-path", target,
+                        "--log-path", target], month_of_history, capture=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    passed = re.search(r"PASS=(\d+)", proc.stdout)
+    assert passed and int(passed.group(1)) >= 25 and "ERROR=0" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_exposure_lists_the_kinds_models():
