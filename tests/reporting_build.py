@@ -24,10 +24,11 @@ def build_models(url: str, models: list[str], seed: bool = True) -> None:
 
 
 @contextmanager
-def template_database(pg_server: str, prepare: Callable[[str], None]) -> Iterator[str]:
-    """A database made once (for a test module): ``prepare(url)`` writes its hand-made
-    rows and builds its models; yields its name, for ``make_database(template=name)``
-    to copy per test; dropped afterwards."""
+def template_database(pg_server: str, fill: Callable[[str], None]) -> Iterator[str]:
+    """A database on the test server filled once (``fill(url)``: rows, then the models
+    with ``build_models``) to be copied for each test (``make_database(template=name)``):
+    yields its name; dropped on exit. Sessions still open on it after ``fill`` (a GX
+    datasource keeps a connection pool) are closed, or no copy could be made."""
     import psycopg
 
     from healthops.warehouse.connection import libpq_url
@@ -37,7 +38,10 @@ def template_database(pg_server: str, prepare: Callable[[str], None]) -> Iterato
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     try:
-        prepare(f"{pg_server.rpartition('/')[0]}/{name}")
+        fill(f"{pg_server.rpartition('/')[0]}/{name}")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where datname = %s and pid <> pg_backend_pid()", (name,))
         yield name
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

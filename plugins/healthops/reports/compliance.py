@@ -1,15 +1,32 @@
 """The monthly compliance and data-quality report, for auditors.
 
-It answers the auditors' questions from the ``audit`` schema alone (never a mart
-row, never PHI): which rules ran on which days, what failed and how many rows,
-why each rule exists (its citation), which findings are still open, who reviewed
-what, and where the evidence came from: each source file's SHA-256, the load
-batch it became, and the validation runs of that day, with the hash-chain heads
-of the audit history at the time the report was made.
+It answers the auditors' questions from the audit trail alone (never a mart row,
+never PHI): which rules ran on which days, what failed and how many rows, why each
+rule exists (its citation), which findings are still open, who reviewed what, and
+where the evidence came from: each source file's SHA-256, the load batch it became,
+and the validation runs of that day, with the hash-chain heads of the audit history
+at the time the report was made.
 
-Per rule the month is read from the latest validation of each day (a re-run of a
-date supersedes the earlier run for the trend); findings and run counts include
-every run, re-runs too, because each one is kept and can be reviewed.
+Every figure comes from the reporting layer (``dbt_project/models/reporting/compliance``),
+read through the ``ReportReader``; this module only selects, formats and renders:
+
+- ``rpt_compliance_summary`` (one row per month): the opening counts;
+- ``rpt_compliance_rule_days`` (day x rule): the grid, from the latest validation
+  of each suite and day (a re-run supersedes the earlier run);
+- ``rpt_compliance_rules`` (month x rule): days run and failed, the worst day,
+  open and reviewed findings (findings count every run, re-runs too: each one is
+  kept and can be reviewed);
+- ``rpt_compliance_findings``, ``rpt_compliance_reviews``: the two lists;
+- ``rpt_compliance_evidence_files`` (day x file) and ``rpt_compliance_lineage``
+  (day x file x run): the lineage table and the lineage CSV, row for row.
+
+Two things are not the warehouse's figures and come from elsewhere: the rule
+catalog's reviewed wording (description, citation, owner, domain, category,
+threshold) from the rule files (``healthops.quality.rules``), and the audit
+trail's verification, a cryptographic check of the audit tables' hash chains done
+in Python by design (``healthops.quality.audit_trail.verify``). The kind never runs
+it: it declares ``checks = ("audit_trail",)`` and the publisher passes the result
+to ``build_context`` (``healthops.reports.kinds.run_checks``).
 
 The report's *figures* (what the delivery ledger versions, so a late review or a
 re-validated day sends a revised report) are everything but the generation time
@@ -19,7 +36,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,227 +53,151 @@ from healthops.reports.render import (
 )
 
 REPORT_ID = "compliance_monthly"
+SUMMARY = "rpt_compliance_summary"
+RULE_DAYS = "rpt_compliance_rule_days"
+RULES = "rpt_compliance_rules"
+FINDINGS = "rpt_compliance_findings"
+REVIEWS = "rpt_compliance_reviews"
+EVIDENCE = "rpt_compliance_evidence_files"
+LINEAGE = "rpt_compliance_lineage"
 # Findings listed one by one in the report; the rest are counted, and listed by
 # `healthops audit findings --since <month>` (the CSV carries the lineage, not findings).
 MAX_FINDINGS_LISTED = 40
-SEVERITY_ORDER = {"blocking": 0, "warning": 1, "info": 2}
+SUMMARY_COLUMNS = ["validation_runs", "validation_runs_passed", "days_validated", "airflow_runs", "rules_failed",
+                   "blocking_rules_failed", "findings", "open_findings", "open_blocking_findings", "reviews",
+                   "files", "records_in", "records_loaded", "records_rejected", "records_duplicate"]
+RULE_COLUMNS = ["rule_id", "days_run", "days_failed", "worst_date", "worst_rows_violating", "worst_rows_evaluated",
+                "last_date", "last_status", "open_findings", "reviewed_findings"]
+FINDING_COLUMNS = ["finding_id", "logical_date", "rule_id", "severity", "result_status", "rows_violating",
+                   "rows_evaluated", "violating_share", "validation_run_id"]
+REVIEW_COLUMNS = ["review_id", "finding_id", "rule_id", "logical_date", "reviewed_by", "reviewed_at", "note"]
+EVIDENCE_COLUMNS = ["logical_date", "file_no", "is_first_of_day", "source", "file_path", "file_name", "file_sha256",
+                    "records_in", "records_loaded", "records_rejected", "records_duplicate", "batch_id",
+                    "validation_runs", "validation_runs_passed"]
+# The lineage CSV: (header, rpt_compliance_lineage column), in the CSV's order.
+LINEAGE_CSV = [("logical_date", "logical_date"), ("source", "source"), ("file_path", "file_path"),
+               ("file_sha256", "file_sha256"), ("file_bytes", "file_bytes"), ("records_in", "records_in"),
+               ("records_loaded", "records_loaded"), ("records_rejected", "records_rejected"),
+               ("records_duplicate", "records_duplicate"), ("batch_id", "batch_id"),
+               ("load_dag_run_id", "load_dag_run_id"), ("suite", "suite_name"),
+               ("validation_run_id", "validation_run_id"), ("validation_dag_run_id", "validation_dag_run_id"),
+               ("run_at_utc", "run_at"), ("passed", "passed"), ("code_version", "code_version"),
+               ("rules_file", "rules_file"), ("rules_sha256", "rules_sha256"),
+               ("audit_chain_seq", "audit_chain_seq"), ("audit_row_hash", "audit_row_hash")]
+RETIRED = "Not in the current rule catalog (retired or renamed)."
+# The summary's figures in the order a revision lists their changes.
+FIGURE_ORDER = ["rules_in_catalog", "validation_runs", "validation_runs_passed", "days_validated", "days_in_month",
+                "airflow_runs", "rules_failed", "blocking_rules_failed", "findings", "open_findings",
+                "open_blocking_findings", "reviews", "files", "records_in", "records_loaded", "records_rejected",
+                "records_duplicate"]
 
 
-def compliance_context(conn, month: Month | str | date) -> dict[str, Any]:
-    """Everything the report shows, from ``audit`` (and the rule catalog for the
-    rules' reviewed wording). ``conn`` is a psycopg 3 connection; reads only."""
-    from healthops.census.units import facility_names
-    from healthops.quality import audit_trail
+def compliance_context(reader, month: Month | str, audit_trail) -> dict[str, Any]:
+    """Everything the report shows for ``month``: selected from the reporting models
+    through ``reader`` (a ``ReportReader`` over ``ComplianceMonthly.models``), the
+    rules' reviewed wording from the rule catalog, and ``audit_trail``, the audit
+    trail's verification (a ``healthops.quality.audit_trail.VerifyResult``) that the
+    publisher ran."""
     from healthops.quality.rules import load_catalog as load_rule_catalog
 
     month = Month.parse(month)
-    first, last = month.first, month.last
+    this_month = {"report_month": month.first}
+    summary = reader.select(SUMMARY, ["facilities_label", *SUMMARY_COLUMNS], this_month)
+    if not summary:
+        raise LookupError(f"{SUMMARY} has no row for {month.key} (before the audit history began)")
+    (summary,) = summary
+    facilities = summary.pop("facilities_label")
     catalog_rules = sorted((r for rf in load_rule_catalog() for r in rf.rules), key=lambda r: r.id)
+    summary = {"rules_in_catalog": len(catalog_rules), **summary}
 
-    daily = conn.execute(
-        """with latest as (
-               select distinct on (suite_name, logical_date) validation_run_id, logical_date
-               from audit.validation_runs where logical_date between %s and %s
-               order by suite_name, logical_date, run_at desc, chain_seq desc)
-           select l.logical_date, r.rule_id, coalesce(r.status, case when r.success then 'passed' else 'failed' end),
-                  r.severity, r.rows_evaluated, r.rows_violating, r.violating_share::float8
-           from latest l join audit.rule_results r using (validation_run_id)
-           order by l.logical_date, r.rule_id""", (first, last)).fetchall()
-    runs = conn.execute(
-        """select count(*), count(*) filter (where success), count(distinct logical_date),
-                  count(distinct dag_run_id)
-           from audit.validation_runs where logical_date between %s and %s""", (first, last)).fetchone()
-    findings = conn.execute(
-        """select finding_id, logical_date, rule_id, severity, result_status, rows_violating, rows_evaluated,
-                  violating_share::float8, status, reviews, last_reviewed_by, validation_run_id::text
-           from audit.findings where logical_date between %s and %s
-           order by logical_date, rule_id, chain_seq""", (first, last)).fetchall()
-    reviews = conn.execute(
-        """select x.review_no, x.finding_id, x.rule_id, f.logical_date, x.reviewed_by, x.reviewed_at, x.note
-           from audit.reviews x join audit.findings f
-             on f.validation_run_id = x.validation_run_id and f.rule_id = x.rule_id
-           where f.logical_date between %s and %s
-           order by x.review_no""", (first, last)).fetchall()
-    batches = conn.execute(
-        """select received_date, source, file_path, file_sha256, file_bytes, records_in, records_loaded,
-                  records_rejected, records_duplicate, batch_id::text, dag_run_id, loaded_at
-           from audit.load_batches where received_date between %s and %s
-           order by received_date, source, file_path, loaded_at""", (first, last)).fetchall()
-    vruns = conn.execute(
-        """select logical_date, suite_name, validation_run_id::text, dag_run_id, run_at, success, code_version,
-                  rules_file, rules_sha256, chain_seq, row_hash
-           from audit.validation_runs where logical_date between %s and %s
-           order by logical_date, run_at, chain_seq""", (first, last)).fetchall()
-    verified = audit_trail.verify(conn)
-
-    # -- per rule: the trend (latest run per day) and the findings (every run)
-    status: dict[tuple[str, date], str] = {}
-    per_rule: dict[str, dict[str, Any]] = {}
-    for d, rule_id, st, severity, evaluated, violating, _share in daily:
-        cell = "passed" if st == "passed" else ("error" if st == "error" else severity)
-        status[(rule_id, d)] = cell
-        s = per_rule.setdefault(rule_id, {"days_run": 0, "days_failed": 0, "worst": None, "last": None})
-        s["days_run"] += 1
-        s["last"] = (d, st)
-        if st != "passed":
-            s["days_failed"] += 1
-            if violating is not None and (s["worst"] is None or violating > s["worst"]["rows_violating"]):
-                s["worst"] = {"date": d, "rows_violating": int(violating),
-                              "rows_evaluated": None if evaluated is None else int(evaluated)}
-    open_by_rule: dict[str, int] = {}
-    reviewed_by_rule: dict[str, int] = {}
-    for f in findings:
-        bucket = open_by_rule if f[8] == "open" else reviewed_by_rule
-        bucket[f[2]] = bucket.get(f[2], 0) + 1
-
+    stats = {r["rule_id"]: r for r in reader.select(RULES, RULE_COLUMNS, this_month, order_by=["rule_id"])}
+    rules = [_rule_row(stats.get(r.id) or _not_run(r.id), r.description, r.severity, r.domain, r.kahn_category,
+                       r.citation, r.threshold, r.owner, in_catalog=True) for r in catalog_rules]
     known = {r.id for r in catalog_rules}
-    rules = []
-    for r in catalog_rules:
-        rules.append(_rule_row(r.id, r.description, r.severity, r.domain, r.kahn_category, r.citation,
-                               r.threshold, r.owner, per_rule.get(r.id), open_by_rule.get(r.id, 0),
-                               reviewed_by_rule.get(r.id, 0), in_catalog=True))
-    for rule_id in sorted(set(per_rule) - known):  # results of a rule since retired
-        rules.append(_rule_row(rule_id, "Not in the current rule catalog (retired or renamed).", "", "", "", "",
-                               None, "", per_rule[rule_id], open_by_rule.get(rule_id, 0),
-                               reviewed_by_rule.get(rule_id, 0), in_catalog=False))
-
-    open_findings = [
-        {"finding_id": f[0], "logical_date": f[1], "rule_id": f[2], "severity": f[3], "result_status": f[4],
-         "rows_violating": f[5], "rows_evaluated": f[6], "share": f[7], "validation_run_id": f[11]}
-        for f in findings if f[8] == "open"]
-    open_findings.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), f["logical_date"], f["rule_id"]))
-
-    lineage = _lineage(month, batches, vruns)
-    validated_days = sorted({d for (_, d) in status})
-    heads = {table.removeprefix("audit."): {"seq": seq, "row_hash": h} for table, (seq, h) in verified.heads.items()}
-    names = facility_names()
+    rules += [_rule_row(s, RETIRED, "", "", "", "", None, "", in_catalog=False)  # results of a rule since retired
+              for rule_id, s in stats.items() if rule_id not in known and s["days_run"]]
+    reader.note("rule catalog", [v for r in rules if r["in_catalog"]
+                                 for v in (r["description"], r["citation"], r["owner"], r["domain"])])
+    grid = reader.select(RULE_DAYS, ["rule_id", "logical_date", "cell_status"], this_month,
+                         order_by=["logical_date", "rule_id"])
+    open_findings = reader.select(FINDINGS, FINDING_COLUMNS, {**this_month, "status": "open"},
+                                  order_by=["severity_rank", "logical_date", "rule_id", "chain_seq"])
+    reviews = reader.select(REVIEWS, REVIEW_COLUMNS, this_month, order_by=["review_no"])
+    evidence = reader.select(EVIDENCE, EVIDENCE_COLUMNS, this_month, order_by=["logical_date", "file_no"])
+    lineage = reader.select(LINEAGE, [c for _, c in LINEAGE_CSV], this_month,
+                            order_by=["logical_date", "file_no", "run_no"])
     return {
         "report_id": REPORT_ID,
         "period": month.key,
         "period_label": month.label,
-        "period_first": first,
-        "period_last": last,
-        "organization": "All facilities: " + ", ".join(f"{names[c]} ({c})" for c in sorted(names)) if names
-                        else "All facilities",
+        "period_first": month.first,
+        "period_last": month.last,
+        "organization": f"All facilities: {facilities}" if facilities else "All facilities",
         "generated_at": datetime.now(ZoneInfo(config.facility_tz())),
-        "summary": {
-            "rules_in_catalog": len(catalog_rules),
-            "validation_runs": int(runs[0]),
-            "validation_runs_passed": int(runs[1]),
-            "days_validated": int(runs[2]),
-            "days_in_month": month.day_count,
-            "airflow_runs": int(runs[3]),
-            "rules_failed": sum(1 for r in rules if r["days_failed"]),
-            "blocking_rules_failed": sum(1 for r in rules if r["days_failed"] and r["severity"] == "blocking"),
-            "findings": len(findings),
-            "open_findings": len(open_findings),
-            "open_blocking_findings": sum(1 for f in open_findings if f["severity"] == "blocking"),
-            "reviews": len(reviews),
-            "files": len(batches),
-            "records_in": sum(b[5] for b in batches),
-            "records_loaded": sum(b[6] for b in batches),
-            "records_rejected": sum(b[7] for b in batches),
-            "records_duplicate": sum(b[8] for b in batches),
-        },
+        "summary": {**summary, "days_in_month": month.day_count},
         "rules": rules,
         "days": month.days,
-        "validated_days": validated_days,
-        "status": status,
+        "status": {(c["rule_id"], c["logical_date"]): c["cell_status"] for c in grid},
         "open_findings": open_findings,
-        "reviews": [{"review_id": f"R-{no:06d}", "finding_id": fid, "rule_id": rid, "logical_date": d,
-                     "reviewed_by": by, "reviewed_at": at, "note": note}
-                    for no, fid, rid, d, by, at, note in reviews],
+        "reviews": reviews,
+        "evidence": evidence,
         "lineage": lineage,
-        "audit_trail": {"ok": verified.ok, "rows_checked": verified.rows_checked, "heads": heads,
-                        "problems": [str(p) for p in verified.problems[:10]],
-                        "problem_count": len(verified.problems)},
+        "audit_trail": _verification(audit_trail),
     }
 
 
-def _rule_row(rule_id, description, severity, domain, category, citation, threshold, owner, stats,
-              open_findings, reviewed_findings, *, in_catalog) -> dict[str, Any]:
-    stats = stats or {"days_run": 0, "days_failed": 0, "worst": None, "last": None}
-    last = stats["last"]
-    return {
-        "rule_id": rule_id, "description": description, "severity": severity, "domain": domain,
-        "category": category, "citation": citation, "threshold": threshold, "owner": owner,
-        "in_catalog": in_catalog, "days_run": stats["days_run"], "days_failed": stats["days_failed"],
-        "worst": stats["worst"], "last_date": last[0] if last else None, "last_status": last[1] if last else None,
-        "open_findings": open_findings, "reviewed_findings": reviewed_findings,
-    }
+def _not_run(rule_id: str) -> dict[str, Any]:
+    """A catalog rule with no result and no finding this month (its suite did not run)."""
+    return {"rule_id": rule_id, "days_run": 0, "days_failed": 0, "worst_date": None, "worst_rows_violating": None,
+            "worst_rows_evaluated": None, "last_date": None, "last_status": None, "open_findings": 0,
+            "reviewed_findings": 0}
 
 
-def _lineage(month: Month, batches, vruns) -> list[dict[str, Any]]:
-    """Per day: the files received (hash, counts, load batch, Airflow run) and the
-    validation runs of that day (suite, run id, Airflow run, code, rule file hash,
-    verdict, the run's hash in the audit chain)."""
-    days: dict[date, dict[str, Any]] = {}
-    for (d, source, path, sha, nbytes, n_in, n_loaded, n_rejected, n_duplicate, batch_id, dag_run_id,
-         loaded_at) in batches:
-        day = days.setdefault(d, {"date": d, "files": [], "runs": []})
-        day["files"].append({"source": source, "file": Path(path).name, "file_path": path, "sha256": sha,
-                             "bytes": int(nbytes), "records_in": n_in, "records_loaded": n_loaded,
-                             "records_rejected": n_rejected, "records_duplicate": n_duplicate,
-                             "batch_id": batch_id, "dag_run_id": dag_run_id,
-                             "loaded_at": loaded_at})
-    for (d, suite, run_id, dag_run_id, run_at, success, code_version, rules_file, rules_sha, seq, row_hash) in vruns:
-        day = days.setdefault(d, {"date": d, "files": [], "runs": []})
-        day["runs"].append({"suite": suite, "validation_run_id": run_id, "dag_run_id": dag_run_id,
-                            "run_at": run_at, "success": bool(success), "code_version": code_version,
-                            "rules_file": rules_file, "rules_sha256": rules_sha, "chain_seq": seq,
-                            "row_hash": row_hash})
-    out = []
-    for d in sorted(days):
-        day = days[d]
-        day["dag_runs"] = sorted({f["dag_run_id"] for f in day["files"] if f["dag_run_id"]}
-                                 | {r["dag_run_id"] for r in day["runs"] if r["dag_run_id"]})
-        day["runs_passed"] = sum(1 for r in day["runs"] if r["success"])
-        day["code_versions"] = sorted({r["code_version"] for r in day["runs"]})
-        out.append(day)
-    return out
+def _rule_row(stats, description, severity, domain, category, citation, threshold, owner, *,
+              in_catalog) -> dict[str, Any]:
+    """A row of the rules table: the month's figures (``rpt_compliance_rules``) with the
+    rule's catalog wording."""
+    return {**stats, "description": description, "severity": severity, "domain": domain, "category": category,
+            "citation": citation, "threshold": threshold, "owner": owner, "in_catalog": in_catalog}
 
 
-def figures(context: dict[str, Any]) -> dict[str, Any]:
-    """What the delivery ledger versions: the month's content, not when it was made
-    nor the audit chain's current heads (they move with every later run)."""
-    out = {k: v for k, v in context.items() if k not in ("generated_at", "audit_trail")}
-    out["status"] = {f"{rule}|{d.isoformat()}": s for (rule, d), s in sorted(context["status"].items())}
-    out["audit_trail_ok"] = context["audit_trail"]["ok"]
-    return out
+def _verification(verified) -> dict[str, Any]:
+    """The audit trail's verification as the report shows it: the verdict, the rows
+    checked, each chain's head and the first problems."""
+    return {"ok": verified.ok, "rows_checked": verified.rows_checked,
+            "heads": {table.removeprefix("audit."): {"seq": seq, "row_hash": h}
+                      for table, (seq, h) in verified.heads.items()},
+            "problems": [str(p) for p in verified.problems[:10]],
+            "problem_count": len(verified.problems)}
 
 
 def lineage_csv(context: dict[str, Any]) -> bytes:
-    """The evidence chain in full, one row per (source file, validation run) of a day:
-    file hash -> load batch -> validation runs, with every hash written out."""
+    """The evidence chain in full, one row per (source file, validation run) of a day
+    (``rpt_compliance_lineage``): file hash -> load batch -> validation runs, with
+    every hash written out."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["logical_date", "source", "file_path", "file_sha256", "file_bytes", "records_in",
-                "records_loaded", "records_rejected", "records_duplicate", "batch_id", "load_dag_run_id", "suite",
-                "validation_run_id", "validation_dag_run_id", "run_at_utc", "passed", "code_version",
-                "rules_file", "rules_sha256", "audit_chain_seq", "audit_row_hash"])
-    for day in context["lineage"]:
-        files = day["files"] or [None]
-        runs = day["runs"] or [None]
-        for f in files:
-            for r in runs:
-                w.writerow([
-                    day["date"].isoformat(),
-                    *([""] * 10 if f is None else
-                      [f["source"], f["file_path"], f["sha256"], f["bytes"], f["records_in"], f["records_loaded"],
-                       f["records_rejected"], f["records_duplicate"], f["batch_id"], f["dag_run_id"] or ""]),
-                    *(["", "", "", "", "", "", "", "", "", ""] if r is None else
-                      [r["suite"], r["validation_run_id"], r["dag_run_id"] or "",
-                       r["run_at"].astimezone(timezone.utc).isoformat(), "true" if r["success"] else "false",
-                       r["code_version"], r["rules_file"] or "", r["rules_sha256"] or "", r["chain_seq"],
-                       r["row_hash"]]),
-                ])
+    w.writerow([header for header, _ in LINEAGE_CSV])
+    for row in context["lineage"]:
+        w.writerow([_csv_value(row[c]) for _, c in LINEAGE_CSV])
     return buf.getvalue().encode("utf-8")
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _status_alt(context: dict[str, Any]) -> str:
     s = context["summary"]
-    days = context["validated_days"]
-    if not days:
+    if not s["days_validated"]:
         return f"Grid of rule outcomes by day for {context['period_label']}: no validation ran this month."
     failed = [r for r in context["rules"] if r["days_failed"]]
     parts = [f"{r['rule_id']} failed on {r['days_failed']} of {r['days_run']} days ({r['severity'] or 'retired'})"
@@ -346,27 +287,32 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
 
 class ComplianceMonthly:
     """The report kind (``healthops.reports.kinds``): one report for the whole
-    organisation; it reads the audit schema (ids, counts, hashes), not the marts."""
+    organisation, from the compliance reporting models (ids, counts, hashes) and the
+    audit trail's verification, which the publisher runs (``checks``)."""
 
     period = "month"
     filter_keys = ()
     required_filter = ()
+    models = (SUMMARY, RULE_DAYS, RULES, FINDINGS, REVIEWS, EVIDENCE, LINEAGE)
+    checks = ("audit_trail",)
 
-    def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
-        return compliance_context(reader.conn, period)
+    def build_context(self, reader, period: str, flt: dict, entry: dict, *, audit_trail) -> dict[str, Any]:
+        return compliance_context(reader, period, audit_trail)
 
     def figures(self, context: dict[str, Any]) -> dict[str, Any]:
         s = context["summary"]
-        out: dict[str, Any] = {k.replace("_", " "): v for k, v in s.items()}
+        out: dict[str, Any] = {k.replace("_", " "): s[k] for k in FIGURE_ORDER}
         for r in context["rules"]:
             out[f"{r['rule_id']} failed days"] = f"{r['days_failed']} of {r['days_run']}"
             out[f"{r['rule_id']} open / reviewed findings"] = f"{r['open_findings']} / {r['reviewed_findings']}"
         for v in context["reviews"]:
             out[f"review {v['review_id']}"] = f"{v['finding_id']} by {v['reviewed_by']}"
-        for day in context["lineage"]:
-            for f in day["files"]:
-                out[f"file {f['file']} sha256"] = f["sha256"]
-            out[f"validation runs {day['date'].isoformat()}"] = f"{day['runs_passed']} of {len(day['runs'])} passed"
+        for f in context["evidence"]:
+            if f["is_first_of_day"]:
+                out[f"validation runs {f['logical_date'].isoformat()}"] = (
+                    f"{f['validation_runs_passed']} of {f['validation_runs']} passed")
+            if f["file_no"]:
+                out[f"file {f['file_name']} sha256"] = f["file_sha256"]
         out["audit trail verified"] = context["audit_trail"]["ok"]
         return out
 

@@ -20,6 +20,13 @@ A kind provides:
     The report's numbers, flat, keyed by a label a reader understands
     ("ICU midnight census 2026-11-02"). They version the content (ledger) and a
     revision lists the labels whose values changed. Never the generation time.
+``checks`` (optional)  names of ``CHECKS`` the kind's context needs: checks over the
+    warehouse that are no figure of it and that no model computes by design. The
+    publisher runs each once per publication on its connection (``run_checks``) and
+    passes the result to ``build_context`` as the keyword argument of that name; the
+    kind itself never holds a connection. ``"audit_trail"``: the audit tables' hash
+    chains verified in Python (``healthops.quality.audit_trail.verify``, a
+    ``VerifyResult``), a cryptographic check, not an aggregate of the warehouse.
 ``render(context, entry, revision) -> RenderedReport``
     HTML e-mail body, PDF, charts (``render.render_document`` with the shared
     base layout), optional CSV attachment when "csv" is in ``entry["formats"]``.
@@ -82,6 +89,24 @@ KIND_MODULES = {
     "dq_governance": "healthops.reports.dq_governance",
     "compliance_monthly": "healthops.reports.compliance",
 }
+
+
+# Check name -> (module, function of a connection): what ``run_checks`` may run.
+CHECKS = {
+    "audit_trail": ("healthops.quality.audit_trail", "verify"),
+}
+
+
+def run_checks(kind, conn) -> dict[str, Any]:
+    """The checks ``kind.checks`` names, run on ``conn`` (the publisher's; reads only):
+    {name: result}, the keyword arguments for the kind's ``build_context``."""
+    import importlib
+
+    out: dict[str, Any] = {}
+    for name in getattr(kind, "checks", ()):
+        module, function = CHECKS[name]
+        out[name] = getattr(importlib.import_module(module), function)(conn)
+    return out
 
 
 def kind_for(builder: str) -> ReportKind:

@@ -106,7 +106,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     monthly DAGs pass None unless their run's ``send`` param is set."""
     from healthops.reports import phi
     from healthops.reports.catalog import load_catalog
-    from healthops.reports.kinds import Revision, diff_figures, kind_for
+    from healthops.reports.kinds import Revision, diff_figures, kind_for, run_checks
     from healthops.reports.reader import ReportReader
     from healthops.reports.render import write_outputs
     from healthops.warehouse.connection import connect
@@ -145,6 +145,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
 
         ensure_schema(conn)  # the ledger and archive tables of this release
         conn.commit()
+        checks = run_checks(kind, conn)  # e.g. the audit trail's verification (kinds.CHECKS)
         plans = []  # (period, recipient, filter, context key, version, figures, revision, previous message)
         contexts: dict[tuple[str, str], tuple[dict, dict, Any] | None] = {}
         for p in periods:
@@ -156,7 +157,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                 if (p, fkey) not in contexts:
                     reader = reader_for()
                     try:
-                        ctx = kind.build_context(reader, p, d["filter"], entry)
+                        ctx = kind.build_context(reader, p, d["filter"], entry, **checks)
                     except LookupError as e:
                         # No data for this recipient's slice (a facility not on the feed, or not
                         # yet): nothing to report. A feed that went silent is the data-quality
