@@ -52,7 +52,8 @@ def pg_server():
 
 @pytest.fixture()
 def make_database(pg_server):
-    """Makes fresh, empty databases on the session's server (their URLs); all dropped afterwards."""
+    """Makes fresh databases on the session's server (their URLs), empty or copies of
+    ``template``; all dropped afterwards."""
     import psycopg
 
     from healthops.warehouse.connection import libpq_url
@@ -60,10 +61,10 @@ def make_database(pg_server):
     admin = libpq_url(pg_server)
     made = []
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'create database "{name}"')
+            conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
         made.append(name)
         base, _, _ = pg_server.rpartition("/")
         return f"{base}/{name}"
@@ -76,7 +77,29 @@ def make_database(pg_server):
                 conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@pytest.fixture(scope="session")
+def migrated_template(pg_server):
+    """A database migrated to head once per session (`healthops warehouse migrate`),
+    the template fresh warehouses are copied from."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+    from healthops.warehouse.migrate import migrate
+
+    name = "tmpl_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        migrate(f"{pg_server.rpartition('/')[0]}/{name}")
+        yield name
+    finally:
+        with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture()
-def warehouse_url(make_database):
-    """A fresh, empty database on the session's server; its URL. Dropped afterwards."""
-    return make_database()
+def warehouse_url(make_database, migrated_template):
+    """A fresh warehouse at head, as a deployment's `healthops warehouse migrate` leaves
+    it (the nightly tasks never create tables); its URL. Dropped afterwards.
+    ``make_database()`` gives an empty one."""
+    return make_database(migrated_template)

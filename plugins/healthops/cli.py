@@ -147,6 +147,10 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
         print(f"  {by_date.get(r['date'], r['date'])}: {_describe(r)}", flush=True)
 
     with warehouse() as url, smtp_relay() as (smtp_url, outbox_dir):
+        behind = _warehouse_behind(url)
+        if behind:  # every run would fail at its first task: say why now, not in the Airflow log
+            print(f"FAILED: {behind}", file=sys.stderr)
+            return 1, []
         print(f"Running {len(dates)} {what} run(s) through Airflow: {labels[0]} .. {labels[-1]}", flush=True)
         results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None,
                             on_result=show)
@@ -170,6 +174,21 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
         print("FAILED: no run finished", file=sys.stderr)
     ok = len(results) == len(dates) and all(r["verdict"] == "success" for r in results)
     return (0 if ok else 1), results
+
+
+def _warehouse_behind(url: str) -> str | None:
+    """Why the DAGs' tasks would refuse this warehouse (not at this healthops'
+    revision: they never change DDL), or None."""
+    from healthops.errors import ConfigurationError
+    from healthops.warehouse.connection import connect
+    from healthops.warehouse.migrate import require_current
+
+    with connect(url, autocommit=True) as conn:
+        try:
+            require_current(conn)
+        except ConfigurationError as e:
+            return str(e)
+    return None
 
 
 def _run(first: date, last: date, send: bool = False) -> tuple[int, list[dict]]:
@@ -377,19 +396,19 @@ def _print_summary(url: str, first: date, last: date) -> None:
 # -- audit: the auditors' commands ---------------------------------------------------
 @contextlib.contextmanager
 def _audit_connection():
-    """A connection to the warehouse for the audit commands; a clear message (exit 2)
-    when its audit trail has not been set up yet."""
-    import psycopg
-
+    """A connection to the warehouse for the audit and report-archive commands; a clear
+    message (exit 2) when the warehouse is not at this healthops' revision."""
+    from healthops.errors import ConfigurationError
     from healthops.warehouse.connection import connect
+    from healthops.warehouse.migrate import require_current
 
-    with warehouse() as url:
+    with warehouse() as url, connect(url) as conn:
         try:
-            with connect(url) as conn:
-                yield conn
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as e:
-            print(f"the warehouse has no audit trail yet (a load sets it up): {e}", file=sys.stderr)
+            require_current(conn)
+        except ConfigurationError as e:
+            print(e, file=sys.stderr)
             raise SystemExit(2) from None
+        yield conn
 
 
 def cmd_audit_verify(args) -> int:

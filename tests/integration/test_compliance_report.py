@@ -24,7 +24,6 @@ from healthops.reports.ledger import content_version
 from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import Month
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
@@ -65,7 +64,6 @@ def month_of_history(warehouse_url):
     """D1 clean; D2 dirty, validated twice (a re-run); D3 clean again; three files;
     one review of D2's first CEN-012 finding."""
     with connect(warehouse_url) as conn:
-        ensure_schema(conn)
         for d, name, n_in, n_loaded, n_rej in FILES:
             conn.execute(
                 """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,

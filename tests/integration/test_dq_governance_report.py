@@ -20,7 +20,7 @@ from healthops.reports import phi
 from healthops.reports.dq_governance import KIND, reason_category
 from healthops.reports.publish import content_version
 from healthops.warehouse.connection import connect, libpq_url
-from healthops.warehouse.schema import ensure_schema
+from healthops.warehouse.migrate import migrate
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 MONTH = "2025-03"
@@ -117,8 +117,8 @@ def warehouse(pg_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_OUT", "out"), ("HEALTHOPS_LANDING", "landing")):
             mp.setenv(var, str(state / sub))
+        migrate(url)
         with connect(url) as conn:
-            ensure_schema(conn)
             batch = {}
             for d, f, n_in, n_loaded, n_rej, n_dup, loaded_at in FILES:
                 batch[f] = uuid.uuid4()
@@ -408,10 +408,8 @@ def test_the_warehouse_category_column_matches_and_drops_quoted_phi(warehouse_ur
     import uuid as _uuid
 
     from healthops.warehouse.connection import connect as _connect
-    from healthops.warehouse.schema import ensure_schema as _ensure
 
     with _connect(warehouse_url) as conn:
-        _ensure(conn)
         b = _uuid.uuid4()
         for i, reason in enumerate(SAMPLE_REASONS):
             conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,

@@ -2,10 +2,12 @@
 outside dbt, on a real PostgreSQL. An empty database goes to head with every table,
 trigger and role; a second run changes nothing; a warehouse set up by milestone 1
 (before versioned migrations) goes to head in place, its rows kept, ending exactly
-as a new one."""
+as a new one; and a warehouse behind this healthops stops the nightly steps at once,
+before they touch it, naming the command to run."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from healthops.errors import ConfigurationError
+from healthops.errors import ConfigurationError, is_transient
 from healthops.load.adt import load_adt_date
 from healthops.quality import audit_trail
 from healthops.warehouse import migrate as migrations
@@ -205,6 +207,86 @@ def test_a_milestone1_warehouse_goes_to_head_in_place_keeping_its_rows(make_data
         assert conn.execute("select count(*) from raw.adt_messages").fetchone() == (2,)
 
 
+# -- a warehouse behind this healthops ----------------------------------------------------
+def test_the_nightly_steps_refuse_a_warehouse_never_migrated_and_change_nothing(make_database, tmp_path):
+    from healthops.pipeline import load_adt, run_step
+    from healthops.quality.gx_runner import validate_domain_and_record
+    from healthops.reports.publish import publish
+
+    url = make_database()
+    write_feed(tmp_path / "landing", "C1")
+    with pytest.raises(ConfigurationError) as e:
+        load_adt_date(url, tmp_path / "landing", D)
+    assert COMMAND in str(e.value) and "has no healthops schema version" in str(e.value)
+    assert not is_transient(e.value)  # permanent: the task fails at once, no retries
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=COMMAND):  # how the load task fails
+        run_step(load_adt, D.isoformat(), "manual__test", url)
+    with pytest.raises(ConfigurationError, match=COMMAND):  # before any rule is evaluated
+        validate_domain_and_record(url, "census", D)
+    with pytest.raises(ConfigurationError, match=COMMAND):  # before any report is built
+        publish("daily_census", D.isoformat(), url=url, smtp=None)
+    with connect(url) as conn:  # the steps created nothing: no schema, no table
+        assert conn.execute("select count(*) from pg_namespace where nspname in "
+                            "('raw', 'audit', 'reporting', 'healthops')").fetchone() == (0,)
+
+
+def test_a_nightly_load_changes_no_ddl(warehouse_url, tmp_path):
+    before = catalog(warehouse_url)
+    write_feed(tmp_path / "landing", "C1", "C2")
+    assert [b.status for b in load_adt_date(warehouse_url, tmp_path / "landing", D).batches] == ["loaded"]
+    assert catalog(warehouse_url) == before
+
+
+NEXT_REVISION = '''"""A later release's revision (test only)."""
+from alembic import op
+
+revision = "0002_test"
+down_revision = "0001_baseline"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("alter table reporting.deliveries add column test_note text")
+
+
+def downgrade() -> None:
+    op.execute("alter table reporting.deliveries drop column test_note")
+'''
+
+
+@pytest.fixture()
+def next_release(tmp_path, monkeypatch):
+    """This healthops with one more revision than the baseline."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrations.SCRIPT_LOCATION, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_test.py").write_text(NEXT_REVISION)
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", scripts)
+    monkeypatch.setattr(migrations, "HEAD", "0002_test")
+    return scripts
+
+
+def test_a_warehouse_one_revision_behind_stops_the_load_naming_the_command(warehouse_url, next_release, tmp_path):
+    write_feed(tmp_path / "landing", "C1")
+    with pytest.raises(ConfigurationError) as e:
+        load_adt_date(warehouse_url, tmp_path / "landing", D)
+    db = warehouse_url.rpartition("/")[2]
+    assert str(e.value).startswith(f"warehouse {db} on ")
+    assert str(e.value).endswith(f"is at revision {HEAD}, this healthops needs 0002_test: {COMMAND}")
+    with connect(warehouse_url) as conn:
+        assert conn.execute("select count(*) from audit.load_batches").fetchone() == (0,)
+
+    result = migrate(warehouse_url)
+    assert (result.before, result.after, result.adopted) == (HEAD, "0002_test", False)
+    assert [b.status for b in load_adt_date(warehouse_url, tmp_path / "landing", D).batches] == ["loaded"]
+    with connect(warehouse_url) as conn:
+        assert conn.execute("select count(*) from information_schema.columns "
+                            "where table_name = 'deliveries' and column_name = 'test_note'").fetchone() == (1,)
+
+
 def test_a_warehouse_migrated_by_a_newer_release_is_refused_too(make_database):
     warehouse_url = make_database()
     migrate(warehouse_url)
@@ -220,10 +302,14 @@ def _cli(*args, url):
     return subprocess.run([HEALTHOPS, *args], env=env, capture_output=True, text=True)
 
 
-def test_the_warehouse_commands(make_database):
+def test_the_warehouse_commands_and_a_run_against_a_warehouse_behind(make_database):
     url = make_database()
     st = _cli("warehouse", "status", url=url)
     assert st.returncode == 1 and COMMAND in st.stdout
+    run = _cli("run", "--date", D.isoformat(), url=url)  # refused before Airflow starts
+    assert run.returncode == 1 and COMMAND in run.stderr and "Running" not in run.stdout
+    audit = _cli("audit", "findings", url=url)
+    assert audit.returncode == 2 and COMMAND in audit.stderr
 
     mig = _cli("warehouse", "migrate", url=url)
     assert mig.returncode == 0 and f"migrated from nothing to {HEAD}" in mig.stdout, mig.stderr

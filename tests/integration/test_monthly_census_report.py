@@ -418,10 +418,7 @@ def test_published_through_the_catalog(marts, tmp_path):
     from healthops.reports.delivery import SmtpSettings
     from healthops.reports.outbox import start_outbox
     from healthops.reports.publish import publish
-    from healthops.warehouse.schema import ensure_schema
 
-    with connect(marts) as conn:
-        ensure_schema(conn)
     entry = load_catalog()["reports"]["monthly_census"]
     with start_outbox(tmp_path / "outbox") as box:
         smtp = SmtpSettings.from_url(box.url)

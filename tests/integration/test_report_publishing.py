@@ -19,7 +19,6 @@ from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import publish, resend, sent_messages
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
 
 D1, D2 = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -41,7 +40,6 @@ def census_rows():
 @pytest.fixture
 def marts(warehouse_url):
     with connect(warehouse_url) as conn:
-        ensure_schema(conn)
         conn.execute("""create table marts.fct_census_daily (
             facility_code text, unit_code text, census_date date, midnight_census integer, admissions integer,
             discharges integer, transfers_in integer, transfers_out integer, patient_days integer,
