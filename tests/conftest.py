@@ -78,7 +78,29 @@ def make_database(pg_server):
                 conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@pytest.fixture(scope="session")
+def migrated_template(pg_server):
+    """A database migrated to head once per session (`healthops warehouse migrate`),
+    the template fresh warehouses are copied from."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+    from healthops.warehouse.migrate import migrate
+
+    name = "tmpl_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        migrate(f"{pg_server.rpartition('/')[0]}/{name}")
+        yield name
+    finally:
+        with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture()
-def warehouse_url(make_database):
-    """A fresh, empty database on the session's server; its URL. Dropped afterwards."""
-    return make_database()
+def warehouse_url(make_database, migrated_template):
+    """A fresh warehouse at head, as a deployment's `healthops warehouse migrate` leaves
+    it (the nightly tasks never create tables); its URL. Dropped afterwards.
+    ``make_database()`` gives an empty one."""
+    return make_database(migrated_template)

@@ -24,8 +24,9 @@ def build_models(url: str, models: list[str], seed: bool = True) -> None:
 
 
 @contextmanager
-def template_database(pg_server: str, fill: Callable[[str], None]) -> Iterator[str]:
-    """A database on the test server filled once (``fill(url)``: rows, then the models
+def template_database(pg_server: str, base: str, fill: Callable[[str], None]) -> Iterator[str]:
+    """A copy of ``base`` (the session's migrated warehouse: the ``migrated_template``
+    fixture) on the test server, filled once (``fill(url)``: rows, then the models
     with ``build_models``) to be copied for each test (``make_database(template=name)``):
     yields its name; dropped on exit. Sessions still open on it after ``fill`` (a GX
     datasource keeps a connection pool) are closed, or no copy could be made."""
@@ -36,7 +37,7 @@ def template_database(pg_server: str, fill: Callable[[str], None]) -> Iterator[s
     name = "tpl_" + uuid.uuid4().hex[:12]
     admin = libpq_url(pg_server)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
+        conn.execute(f'create database "{name}" template "{base}"')
     try:
         fill(f"{pg_server.rpartition('/')[0]}/{name}")
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -148,6 +148,10 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
         print(f"  {by_date.get(r['date'], r['date'])}: {_describe(r)}", flush=True)
 
     with warehouse() as url, smtp_relay() as (smtp_url, outbox_dir):
+        behind = _warehouse_behind(url)
+        if behind:  # every run would fail at its first task: say why now, not in the Airflow log
+            print(f"FAILED: {behind}", file=sys.stderr)
+            return 1, []
         print(f"Running {len(dates)} {what} run(s) through Airflow: {labels[0]} .. {labels[-1]}", flush=True)
         results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None,
                             on_result=show)
@@ -171,6 +175,21 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
         print("FAILED: no run finished", file=sys.stderr)
     ok = len(results) == len(dates) and all(r["verdict"] == "success" for r in results)
     return (0 if ok else 1), results
+
+
+def _warehouse_behind(url: str) -> str | None:
+    """Why the DAGs' tasks would refuse this warehouse (not at this healthops'
+    revision: they never change DDL), or None."""
+    from healthops.errors import ConfigurationError
+    from healthops.warehouse.connection import connect
+    from healthops.warehouse.migrate import require_current
+
+    with connect(url, autocommit=True) as conn:
+        try:
+            require_current(conn)
+        except ConfigurationError as e:
+            return str(e)
+    return None
 
 
 def _run(first: date, last: date, send: bool = False) -> tuple[int, list[dict]]:
@@ -273,14 +292,44 @@ def cmd_warehouse_url(args) -> int:
     return 0
 
 
-def cmd_warehouse(args) -> int:
+def cmd_warehouse_stop(args) -> int:
     from healthops.warehouse.connection import embedded_server
 
-    if args.action == "stop":
-        stopped = embedded_server().stop()
-        print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
-    elif args.action == "status":
-        print("running" if embedded_server().is_running() else "stopped")
+    stopped = embedded_server().stop()
+    print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
+    return 0
+
+
+def cmd_warehouse_status(args) -> int:
+    """The warehouse's schema revision against this healthops' (exit 1 when behind);
+    for the embedded warehouse, whether it runs (a stopped one is not started)."""
+    from healthops.warehouse.connection import embedded_server, warehouse_url
+    from healthops.warehouse.migrate import status
+
+    if not os.environ.get("HEALTHOPS_WAREHOUSE_URL"):
+        server = embedded_server()
+        if not server.is_running():
+            print("embedded warehouse: stopped (`healthops warehouse-url` starts it)")
+            return 0
+        print("embedded warehouse: running")
+    st = status(warehouse_url())
+    print(st.describe())
+    return 0 if st.up_to_date else 1
+
+
+def cmd_warehouse_migrate(args) -> int:
+    """Bring the warehouse's own tables (raw, audit, reporting), triggers and roles to
+    this healthops' revision. The deployment and the demo run it before any DAG."""
+    from healthops.errors import ConfigurationError
+    from healthops.warehouse.migrate import migrate
+
+    with warehouse() as url:
+        try:
+            result = migrate(url)
+        except ConfigurationError as e:
+            print(f"migration failed: {e}", file=sys.stderr)
+            return 2
+    print(result.describe())
     return 0
 
 
@@ -293,12 +342,15 @@ def cmd_demo(args) -> int:
     summary = generate(config.landing(), start, args.days, seed=args.seed)
     print(f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
           f"for {start} .. {last} under {config.landing() / 'adt'}", flush=True)
-    # The demo's fixed dates lie in the past: --send, so its emails are there to read.
-    rc, results = _run(start, last, send=True)
-    if rc == 0:  # the monthly reports of the months the demo touched (the last one is month to date)
-        months = sorted({start.replace(day=1), last.replace(day=1)})
-        rc = _run_monthly(months, send=True)
-    with warehouse() as url:
+    with warehouse() as url:  # one start of the embedded warehouse for the whole demo
+        from healthops.warehouse.migrate import migrate
+
+        print(migrate(url).describe(), flush=True)  # as a deployment does before its DAGs run
+        # The demo's fixed dates lie in the past: --send, so its emails are there to read.
+        rc, results = _run(start, last, send=True)
+        if rc == 0:  # the monthly reports of the months the demo touched (the last one is month to date)
+            months = sorted({start.replace(day=1), last.replace(day=1)})
+            rc = _run_monthly(months, send=True)
         _print_summary(url, start, last)
         if rc == 0:
             print(f"dbt docs (models, PHI meta, each report's lineage): {_generate_docs(url)}")
@@ -359,19 +411,19 @@ def _print_summary(url: str, first: date, last: date) -> None:
 # -- audit: the auditors' commands ---------------------------------------------------
 @contextlib.contextmanager
 def _audit_connection():
-    """A connection to the warehouse for the audit commands; a clear message (exit 2)
-    when its audit trail has not been set up yet."""
-    import psycopg
-
+    """A connection to the warehouse for the audit and report-archive commands; a clear
+    message (exit 2) when the warehouse is not at this healthops' revision."""
+    from healthops.errors import ConfigurationError
     from healthops.warehouse.connection import connect
+    from healthops.warehouse.migrate import require_current
 
-    with warehouse() as url:
+    with warehouse() as url, connect(url) as conn:
         try:
-            with connect(url) as conn:
-                yield conn
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as e:
-            print(f"the warehouse has no audit trail yet (a load sets it up): {e}", file=sys.stderr)
+            require_current(conn)
+        except ConfigurationError as e:
+            print(e, file=sys.stderr)
             raise SystemExit(2) from None
+        yield conn
 
 
 def cmd_audit_verify(args) -> int:
@@ -450,9 +502,15 @@ def main(argv: list[str] | None = None) -> int:
 
     w = sub.add_parser("warehouse-url", help="print the warehouse URL, starting the embedded one if needed")
     w.set_defaults(func=cmd_warehouse_url)
-    ws = sub.add_parser("warehouse", help="manage the embedded warehouse")
-    ws.add_argument("action", choices=["stop", "status"])
-    ws.set_defaults(func=cmd_warehouse)
+    ws = sub.add_parser("warehouse", help="the warehouse's own tables (migrate, status); the embedded server (stop)")
+    wsub = ws.add_subparsers(dest="warehouse_command", required=True)
+    wm = wsub.add_parser("migrate", help="create or upgrade healthops' raw, audit and reporting tables, triggers "
+                                         "and roles to this release (run before the DAGs; safe to repeat)")
+    wm.set_defaults(func=cmd_warehouse_migrate)
+    wst = wsub.add_parser("status", help="the warehouse's schema revision against this release's (exit 1 if behind)")
+    wst.set_defaults(func=cmd_warehouse_status)
+    wsp = wsub.add_parser("stop", help="stop the embedded warehouse")
+    wsp.set_defaults(func=cmd_warehouse_stop)
 
     p_docs = sub.add_parser("docs", help="generate the dbt documentation site (models, PHI meta, report lineage) "
                                          "under $HEALTHOPS_OUT/dbt_docs")

@@ -17,7 +17,6 @@ from healthops import config, pipeline
 from healthops.quality import gx_runner
 from healthops.quality.rules import load_rules, rule_files
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
 
 TZ = "America/Los_Angeles"
 D = dt.date(2025, 3, 1)
@@ -226,7 +225,6 @@ BACKWARDS = [enc("E20", "2025-03-01 12:00", "2025-03-01 11:59"), enc("E21", "202
 def build(url, *, messages=CLEAN_MESSAGES, batches=CLEAN_BATCHES, timeline=CLEAN_TIMELINE,
           encounters=CLEAN_ENCOUNTERS, units=UNITS):
     with connect(url) as conn:
-        ensure_schema(conn)
         conn.execute(DDL)
         with conn.cursor() as cur:
             cur.executemany("insert into staging.units values (%s, %s, %s, %s, %s, %s, %s)", units)

@@ -35,7 +35,6 @@ from healthops.reports.periods import Month
 from healthops.reports.reader import ReportReader
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
-from healthops.warehouse.schema import ensure_schema
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)
@@ -77,7 +76,6 @@ def record_history(url: str) -> None:
     """D1 clean; D2 dirty, validated twice (a re-run); D3 clean again; three files;
     one review of D2's first CEN-012 finding; then the compliance reporting models."""
     with connect(url) as conn:
-        ensure_schema(conn)
         for d, file, n_in, n_loaded, n_rej in FILES:
             conn.execute(
                 """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
@@ -100,13 +98,13 @@ def record_history(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def history_template(pg_server, tmp_path_factory):
+def history_template(pg_server, migrated_template, tmp_path_factory):
     """The month of history (record_history), made once and copied for each test."""
     with pytest.MonkeyPatch.context() as mp:
         base = tmp_path_factory.mktemp("compliance_history")  # the validations' Data Docs
         for var in ("HEALTHOPS_HOME", "HEALTHOPS_OUT", "HEALTHOPS_LANDING"):
             mp.setenv(var, str(base / var.lower()))
-        with template_database(pg_server, record_history) as name:
+        with template_database(pg_server, migrated_template, record_history) as name:
             yield name
 
 

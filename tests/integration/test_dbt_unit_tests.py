@@ -11,9 +11,7 @@ import json
 import yaml
 
 from healthops import config
-from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
-from healthops.warehouse.schema import ensure_schema
 
 
 def defined_unit_tests() -> set[str]:
@@ -27,10 +25,7 @@ def defined_unit_tests() -> set[str]:
 def test_dbt_unit_tests_run_and_pass(warehouse_url, tmp_path):
     defined = defined_unit_tests()
     assert defined, "no unit_tests in dbt_project/models"
-    with connect(warehouse_url) as conn:
-        ensure_schema(conn)
-        conn.commit()
-
+    # warehouse_url is migrated (raw and audit tables exist): dbt build makes the rest
     target = tmp_path / "target"
     proc = run_dbt(["--no-use-colors", "build", "--target-path", str(target), "--log-path", str(tmp_path / "logs")],
                    warehouse_url, check=False, capture=True)

@@ -25,7 +25,7 @@ from healthops.reports.dq_governance import KIND
 from healthops.reports.publish import content_version
 from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect, libpq_url
-from healthops.warehouse.schema import ensure_schema
+from healthops.warehouse.migrate import migrate
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 MONTH = "2025-03"
@@ -112,8 +112,8 @@ def warehouse(pg_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_OUT", "out"), ("HEALTHOPS_LANDING", "landing")):
             mp.setenv(var, str(state / sub))
+        migrate(url)
         with connect(url) as conn:
-            ensure_schema(conn)
             batch = {}
             for d, f, n_in, n_loaded, n_rej, n_dup, loaded_at in FILES:
                 batch[f] = uuid.uuid4()
@@ -414,10 +414,8 @@ def test_the_warehouse_category_column_is_the_reasons_kind_without_quoted_phi(wa
     import uuid as _uuid
 
     from healthops.warehouse.connection import connect as _connect
-    from healthops.warehouse.schema import ensure_schema as _ensure
 
     with _connect(warehouse_url) as conn:
-        _ensure(conn)
         b = _uuid.uuid4()
         for i, (reason, _) in enumerate(SAMPLE_REASONS):
             conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,

@@ -29,7 +29,6 @@ from healthops.reports.monthly_census import KIND
 from healthops.reports.phi import SUPPRESSED
 from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ENTRY = {"id": "monthly_census", "name": "Monthly census and utilization", "template": "monthly_census.html.j2",
@@ -85,15 +84,14 @@ def load_daily(url, months=MONTHS):
 
 
 @pytest.fixture(scope="module")
-def marts_template(pg_server):
+def marts_template(pg_server, migrated_template):
     def prepare(url):
         with connect(url) as conn:
-            ensure_schema(conn)
             conn.execute(DAILY_DDL)
         load_daily(url)
         build_models(url, MONTHLY_CENSUS_MODELS)
 
-    with template_database(pg_server, prepare) as name:
+    with template_database(pg_server, migrated_template, prepare) as name:
         yield name
 
 
@@ -507,10 +505,7 @@ def test_published_through_the_catalog(marts, tmp_path):
     from healthops.reports.delivery import SmtpSettings
     from healthops.reports.outbox import start_outbox
     from healthops.reports.publish import publish
-    from healthops.warehouse.schema import ensure_schema
 
-    with connect(marts) as conn:
-        ensure_schema(conn)
     entry = load_catalog()["reports"]["monthly_census"]
     with start_outbox(tmp_path / "outbox") as box:
         smtp = SmtpSettings.from_url(box.url)

@@ -14,7 +14,6 @@ from healthops import config
 from healthops.quality import gx_runner
 from healthops.quality.rules import load_rules
 from healthops.warehouse.connection import connect, url_parts
-from healthops.warehouse.schema import ensure_schema
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 D1, D2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
@@ -117,7 +116,6 @@ MULTI_COLUMN = {"CEN-004", "CEN-006", "CEN-012"}
 
 def make_mart(url, rows):
     with connect(url) as conn:
-        ensure_schema(conn)
         conn.execute("drop table if exists marts.fct_census_daily")
         conn.execute(DDL)
         with conn.cursor() as cur:

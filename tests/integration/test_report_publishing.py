@@ -22,7 +22,6 @@ from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import publish, resend, sent_messages
 from healthops.reports.reader import ColumnNotAllowed, ReportReader
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
 
 D1, D2 = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,12 +41,11 @@ def census_rows():
 
 
 @pytest.fixture(scope="module")
-def marts_template(pg_server):
+def marts_template(pg_server, migrated_template):
     """Hand-made census marts and one raw message (a known MRN and name), with the daily
     census reporting models built over them: built once, copied for each test."""
     def prepare(url):
         with connect(url) as conn:
-            ensure_schema(conn)
             conn.execute("""create table marts.fct_census_daily (
                 facility_code text, unit_code text, census_date date, midnight_census integer,
                 admissions integer, discharges integer, transfers_in integer, transfers_out integer,
@@ -63,7 +61,7 @@ def marts_template(pg_server):
                            'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""", (uuid.uuid4(), D1, MRN))
         build_models(url, DAILY_CENSUS_MODELS)
 
-    with template_database(pg_server, prepare) as name:
+    with template_database(pg_server, migrated_template, prepare) as name:
         yield name
 
 

@@ -27,7 +27,6 @@ from healthops.load.adt import load_adt_date
 from healthops.quality import audit_trail, freshness, gx_runner, rules
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
-from healthops.warehouse.schema import ensure_schema
 
 from hl7_builders import build_message
 
@@ -173,7 +172,6 @@ AFTER_THE_DAY = [local(D + dt.timedelta(days=1), 0, 30), local(D + dt.timedelta(
 
 def insert_messages(url, stamps, table="raw.adt_messages"):
     with connect(url) as conn:
-        ensure_schema(conn)
         with conn.cursor() as cur:
             cur.executemany(
                 f"""insert into {table} (batch_id, received_date, file_path, message_index, control_id,

@@ -1,11 +1,10 @@
-"""The embedded warehouse starts on loopback with password auth, survives a stop
-and restart with its data, and the healthops schema is idempotent."""
+"""The embedded warehouse starts on loopback with password auth and survives a stop
+and restart with its data (its tables: test_migrations.py)."""
 import psycopg
 import pytest
 
 from healthops.warehouse.connection import connect, libpq_url, normalize_url, url_parts
 from healthops.warehouse.embedded import EmbeddedServer
-from healthops.warehouse.schema import SCHEMAS, ensure_schema
 
 
 def test_url_normalization():
@@ -38,12 +37,3 @@ def test_embedded_restart_keeps_data(tmp_path):
             assert conn.execute("select x from kept").fetchone() == (42,)
     finally:
         server.stop()
-
-
-def test_ensure_schema_idempotent(warehouse_url):
-    with connect(warehouse_url) as conn:
-        ensure_schema(conn)
-        ensure_schema(conn)
-        conn.commit()
-        found = {r[0] for r in conn.execute("select schema_name from information_schema.schemata")}
-    assert set(SCHEMAS) <= found

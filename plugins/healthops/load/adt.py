@@ -19,7 +19,7 @@ from healthops.load.batches import BatchResult, LoadSummary, ready_files, sha256
 from healthops.sources.adt.parser import parse_file
 from healthops.sources.adt.schema import ADT_COLUMNS, AdtMessage, Rejection
 from healthops.warehouse.connection import connect
-from healthops.warehouse.schema import ensure_schema
+from healthops.warehouse.migrate import require_current
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ def load_adt_date(url: str, landing: Path, received_date: date, dag_run_id: str 
     if not folder.is_dir():
         log.warning("no ADT folder for %s at %s: nothing received that day", received_date, folder)
     with connect(url) as conn:
-        ensure_schema(conn)
-        conn.commit()
+        require_current(conn)  # a warehouse behind this healthops: stop before touching it
         for path in files:
             summary.batches.append(_load_file(conn, landing, path, received_date, dag_run_id, tz))
     return summary

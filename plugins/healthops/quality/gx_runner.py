@@ -26,6 +26,7 @@ from healthops.quality.gx_context import get_context, import_gx
 from healthops.quality.outcomes import PARTIAL_VALUES, RuleOutcome, ValidationSummary, code_version
 from healthops.quality.rules import FRESHNESS_ENGINE, GX_ENGINE, RuleFile, build_suite, load_rules, rule_files
 from healthops.warehouse.connection import connect, normalize_url
+from healthops.warehouse.migrate import require_current
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,12 @@ def persist(conn, summary: ValidationSummary) -> None:
     audit_trail.record_validation(conn, summary)
 
 
+def _require_current(url: str) -> None:
+    """Before any validation runs: the audit tables its results go to are this release's."""
+    with connect(url, autocommit=True) as conn:
+        require_current(conn)
+
+
 def validate_and_record(
     url: str,
     rules_file: Path | str,
@@ -234,6 +241,7 @@ def validate_and_record(
     dag_run_id: str | None = None,
 ) -> ValidationSummary:
     """``validate`` then ``persist`` in one committed transaction."""
+    _require_current(url)
     summary = validate(url, rules_file, logical_date, dag_run_id)
     with connect(url) as conn:  # commits on clean exit
         persist(conn, summary)
@@ -272,6 +280,7 @@ def validate_domain_and_record(
 ) -> list[ValidationSummary]:
     """``validate_domain`` then ``persist`` every suite's run in one committed
     transaction: one audit.validation_runs row per suite, one rule_results row per rule."""
+    _require_current(url)
     summaries = validate_domain(url, domain, logical_date, dag_run_id, rules=rules)
     with connect(url) as conn:
         for summary in summaries:

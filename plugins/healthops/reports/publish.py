@@ -141,10 +141,9 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     # History is archived for its own period only: revising what was never sent is moot.
     periods = periods_to_check(kind.period, entry, period) if revise and send else [period]
     with connect(url) as conn:
-        from healthops.warehouse.schema import ensure_schema
+        from healthops.warehouse.migrate import require_current
 
-        ensure_schema(conn)  # the ledger and archive tables of this release
-        conn.commit()
+        require_current(conn)  # the ledger and archive tables of this release
         checks = run_checks(kind, conn)  # e.g. the audit trail's verification (kinds.CHECKS)
         plans = []  # (period, recipient, filter, context key, version, figures, revision, previous message)
         contexts: dict[tuple[str, str], tuple[dict, dict, Any] | None] = {}

@@ -1,7 +1,7 @@
 """The shape of one parsed ADT message, as it lands in ``raw.adt_messages``.
 
 The column order of ``ADT_COLUMNS`` is the COPY column order: keep the two in step
-with the DDL in ``healthops.warehouse.schema``.
+with the table's migrations (``healthops/warehouse/migrations``).
 """
 from __future__ import annotations
 
