@@ -42,7 +42,7 @@ BEDS_EDGE = "#B8BEC6"
 TEXT_COLOR = "#1F2933"
 MUTED_COLOR = "#5A6570"
 
-_RC = {
+RC_PARAMS = {
     "font.family": "DejaVu Sans",  # ships with matplotlib: identical everywhere
     "font.size": 10,
     "axes.titlesize": 12,
@@ -60,7 +60,7 @@ _RC = {
 }
 
 
-def _to_png(fig: Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     # metadata Software=None: no version string in the file, bytes depend only on the drawing.
@@ -74,19 +74,19 @@ def _pct_label(census: int, beds: int) -> str:
     return f"{pct}%"
 
 
-def _title(fig: Figure, text: str) -> None:
+def chart_title(fig: Figure, text: str) -> None:
     # Left-aligned to the figure, not the axes: long unit names push the axes right.
     fig.suptitle(text, x=0.012, ha="left", fontsize=12, fontweight="bold", color=TEXT_COLOR)
 
 
-def _empty_chart(title: str, message: str) -> bytes:
-    with matplotlib.rc_context(_RC):
+def empty_chart(title: str, message: str) -> bytes:
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 1.6), dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         ax.set_axis_off()
-        _title(fig, title)
+        chart_title(fig, title)
         ax.text(0.5, 0.45, message, ha="center", va="center", color=MUTED_COLOR, transform=ax.transAxes)
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
@@ -100,7 +100,7 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
     rows = list(rows)
     title = "Midnight census vs staffed beds by unit"
     if not rows:
-        return _empty_chart(title, "No units reported")
+        return empty_chart(title, "No units reported")
 
     names = [str(r["unit_name"]) for r in rows]
     beds = [int(r["staffed_beds"] or 0) for r in rows]
@@ -112,7 +112,7 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
     ]
 
     n = len(rows)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 1.35 + 0.36 * n), dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         y = list(range(n))
@@ -129,7 +129,7 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
         ax.set_xlim(0, xmax * 1.55)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
         ax.set_xlabel("Patients at midnight / staffed beds")
-        _title(fig, title)
+        chart_title(fig, title)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="x", color="#EEF0F2", zorder=0)
         ax.set_axisbelow(True)
@@ -147,7 +147,7 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
                   ncol=len(handles) if len(handles) <= 3 else 2, fontsize=8, frameon=False, handlelength=1.2,
                   columnspacing=1.2, borderaxespad=0.3)
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def census_trend_chart(points: Iterable[Mapping]) -> bytes:
@@ -162,7 +162,7 @@ def census_trend_chart(points: Iterable[Mapping]) -> bytes:
         first, last = pts[0][0], pts[-1][0]
         title += f", {first:%b} {first.day} – {last:%b} {last.day}"
     if not pts:
-        return _empty_chart(title, "No trend data")
+        return empty_chart(title, "No trend data")
 
     # Break the line on missing dates (None values are not drawn).
     xs: list[date] = []
@@ -175,7 +175,7 @@ def census_trend_chart(points: Iterable[Mapping]) -> bytes:
         ys.append(v)
     values = [v for _, v in pts]
 
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 2.6), dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         yplot = [float("nan") if v is None else v for v in ys]
@@ -194,11 +194,11 @@ def census_trend_chart(points: Iterable[Mapping]) -> bytes:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6, steps=[1, 2, 5, 10]))
         ax.set_ylabel("Patients at midnight")
-        _title(fig, title)
+        chart_title(fig, title)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="y", color="#EEF0F2", zorder=0)
         ax.set_axisbelow(True)
-        return _to_png(fig)
+        return to_png(fig)
 
 
 # Rule outcome colours: Okabe-Ito bluish green (passed), orange (warning), vermillion
@@ -223,11 +223,11 @@ def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tup
     if days:
         title += f", {days[0]:%b} {days[0].day} – {days[-1]:%b} {days[-1].day}"
     if not rule_ids or not days:
-        return _empty_chart(title, "No validations in this period")
+        return empty_chart(title, "No validations in this period")
     from matplotlib.patches import Rectangle
 
     n_rules, n_days = len(rule_ids), len(days)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 1.3 + 0.19 * n_rules), dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         for yi, rule in enumerate(rule_ids):
@@ -249,11 +249,11 @@ def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tup
         ax.tick_params(length=0)
         for side in ("top", "right", "left", "bottom"):
             ax.spines[side].set_visible(False)
-        _title(fig, title)
+        chart_title(fig, title)
         handles = [Patch(facecolor=RULE_STATUS_STYLE[k][0], edgecolor=BEDS_EDGE, label=label)
                    for k, label in (("passed", "Passed"), ("info", "Failed: info"), ("warning", "Failed: warning"),
                                     ("blocking", "Failed: blocking"), ("error", "Not evaluated"))]
         handles.append(Patch(facecolor=NOT_RUN_COLOR, edgecolor=BEDS_EDGE, label="No validation"))
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=7,
                   frameon=False, handlelength=1.0, columnspacing=1.0, borderaxespad=0.3)
-        return _to_png(fig)
+        return to_png(fig)

@@ -47,9 +47,9 @@ from healthops.reports.periods import Month
 from healthops.reports.render import (
     Chart,
     RenderedReport,
-    _generated_label,
-    _safe_token,
+    generated_label,
     render_document,
+    safe_token,
 )
 
 REPORT_ID = "compliance_monthly"
@@ -233,7 +233,7 @@ def _plain_text(context: dict[str, Any], title: str, stem: str) -> str:
     lines += ["", f"The full report, with the daily grid, findings, reviews and evidence lineage, is the HTML part "
                   f"of this message and the attached PDF ({stem}.pdf); the lineage with every hash is attached "
                   f"as {stem}_lineage.csv.",
-              f"Generated {_generated_label(context['generated_at'])} by healthops. Ids and counts only: "
+              f"Generated {generated_label(context['generated_at'])} by healthops. Ids and counts only: "
               "no patient-identifying information."]
     return "\n".join(lines) + "\n"
 
@@ -256,7 +256,7 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
         subject = f"[{n} open blocking finding{'s' if n != 1 else ''}] {subject}"
     if revision:
         subject = revision.subject_prefix + subject
-    stem = f"{REPORT_ID}_{_safe_token(context['period'])}"
+    stem = f"{REPORT_ID}_{safe_token(context['period'])}"
     rule_ids = [r["rule_id"] for r in context["rules"]]
     grid = charts.rule_status_chart(rule_ids, context["days"], context["status"])
     base = {
@@ -264,7 +264,7 @@ def render_compliance(context: dict[str, Any], catalog: dict | None = None,
         "title": title,
         "report_name": report_name,
         "facility_name": context["organization"],
-        "generated_at_label": _generated_label(context["generated_at"]),
+        "generated_at_label": generated_label(context["generated_at"]),
         "generated_at_iso": context["generated_at"].isoformat(),
         "max_findings": MAX_FINDINGS_LISTED,
         "revision": revision,

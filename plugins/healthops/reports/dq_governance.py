@@ -42,21 +42,21 @@ from healthops import config
 
 # The shared look: rc settings, PNG writer, title and Okabe-Ito colours of the report charts.
 from healthops.reports.charts import (
-    _RC,
     BEDS_EDGE,
     CENSUS_COLOR,
     DPI,
     MUTED_COLOR,
     NON_INPATIENT_COLOR,
     OVER_COLOR,
+    RC_PARAMS,
     TEXT_COLOR,
     WIDTH_IN,
-    _empty_chart,
-    _title,
-    _to_png,
+    chart_title,
+    empty_chart,
+    to_png,
 )
 from healthops.reports.periods import Month
-from healthops.reports.render import Chart, RenderedReport, _generated_label, _safe_token, render_document
+from healthops.reports.render import Chart, RenderedReport, generated_label, render_document, safe_token
 
 REPORT_ID = "dq_governance"
 DEFAULT_TEMPLATE = "dq_governance.html.j2"
@@ -380,7 +380,7 @@ class DqGovernance:
             subject = "[ATTENTION] " + subject
         if revision:
             subject = revision.subject_prefix + subject
-        stem = f"{REPORT_ID}_{_safe_token(context['facility_code'] or 'ALL')}_{_safe_token(context['period'])}"
+        stem = f"{REPORT_ID}_{safe_token(context['facility_code'] or 'ALL')}_{safe_token(context['period'])}"
         charts_ = [
             Chart("reasons", rejections_by_reason_chart(context["reason_bars"], context["period_label"]),
                   _reasons_alt(context)),
@@ -394,7 +394,7 @@ class DqGovernance:
             "report_name": report_name,
             "facility_name": scope,
             "feed_scope_note": _scope_note(context),
-            "generated_at_label": _generated_label(context["generated_at"]),
+            "generated_at_label": generated_label(context["generated_at"]),
             "generated_at_iso": context["generated_at"].isoformat(),
             "pct": _pct_label,
             "n": _n,
@@ -495,7 +495,7 @@ def _plain_text(context: dict[str, Any], title: str, stem: str, csv_name: str | 
     lines += [f"  - {g['label']}: {g['count']}" for g in context["governance"]]
     lines += ["", f"The full report is the HTML part of this message and the attached PDF ({stem}.pdf)"
                   + (f"; rejections by day and reason are attached as {csv_name}." if csv_name else "."),
-              f"Generated {_generated_label(context['generated_at'])} by healthops. Counts and codes only: "
+              f"Generated {generated_label(context['generated_at'])} by healthops. Counts and codes only: "
               "no patient-identifying information."]
     return "\n".join(lines) + "\n"
 
@@ -512,12 +512,12 @@ def rejections_by_reason_chart(bars: Iterable[Mapping], period_label: str = "") 
     bars = list(bars)
     title = "Rejected messages by reason" + (f", {period_label}" if period_label else "")
     if not bars:
-        return _empty_chart(title, "No message was rejected")
+        return empty_chart(title, "No message was rejected")
     labels = ["\n".join(textwrap.wrap(b["label"], 30)[:2]) for b in bars]
     counts = [int(b["count"]) for b in bars]
     shown = bars
     extra_lines = sum(lab.count("\n") for lab in labels)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 0.9 + 0.27 * len(shown) + 0.08 * extra_lines), dpi=DPI,
                      layout="constrained")
         ax = fig.add_subplot()
@@ -533,12 +533,12 @@ def rejections_by_reason_chart(bars: Iterable[Mapping], period_label: str = "") 
         ax.set_xlim(0, xmax * 1.45)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, steps=[1, 2, 5, 10]))
         ax.set_xlabel("Rejected messages")
-        _title(fig, title)
+        chart_title(fig, title)
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(axis="x", color="#EEF0F2", zorder=0)
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def daily_messages_chart(daily: Iterable[Mapping], period_label: str = "") -> bytes:
@@ -554,14 +554,14 @@ def daily_messages_chart(daily: Iterable[Mapping], period_label: str = "") -> by
     daily = sorted(daily, key=lambda d: d["date"])
     title = "Daily messages and rejection rate" + (f", {period_label}" if period_label else "")
     if not daily or not any(d["has_data"] for d in daily):
-        return _empty_chart(title, "No file was received in this period")
+        return empty_chart(title, "No file was received in this period")
     xs = [d["date"] for d in daily]
     loaded = [int(d["loaded"]) for d in daily]
     rejected = [int(d["rejected"]) for d in daily]
     rates = [float(d["rejection_rate"]) if d["has_data"] and d["rejection_rate"] is not None else float("nan")
              for d in daily]
     missing = [d["date"] for d in daily if not d["has_data"]]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 3.0), dpi=DPI, layout="constrained")
         ax, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
         for a in (ax, ax2):
@@ -595,5 +595,5 @@ def daily_messages_chart(daily: Iterable[Mapping], period_label: str = "") -> by
             a.grid(axis="y", color="#EEF0F2", zorder=1)
             a.set_axisbelow(True)
             a.yaxis.label.set_color(MUTED_COLOR)
-        _title(fig, title)
-        return _to_png(fig)
+        chart_title(fig, title)
+        return to_png(fig)

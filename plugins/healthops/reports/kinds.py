@@ -12,8 +12,10 @@ A kind provides:
 ``period``            "day" (period key YYYY-MM-DD) or "month" (YYYY-MM).
 ``filter_keys``       the per-recipient filter keys it understands, e.g. ("facility", "units").
 ``required_filter``   keys every recipient must set (the daily census is per facility).
+``models``            the reporting-layer models (``rpt_*``) it reads: its reader serves
+    these only, and its dbt exposure's ``depends_on`` lists exactly these.
 ``build_context(reader, period, flt, entry) -> dict``
-    Everything the report shows, read through ``reader`` (a ``phi.MartReader``:
+    Everything the report shows, read through ``reader`` (a ``reader.ReportReader``:
     allow-listed columns only), for one recipient filter ``flt`` ({} = no filter).
     Apply ``phi.suppress_table`` here when ``entry["suppress_small_cells"]``.
 ``figures(context) -> dict[str, JSON value]``
@@ -74,6 +76,7 @@ class ReportKind(Protocol):
     period: str
     filter_keys: tuple[str, ...]
     required_filter: tuple[str, ...]
+    models: tuple[str, ...]
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict: ...
 

@@ -42,9 +42,9 @@ from healthops.reports.render import (
     UNIT_TYPE_LABELS,
     Chart,
     RenderedReport,
-    _generated_label,
-    _safe_token,
+    generated_label,
     render_document,
+    safe_token,
 )
 
 REPORT_ID = "monthly_census"
@@ -303,7 +303,7 @@ class MonthlyCensus:
             subject = f"[MONTH TO DATE: {_mtd_short(partial)}] {subject}"
         if revision:
             subject = revision.subject_prefix + subject
-        stem = f"{REPORT_ID}_{_safe_token(facility_code)}_{month.key}"
+        stem = f"{REPORT_ID}_{safe_token(facility_code)}_{month.key}"
 
         charts_ = []
         for f in context["facilities"]:
@@ -319,7 +319,7 @@ class MonthlyCensus:
             "report_name": report_name,
             "facility_name": scope,
             "period_label": period_label,
-            "generated_at_label": _generated_label(generated_at),
+            "generated_at_label": generated_label(generated_at),
             "generated_at_iso": generated_at.isoformat(),
             "revision": revision,
             "measures": MEASURES,
@@ -467,17 +467,26 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from healthops.reports.charts import _RC, DPI, MUTED_COLOR, TEXT_COLOR, WIDTH_IN, _empty_chart, _title, _to_png
+    from healthops.reports.charts import (
+        DPI,
+        MUTED_COLOR,
+        RC_PARAMS,
+        TEXT_COLOR,
+        WIDTH_IN,
+        chart_title,
+        empty_chart,
+        to_png,
+    )
 
     months = [p["month"] for p in trend]
     title = f"{facility_name}: last {len(months)} months"
     if not any(p["has_data"] for p in trend):
-        return _empty_chart(title, "No census data in these months")
+        return empty_chart(title, "No census data in these months")
     labels = [(f"{m.first:%b}\n{m.first:%Y}" if i == 0 or m.first.month == 1 else f"{m.first:%b}")
               for i, m in enumerate(months)]
     panels = [("adc", "ADC (patients)", ADC_COLOR, "{}"), ("occupancy", "Occupancy (%)", OCC_COLOR, "{}%"),
               ("alos", "ALOS (days)", ALOS_COLOR, "{}")]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 5.0), dpi=DPI, layout="constrained")
         axes = fig.subplots(3, 1, sharex=True)
         xs = list(range(len(months)))
@@ -512,13 +521,13 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
             ax.tick_params(axis="y", labelsize=8.5)
         axes[-1].set_xticks(xs, labels, fontsize=8)
         axes[-1].set_xlim(-0.5, len(xs) - 0.5)
-        _title(fig, title)
+        chart_title(fig, title)
         if any(not p["coverage"]["complete"] for p in trend if p["has_data"]):
             handle = Line2D([], [], linestyle="none", marker="o", markersize=6, markerfacecolor="white",
                             markeredgecolor=MUTED_COLOR, markeredgewidth=1.6, label="Month not fully covered by data")
             axes[0].legend(handles=[handle], loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8, frameon=False,
                            handlelength=1.0, borderaxespad=0.2)
-        return _to_png(fig)
+        return to_png(fig)
 
 
 def _extremes(points: list[tuple[Month, Any]]) -> tuple[tuple[Month, Any], tuple[Month, Any]]:
@@ -634,7 +643,7 @@ def _plain_text(context: dict, title: str, stem: str, csv_name: str | None = Non
                      "the ALOS computed from them; a second cell is hidden where a total would reveal one.")
     lines += [f"The full report, with trend charts, is the HTML part of this message and the attached PDF "
               f"({stem}.pdf)." + (f" The unit table is attached as {csv_name}." if csv_name else ""),
-              f"Generated {_generated_label(context['generated_at'])} by healthops. Aggregates only: "
+              f"Generated {generated_label(context['generated_at'])} by healthops. Aggregates only: "
               "no patient-identifying information."]
     return "\n".join(lines) + "\n"
 

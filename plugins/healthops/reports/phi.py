@@ -2,8 +2,9 @@
 
 Three layers, each one enough to stop a leak on its own:
 
-1. **Allow-list.** A report's context is read through a ``MartReader``, which only
-   selects the tables and columns the catalog's ``phi.allowed_columns`` names
+1. **Allow-list.** A report's context is read through a ``ReportReader``
+   (``healthops.reports.reader``), which only selects the reporting-layer models the
+   report declares, and of them the columns whose dbt meta says ``phi: false``
    (aggregates and codes). Asking for any other column (``mrn``, ``patient_key``,
    a free-text field) is an error before any SQL runs. The reader remembers which
    column every text value came from, so a leak can be traced to its column.
@@ -22,10 +23,8 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
-
-from psycopg import sql
 
 SUPPRESSED = "<11"  # what a suppressed cell shows
 SMALL_CELL_MAX = 10  # counts 1..10 are suppressed (CMS cell size policy); 0 is shown
@@ -35,10 +34,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9]+")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 _HL7_DATE = re.compile(r"\b(19\d{2}|20\d{2})(0[1-9]|1[0-2])([0-3]\d)\b")
-
-
-class ColumnNotAllowed(PermissionError):
-    """A report asked for a column the catalog's allow-list does not hold."""
 
 
 class PhiFound(RuntimeError):
@@ -56,85 +51,6 @@ class PhiFound(RuntimeError):
 class Hit:
     kind: str  # "MRN" | "patient name" | "birth date"
     where: str  # "marts.fct_census_daily.unit_code" or "rendered html"
-
-
-def allowed_columns(catalog: Mapping) -> dict[str, frozenset[str]]:
-    """``phi.allowed_columns`` of the report catalog: {"schema.table": {columns}}."""
-    raw = ((catalog.get("phi") or {}).get("allowed_columns")) or {}
-    out = {}
-    for table, cols in raw.items():
-        schema, _, name = str(table).partition(".")
-        if not (_IDENT.match(schema) and _IDENT.match(name)):
-            raise ValueError(f"phi.allowed_columns: {table!r} is not schema.table")
-        if not isinstance(cols, list) or not all(isinstance(c, str) and _IDENT.match(c) for c in cols):
-            raise ValueError(f"phi.allowed_columns[{table}] must be a list of column names")
-        out[table] = frozenset(cols)
-    if not out:
-        raise ValueError("the report catalog has no phi.allowed_columns: no report could read anything")
-    return out
-
-
-@dataclass
-class MartReader:
-    """Reads report data from allow-listed columns only, remembering where every
-    text value came from (``strings``: (table.column, value))."""
-
-    conn: Any
-    allowed: Mapping[str, frozenset[str]]
-    strings: list[tuple[str, str]] = field(default_factory=list)
-
-    def _check(self, table: str, columns: Iterable[str]) -> None:
-        if table not in self.allowed:
-            raise ColumnNotAllowed(f"{table} is not in the report catalog's phi.allowed_columns")
-        bad = [c for c in columns if c not in self.allowed[table]]
-        if bad:
-            raise ColumnNotAllowed(f"{table}: column(s) {', '.join(sorted(set(bad)))} are not in the report "
-                                   "catalog's phi.allowed_columns")
-
-    def select(self, table: str, columns: list[str], where: Mapping[str, Any] | None = None,
-               order_by: list[str] | None = None) -> list[dict]:
-        """``select columns from table where ... order by ...``; ``where`` maps a column
-        to a value (equality) or to ``(op, value)`` with op one of = < <= > >= in between
-        (``between`` takes a pair)."""
-        where = dict(where or {})
-        order_by = list(order_by or [])
-        self._check(table, [*columns, *where, *order_by])
-        schema, _, name = table.partition(".")
-        clauses, params = [], []
-        for col, cond in where.items():
-            op, value = cond if isinstance(cond, tuple) else ("=", cond)
-            if op not in _OPS:
-                raise ValueError(f"unsupported operator {op!r}")
-            ident = sql.Identifier(col)
-            if op == "in":
-                clauses.append(sql.SQL("{} = any(%s)").format(ident))
-                params.append(list(value))
-            elif op == "between":
-                clauses.append(sql.SQL("{} between %s and %s").format(ident))
-                params += list(value)
-            else:
-                clauses.append(sql.SQL("{} " + op + " %s").format(ident))
-                params.append(value)
-        query = sql.SQL("select {cols} from {table}").format(
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-            table=sql.Identifier(schema, name))
-        if clauses:
-            query += sql.SQL(" where ") + sql.SQL(" and ").join(clauses)
-        if order_by:
-            query += sql.SQL(" order by ") + sql.SQL(", ").join(sql.Identifier(c) for c in order_by)
-        rows = [dict(zip(columns, r)) for r in self.conn.execute(query, params).fetchall()]
-        for row in rows:
-            for col, value in row.items():
-                if isinstance(value, str):
-                    self.strings.append((f"{table}.{col}", value))
-        return rows
-
-    def note(self, where: str, values: Iterable[Any]) -> None:
-        """Record text values that reached the context another way (reference data,
-        the audit trail), so the scan covers them under their own name."""
-        for v in values:
-            if isinstance(v, str):
-                self.strings.append((where, v))
 
 
 # -- small-cell suppression ------------------------------------------------------------
@@ -253,8 +169,9 @@ def scan(conn, strings: Iterable[tuple[str, str]], texts: Mapping[str, str]) -> 
     return hits
 
 
-def guard(conn, report: str, reader: MartReader | None, rendered) -> None:
-    """Raise ``PhiFound`` when the scan finds anything; the report must not go out."""
+def guard(conn, report: str, reader, rendered) -> None:
+    """Raise ``PhiFound`` when the scan finds anything; the report must not go out.
+    ``reader``: the ``ReportReader`` the report was built with (its ``strings``), or None."""
     hits = scan(conn, reader.strings if reader else [], rendered_texts(rendered))
     if hits:
         raise PhiFound(report, hits)

@@ -2,7 +2,7 @@
 
 For each recipient of the catalog entry (with the recipient's filter):
 
-1. build the context through the allow-list reader (``phi.MartReader``), once per
+1. build the context through the report's reader (``reader.ReportReader``), once per
    distinct filter, and take its figures; the content version is their hash;
 2. compare with the ledger (``reporting.deliveries``): the same version already
    sent to this recipient means nothing to do (a retried task or a re-run date
@@ -120,9 +120,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
     except KeyError as e:
         raise ConfigurationError(f"report {report_id}: {e.args[0]}") from None
     def reader_for():
-        if getattr(kind, "models", None) is not None:
-            return ReportReader(conn, kind.models)
-        return phi.MartReader(conn, phi.allowed_columns(catalog))  # TODO(issue 10): every kind on rpt_* models
+        return ReportReader(conn, kind.models)
 
     for d in entry["distribution"]:
         missing = [k for k in kind.required_filter if not d["filter"].get(k)]

@@ -180,12 +180,12 @@ def _type_label(unit_type: str) -> str:
     return UNIT_TYPE_LABELS.get(unit_type, unit_type.replace("_", " ").capitalize())
 
 
-def _generated_label(ts: datetime) -> str:
+def generated_label(ts: datetime) -> str:
     zone = ts.tzname() or ts.strftime("%z")
     return f"{ts:%Y-%m-%d %H:%M} {zone}".strip()
 
 
-def _safe_token(value: str) -> str:
+def safe_token(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "-", value).strip("-") or "x"
 
 
@@ -445,7 +445,7 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     if data["data_docs_url"]:
         lines.append(f"Data-quality details (Data Docs): {data['data_docs_url']}")
     lines += ["", f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
-              f"Generated {_generated_label(data['generated_at'])} by healthops. "
+              f"Generated {generated_label(data['generated_at'])} by healthops. "
               "Aggregates only: no patient-identifying information."]
     return "\n".join(lines) + "\n"
 
@@ -475,13 +475,13 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
     if revision:
         subject = revision.subject_prefix + subject
     slice_token = "-".join([data["facility_code"], *units_filter])
-    stem = f"{report_id}_{_safe_token(slice_token)}_{d.isoformat()}"
+    stem = f"{report_id}_{safe_token(slice_token)}_{d.isoformat()}"
 
     chart_rows = data["inpatient_rows"] + data["other_rows"]
     by_unit_png = charts.census_by_unit_chart(chart_rows)
     trend_png = charts.census_trend_chart(data["trend"])
     trend_alt, trend_caption = _trend_alt(data["trend"])
-    token = f"{_safe_token(slice_token)}.{d.isoformat()}"
+    token = f"{safe_token(slice_token)}.{d.isoformat()}"
     cids = {"by_unit": f"census-by-unit.{token}@healthops", "trend": f"census-trend.{token}@healthops"}
     images = {
         cids["by_unit"]: (by_unit_png, _by_unit_alt(data)),
@@ -498,7 +498,7 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
         "report_name": report_name,
         "period_label": _long_date(d),
         "report_date_label": _long_date(d),
-        "generated_at_label": _generated_label(data["generated_at"]),
+        "generated_at_label": generated_label(data["generated_at"]),
         "generated_at_iso": data["generated_at"].isoformat(),
     }
 
@@ -553,7 +553,7 @@ def render_document(*, template_name: str, base: Mapping[str, Any], charts_: lis
     Returns (email html, standalone html, pdf bytes, pdf pages, images by cid)."""
     templates_dir = Path(templates_dir or DEFAULT_TEMPLATES_DIR)
     template = _environment(templates_dir).get_template(template_name)
-    cids = {c.key: f"{_safe_token(c.key)}.{_safe_token(token)}@healthops" for c in charts_}
+    cids = {c.key: f"{safe_token(c.key)}.{safe_token(token)}@healthops" for c in charts_}
     images = {cids[c.key]: (c.png, c.alt) for c in charts_}
 
     def variant(mode: str) -> str:

@@ -173,9 +173,9 @@ units as (
     select
         u.facility_code,
         u.unit_code
-    from {{ ref('units') }} u
+    from {{ ref('dim_units') }} u
     inner join affected using (facility_code)
-    where u.unit_type <> 'emergency'
+    where u.is_inpatient_unit
     union
     select
         facility_code,
@@ -225,4 +225,4 @@ left join admissions a using (facility_code, unit_code, census_date)
 left join discharges dc using (facility_code, unit_code, census_date)
 left join obs_same_day o using (facility_code, unit_code, census_date)
 left join transfers t using (facility_code, unit_code, census_date)
-left join {{ ref('units') }} u using (facility_code, unit_code)
+left join {{ ref('dim_units') }} u using (facility_code, unit_code)
