@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "audit", "reporting")
 
-# Least-privilege roles (DESIGN.md "Schemas and roles"). Created where the
+# Least-privilege roles (docs/architecture.md#schemas-and-roles). Created where the
 # connecting user may create roles (the embedded warehouse); elsewhere a DBA does.
 ROLES = ("healthops_loader", "healthops_transformer", "healthops_reporter", "healthops_auditor")
 
@@ -57,7 +57,7 @@ create table if not exists raw.adt_messages (
     discharge_ts        timestamptz,
     raw_text            text        not null,
     loaded_at           timestamptz not null default now(),
-    -- SOURCES.md: the same MSH-10 from the same MSH-4 is loaded once.
+    -- docs/sources.md#duplicates-and-resends: the same MSH-10 from the same MSH-4 is loaded once.
     constraint adt_messages_control_id_key unique (sending_facility, control_id)
 );
 comment on table raw.adt_messages is 'HL7 v2 ADT messages as received, one row per usable message (PHI: mrn, patient_name, birth_date, sex, raw_text).';

@@ -15,7 +15,7 @@ with month_totals as (
         p.occupancy,
         p.average_length_of_stay,
         p.discharges
-    from {{ ref('fct_census_period') }} as p
+    from {{ ref('fct_census_period') }} p
     where p.period_type = 'month' and p.unit_code = 'ALL'
 ),
 
@@ -26,31 +26,31 @@ day_span as (
         min(d.period_start) as first_day,
         max(d.period_start) as last_day,
         count(*) as days
-    from {{ ref('fct_census_period') }} as d
+    from {{ ref('fct_census_period') }} d
     where d.period_type = 'day' and d.unit_code = 'ALL'
     group by d.facility_code, date_trunc('month', d.period_start)::date
 ),
 
 facility_codes as (
-    select f.facility_code from {{ ref('facilities') }} as f
+    select f.facility_code from {{ ref('facilities') }} f
     union
-    select t.facility_code from month_totals as t
+    select t.facility_code from month_totals t
 ),
 
 bounds as (
     select
         (min(t.month_start) - interval '12 months')::date as first_month,
         max(t.month_start) as last_month
-    from month_totals as t
+    from month_totals t
 ),
 
 spine as (
     select
         c.facility_code,
         m.month_start::date as month_start
-    from facility_codes as c
-    cross join bounds as b
-    cross join lateral generate_series(b.first_month, b.last_month, interval '1 month') as m (month_start)
+    from facility_codes c
+    cross join bounds b
+    cross join lateral generate_series(b.first_month, b.last_month, interval '1 month') m (month_start)
 ),
 
 covered as (
@@ -70,18 +70,18 @@ covered as (
         t.occupancy,
         t.average_length_of_stay,
         t.discharges
-    from spine as s
-    left join month_totals as t
-        on t.facility_code = s.facility_code and t.month_start = s.month_start
-    left join day_span as ds
-        on ds.facility_code = s.facility_code and ds.month_start = s.month_start
+    from spine s
+    left join month_totals t
+        on s.facility_code = t.facility_code and s.month_start = t.month_start
+    left join day_span ds
+        on s.facility_code = ds.facility_code and s.month_start = ds.month_start
 ),
 
 complete as (
     select
         c.*,
         c.has_data and c.days_with_data >= c.days_in_month as is_complete_month
-    from covered as c
+    from covered c
 ),
 
 compared as (
@@ -94,35 +94,35 @@ compared as (
         coalesce(lag(c.has_data, 12) over w, false) as prev_year_has_data,
         coalesce(lag(c.days_with_data, 12) over w, 0) as prev_year_days_with_data,
         coalesce(lag(c.is_complete_month, 12) over w, false) as prev_year_is_complete
-    from complete as c
+    from complete c
     window w as (partition by c.facility_code order by c.month_start)
 )
 
 select
-    c.facility_code::text                                                   as facility_code,
-    coalesce(f.facility_name, c.facility_code)::text                        as facility_name,
-    c.month_start::date                                                     as month_start,
-    c.days_in_month::integer                                                as days_in_month,
-    c.has_data::boolean                                                     as has_data,
-    c.days_with_data::integer                                               as days_with_data,
-    c.is_complete_month::boolean                                            as is_complete_month,
-    c.first_day::date                                                       as first_day_with_data,
-    c.last_day::date                                                        as last_day_with_data,
-    c.days_missing_within::integer                                          as days_missing_within,
-    c.average_daily_census::numeric(12, 2)                                  as average_daily_census,
-    {{ percent('c.occupancy', '1', 1) }}::numeric(7, 1)                    as occupancy_pct,
-    c.average_length_of_stay::numeric(8, 2)                                 as average_length_of_stay,
-    c.discharges::bigint                                                    as discharges,
-    c.prev_month_has_data::boolean                                          as prev_month_has_data,
-    c.prev_month_days_with_data::integer                                    as prev_month_days_with_data,
-    c.prev_month_days_in_month::integer                                     as prev_month_days_in_month,
-    c.prev_month_is_complete::boolean                                       as prev_month_is_complete,
-    c.prev_year_has_data::boolean                                           as prev_year_has_data,
-    c.prev_year_days_with_data::integer                                     as prev_year_days_with_data,
-    c.prev_year_days_in_month::integer                                      as prev_year_days_in_month,
-    c.prev_year_is_complete::boolean                                        as prev_year_is_complete,
-    (c.is_complete_month and c.prev_month_is_complete)::boolean             as counts_comparable_prev_month,
-    (c.is_complete_month and c.prev_year_is_complete)::boolean              as counts_comparable_prev_year
-from compared as c
-left join {{ ref('facilities') }} as f
-    on f.facility_code = c.facility_code
+    c.facility_code::text as facility_code,
+    coalesce(f.facility_name, c.facility_code)::text as facility_name,
+    c.month_start::date as month_start,
+    c.days_in_month::integer as days_in_month,
+    c.has_data::boolean as has_data,
+    c.days_with_data::integer as days_with_data,
+    c.is_complete_month::boolean as is_complete_month,
+    c.first_day::date as first_day_with_data,
+    c.last_day::date as last_day_with_data,
+    c.days_missing_within::integer as days_missing_within,
+    c.average_daily_census::numeric(12, 2) as average_daily_census,
+    {{ percent('c.occupancy', '1', 1) }}::numeric(7, 1) as occupancy_pct,
+    c.average_length_of_stay::numeric(8, 2) as average_length_of_stay,
+    c.discharges::bigint as discharges,
+    c.prev_month_has_data::boolean as prev_month_has_data,
+    c.prev_month_days_with_data::integer as prev_month_days_with_data,
+    c.prev_month_days_in_month::integer as prev_month_days_in_month,
+    c.prev_month_is_complete::boolean as prev_month_is_complete,
+    c.prev_year_has_data::boolean as prev_year_has_data,
+    c.prev_year_days_with_data::integer as prev_year_days_with_data,
+    c.prev_year_days_in_month::integer as prev_year_days_in_month,
+    c.prev_year_is_complete::boolean as prev_year_is_complete,
+    (c.is_complete_month and c.prev_month_is_complete)::boolean as counts_comparable_prev_month,
+    (c.is_complete_month and c.prev_year_is_complete)::boolean as counts_comparable_prev_year
+from compared c
+left join {{ ref('facilities') }} f
+    on c.facility_code = f.facility_code

@@ -27,7 +27,7 @@ with months as (
         p.admissions,
         p.discharges,
         p.patient_days
-    from {{ ref('fct_census_period') }} as p
+    from {{ ref('fct_census_period') }} p
     where p.period_type = 'month'
 ),
 
@@ -38,7 +38,7 @@ units as (
         u.unit_name,
         u.unit_type,
         u.is_inpatient_unit
-    from {{ ref('dim_units') }} as u
+    from {{ ref('dim_units') }} u
 ),
 
 facility_months as (
@@ -49,57 +49,63 @@ facility_months as (
         t.days_in_month,
         t.counts_comparable_prev_month,
         t.counts_comparable_prev_year
-    from {{ ref('rpt_monthly_census_trend') }} as t
+    from {{ ref('rpt_monthly_census_trend') }} t
 )
 
 select
-    m.facility_code::text                                                   as facility_code,
-    fm.facility_name::text                                                  as facility_name,
-    m.month_start::date                                                     as month_start,
-    m.unit_code::text                                                       as unit_code,
+    m.facility_code::text as facility_code,
+    fm.facility_name::text as facility_name,
+    m.month_start::date as month_start,
+    m.unit_code::text as unit_code,
     (case
         when m.unit_code = 'ALL' then 'All inpatient units'
         else coalesce(u.unit_name, m.unit_code || ' (not in reference data)')
-    end)::text                                                              as unit_name,
+    end)::text as unit_name,
     (case when m.unit_code <> 'ALL' then coalesce(u.unit_type, 'unknown') end)::text as unit_type,
-    (m.unit_code = 'ALL')::boolean                                          as is_facility_total,
-    (m.unit_code = 'ALL' or coalesce(u.is_inpatient_unit, true))::boolean   as is_inpatient_unit,
-    fm.days_in_month::integer                                               as days_in_month,
-    m.days_with_data::integer                                               as days_with_data,
-    fm.counts_comparable_prev_month::boolean                                as counts_comparable_prev_month,
-    fm.counts_comparable_prev_year::boolean                                 as counts_comparable_prev_year,
-{%- for col in measures %}
-    m.{{ col }}::{{ types[col] }} as {{ col }},
-{%- endfor %}
+    (m.unit_code = 'ALL')::boolean as is_facility_total,
+    (m.unit_code = 'ALL' or coalesce(u.is_inpatient_unit, true))::boolean as is_inpatient_unit,
+    fm.days_in_month::integer as days_in_month,
+    m.days_with_data::integer as days_with_data,
+    fm.counts_comparable_prev_month::boolean as counts_comparable_prev_month,
+    fm.counts_comparable_prev_year::boolean as counts_comparable_prev_year,
+    {%- for col in measures %}
+        m.{{ col }}::{{ types[col] }} as {{ col }},
+    {%- endfor %}
 {%- for suffix, alias in [('prev_month', 'pm'), ('prev_year', 'py')] %}
     ({{ alias }}.unit_code is not null)::boolean as has_{{ suffix }},
+    {%- for col in measures %}
+        {{ alias }}.{{ col }}::{{ types[col] }} as {{ col }}_{{ suffix }},
+    {%- endfor %}
 {%- for col in measures %}
-    {{ alias }}.{{ col }}::{{ types[col] }} as {{ col }}_{{ suffix }},
+    {%- set change = 'm.' ~ col ~ ' - ' ~ alias ~ '.' ~ col %}
+    {%- set pct = percent(change, alias ~ '.' ~ col, 1) %}
+    {%- if col in counts %}
+        (case when fm.counts_comparable_{{ suffix }} then {{ change }} end)::{{ types[col] }}
+            as {{ col }}_change_{{ suffix }},
+        (
+            case when fm.counts_comparable_{{ suffix }} then {{ pct }} end
+        )::numeric(9, 1) as {{ col }}_change_pct_{{ suffix }}
+    {%- else %}
+        ({{ change }})::{{ types[col] }} as {{ col }}_change_{{ suffix }}
+        {%- if col != 'occupancy_pct' %}
+            ,
+            {{ pct }}::numeric(9, 1) as {{ col }}_change_pct_{{ suffix }}
+        {%- endif %}
+    {%- endif %}{{ ',' if not (loop.last and suffix == 'prev_year') }}
 {%- endfor %}
-{%- for col in measures %}
-{%- set change = 'm.' ~ col ~ ' - ' ~ alias ~ '.' ~ col %}
-{%- set pct = percent(change, alias ~ '.' ~ col, 1) %}
-{%- if col in counts %}
-    (case when fm.counts_comparable_{{ suffix }} then {{ change }} end)::{{ types[col] }} as {{ col }}_change_{{ suffix }},
-    (case when fm.counts_comparable_{{ suffix }} then {{ pct }} end)::numeric(9, 1) as {{ col }}_change_pct_{{ suffix }}
-{%- else %}
-    ({{ change }})::{{ types[col] }} as {{ col }}_change_{{ suffix }}
-{%- if col != 'occupancy_pct' %},
-    {{ pct }}::numeric(9, 1) as {{ col }}_change_pct_{{ suffix }}
-{%- endif %}
-{%- endif %}{{ ',' if not (loop.last and suffix == 'prev_year') }}
 {%- endfor %}
-{%- endfor %}
-from months as m
-inner join facility_months as fm
-    on fm.facility_code = m.facility_code and fm.month_start = m.month_start
-left join units as u
-    on u.facility_code = m.facility_code and u.unit_code = m.unit_code
-left join months as pm
-    on pm.facility_code = m.facility_code
-    and pm.unit_code = m.unit_code
-    and pm.month_start = (m.month_start - interval '1 month')::date
-left join months as py
-    on py.facility_code = m.facility_code
-    and py.unit_code = m.unit_code
-    and py.month_start = (m.month_start - interval '12 months')::date
+from months m
+inner join facility_months fm
+    on m.facility_code = fm.facility_code and m.month_start = fm.month_start
+left join units u
+    on m.facility_code = u.facility_code and m.unit_code = u.unit_code
+left join months pm
+    on
+        m.facility_code = pm.facility_code
+        and m.unit_code = pm.unit_code
+        and pm.month_start = (m.month_start - interval '1 month')::date
+left join months py
+    on
+        m.facility_code = py.facility_code
+        and m.unit_code = py.unit_code
+        and py.month_start = (m.month_start - interval '12 months')::date

@@ -28,33 +28,33 @@ with lineage as (
 day_runs as (
     select
         logical_date,
-        count(*) filter (where run_no > 0)  as validation_runs,
-        count(*) filter (where passed)      as validation_runs_passed
+        count(*) filter (where run_no > 0) as validation_runs,
+        count(*) filter (where passed) as validation_runs_passed
     from lineage
     where file_no <= 1
     group by logical_date
 )
 
 select
-    l.report_month                                     as report_month,
-    l.logical_date                                     as logical_date,
-    l.file_no                                          as file_no,
-    (l.file_no <= 1)                                   as is_first_of_day,
-    l.source                                           as source,
-    l.file_path                                        as file_path,
-    l.file_name                                        as file_name,
-    l.file_sha256                                      as file_sha256,
-    l.file_bytes                                       as file_bytes,
-    l.records_in                                       as records_in,
-    l.records_loaded                                   as records_loaded,
-    l.records_rejected                                 as records_rejected,
-    l.records_duplicate                                as records_duplicate,
-    l.batch_id                                         as batch_id,
-    l.load_dag_run_id                                  as load_dag_run_id,
-    l.loaded_at                                        as loaded_at,
-    r.validation_runs::integer                         as validation_runs,
-    r.validation_runs_passed::integer                  as validation_runs_passed
-from lineage as l
-inner join day_runs as r
-    on r.logical_date = l.logical_date
+    l.report_month,
+    l.logical_date,
+    l.file_no,
+    (l.file_no <= 1) as is_first_of_day,
+    l.source,
+    l.file_path,
+    l.file_name,
+    l.file_sha256,
+    l.file_bytes,
+    l.records_in,
+    l.records_loaded,
+    l.records_rejected,
+    l.records_duplicate,
+    l.batch_id,
+    l.load_dag_run_id,
+    l.loaded_at,
+    r.validation_runs::integer as validation_runs,
+    r.validation_runs_passed::integer as validation_runs_passed
+from lineage l
+inner join day_runs r
+    on l.logical_date = r.logical_date
 where l.run_no <= 1

@@ -20,24 +20,24 @@ results as (
         r.violating_share,
         -- rows written before status existed have only GX's success
         coalesce(r.status, case when r.success then 'passed' else 'failed' end) as result_status
-    from {{ source('audit', 'rule_results') }} as r
+    from {{ source('audit', 'rule_results') }} r
 )
 
 select
-    date_trunc('month', l.logical_date)::date          as report_month,
-    l.logical_date::date                               as logical_date,
-    l.suite_name::text                                 as suite_name,
-    r.rule_id::text                                    as rule_id,
-    r.severity::text                                   as severity,
-    r.result_status::text                              as result_status,
+    date_trunc('month', l.logical_date)::date as report_month,
+    l.logical_date::date as logical_date,
+    l.suite_name::text as suite_name,
+    r.rule_id::text as rule_id,
+    r.severity::text as severity,
+    r.result_status::text as result_status,
     (case
         when r.result_status in ('passed', 'error') then r.result_status
         else r.severity
-    end)::text                                         as cell_status,
-    r.rows_evaluated::bigint                           as rows_evaluated,
-    r.rows_violating::bigint                           as rows_violating,
-    r.violating_share::numeric                         as violating_share,
-    l.validation_run_id::text                          as validation_run_id
-from latest_runs as l
-inner join results as r
-    on r.validation_run_id = l.validation_run_id
+    end)::text as cell_status,
+    r.rows_evaluated::bigint as rows_evaluated,
+    r.rows_violating::bigint as rows_violating,
+    r.violating_share::numeric as violating_share,
+    l.validation_run_id::text as validation_run_id
+from latest_runs l
+inner join results r
+    on l.validation_run_id = r.validation_run_id

@@ -25,8 +25,8 @@ day_counts as (
     select
         report_month,
         rule_id,
-        count(*)                                            as days_run,
-        count(*) filter (where result_status <> 'passed')   as days_failed
+        count(*) as days_run,
+        count(*) filter (where result_status <> 'passed') as days_failed
     from rule_days
     group by report_month, rule_id
 ),
@@ -40,7 +40,7 @@ worst_days as (
         rows_violating,
         rows_evaluated,
         row_number() over (
-            partition by report_month, rule_id order by rows_violating desc, logical_date
+            partition by report_month, rule_id order by rows_violating desc, logical_date asc
         ) as worst_rank
     from rule_days
     where result_status <> 'passed' and rows_violating is not null
@@ -60,36 +60,42 @@ finding_counts as (
     select
         report_month,
         rule_id,
-        count(*) filter (where status = 'open')   as open_findings,
-        count(*) filter (where status <> 'open')  as reviewed_findings
+        count(*) filter (where status = 'open') as open_findings,
+        count(*) filter (where status <> 'open') as reviewed_findings
     from findings
     group by report_month, rule_id
 ),
 
 rules as (
-    select report_month, rule_id from day_counts
+    select
+        report_month,
+        rule_id
+    from day_counts
     union
-    select report_month, rule_id from finding_counts
+    select
+        report_month,
+        rule_id
+    from finding_counts
 )
 
 select
-    r.report_month::date                               as report_month,
-    r.rule_id::text                                    as rule_id,
-    coalesce(d.days_run, 0)::integer                   as days_run,
-    coalesce(d.days_failed, 0)::integer                as days_failed,
-    w.logical_date::date                               as worst_date,
-    w.rows_violating::bigint                           as worst_rows_violating,
-    w.rows_evaluated::bigint                           as worst_rows_evaluated,
-    l.logical_date::date                               as last_date,
-    l.result_status::text                              as last_status,
-    coalesce(f.open_findings, 0)::integer              as open_findings,
-    coalesce(f.reviewed_findings, 0)::integer          as reviewed_findings
-from rules as r
-left join day_counts as d
-    on d.report_month = r.report_month and d.rule_id = r.rule_id
-left join worst_days as w
-    on w.report_month = r.report_month and w.rule_id = r.rule_id and w.worst_rank = 1
-left join last_days as l
-    on l.report_month = r.report_month and l.rule_id = r.rule_id and l.last_rank = 1
-left join finding_counts as f
-    on f.report_month = r.report_month and f.rule_id = r.rule_id
+    r.report_month::date as report_month,
+    r.rule_id::text as rule_id,
+    coalesce(d.days_run, 0)::integer as days_run,
+    coalesce(d.days_failed, 0)::integer as days_failed,
+    w.logical_date::date as worst_date,
+    w.rows_violating::bigint as worst_rows_violating,
+    w.rows_evaluated::bigint as worst_rows_evaluated,
+    l.logical_date::date as last_date,
+    l.result_status::text as last_status,
+    coalesce(f.open_findings, 0)::integer as open_findings,
+    coalesce(f.reviewed_findings, 0)::integer as reviewed_findings
+from rules r
+left join day_counts d
+    on r.report_month = d.report_month and r.rule_id = d.rule_id
+left join worst_days w
+    on r.report_month = w.report_month and r.rule_id = w.rule_id and w.worst_rank = 1
+left join last_days l
+    on r.report_month = l.report_month and r.rule_id = l.rule_id and l.last_rank = 1
+left join finding_counts f
+    on r.report_month = f.report_month and r.rule_id = f.rule_id
