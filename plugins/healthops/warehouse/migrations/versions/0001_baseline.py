@@ -29,7 +29,7 @@ import secrets
 
 from alembic import op
 
-from healthops.warehouse.schema import CHAIN_LOCK_KEY, GENESIS_HASH, ChainedTable, row_hash_sql
+from healthops.warehouse.schema import AUDIT_CHAIN_V1, CHAIN_LOCK_KEY, GENESIS_HASH, ChainedTable, row_hash_sql
 
 revision = "0001_baseline"
 down_revision = None
@@ -233,31 +233,8 @@ create table if not exists reporting.resends (
 """
 
 # The audit tables' hash chains as of this revision (healthops.warehouse.schema
-# explains the chain; its AUDIT_CHAIN must hash the same columns, or a new revision
-# replaces the chain functions).
-AUDIT_CHAIN = (
-    ChainedTable(
-        "validation_runs", ("validation_run_id",),
-        ("validation_run_id", "suite_name", "data_asset", "logical_date", "dag_run_id", "code_version",
-         "success", "evaluated_expectations", "successful_expectations", "run_at", "gx_result",
-         "rules_file", "rules_sha256"),
-        timestamps=("run_at",), legacy_order="t.run_at, t.validation_run_id"),
-    ChainedTable(
-        "rule_results", ("validation_run_id", "rule_id"),
-        ("validation_run_id", "rule_id", "expectation_type", "column_name", "severity", "success",
-         "rows_evaluated", "rows_violating", "violating_share", "detail", "status", "threshold",
-         "description", "kahn_category", "citation", "domain", "owner", "evidence",
-         "violations_kept", "violations_cap"),
-        legacy_order="(select v.run_at from audit.validation_runs v"
-                     " where v.validation_run_id = t.validation_run_id), t.validation_run_id, t.rule_id"),
-    ChainedTable(
-        "rule_violations", ("validation_run_id", "rule_id", "violation_no"),
-        ("validation_run_id", "rule_id", "violation_no", "keys")),
-    ChainedTable(
-        "reviews", ("review_no",),
-        ("review_no", "finding_id", "validation_run_id", "rule_id", "reviewed_by", "note", "reviewed_at"),
-        timestamps=("reviewed_at",)),
-)
+# explains the chain and keeps each revision's columns: AUDIT_CHAIN_V1 is this one's).
+AUDIT_CHAIN = AUDIT_CHAIN_V1
 
 AUDIT_DDL = """
 alter table audit.validation_runs add column if not exists rules_file text;
