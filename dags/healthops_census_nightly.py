@@ -8,7 +8,7 @@ For the day that just ended (the logical date, in the facility's time zone):
    `raw.rejected` with a reason, resent copies of a loaded message to `raw.duplicates`;
    `audit.load_batches` records each file's sha256 and counts (in = loaded + rejected +
    duplicate). A file already loaded is skipped.
-2. **dbt** (Cosmos): seeds, staging, intermediate and `marts.fct_census_daily`, with tests.
+2. **dbt** (Cosmos): seeds, staging, intermediate, the marts and the `rpt` reporting views, with tests and unit tests.
 3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
    results kept in `audit.validation_runs` / `audit.rule_results`.

@@ -8,7 +8,7 @@ that are still in the context's validation results store, so history across
 nights needs a store on disk. This context has exactly two stores on disk, under
 ``$HEALTHOPS_HOME/gx/``: ``validations/`` (one JSON file per suite run, the same
 content as ``audit.validation_runs.gx_result``: rule ids, counts and at most
-``gx_runner.PARTIAL_VALUES`` key values per failing rule) and ``expectations/``
+``outcomes.PARTIAL_VALUES`` key values per failing rule) and ``expectations/``
 (the suites as last run). It has no data source: building the site reads
 nothing from the warehouse.
 
