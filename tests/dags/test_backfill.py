@@ -61,7 +61,8 @@ def _archived(url) -> list[tuple]:
                                order by 1""").fetchall()
 
 
-def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, make_database, monkeypatch):
+def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, make_database, migrated_template,
+                                                                     monkeypatch):
     landing = tmp_path / "landing"
     summary = generate(landing, START, DAYS, seed=13)
     assert summary["first_day"] == START.isoformat()
@@ -69,7 +70,7 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
     expected_archive = [(d.isoformat(), "archived", 3) for d in dates]  # the three NGH recipients
 
     # 1. the local runner
-    by_cli = make_database()
+    by_cli = make_database(migrated_template)  # deployed: `healthops warehouse migrate` has run
     env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")}
     env.update(HEALTHOPS_HOME=str(tmp_path / "cli_home"), HEALTHOPS_LANDING=str(landing),
                HEALTHOPS_OUT=str(tmp_path / "cli_out"), HEALTHOPS_WAREHOUSE_URL=by_cli)
@@ -83,7 +84,7 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
     assert _archived(by_cli) == expected_archive and cli_mail == []
 
     # 2. Airflow's own backfill, run by its scheduler
-    by_airflow = make_database()
+    by_airflow = make_database(migrated_template)
     ensure_manifest()
     monkeypatch.setenv("HEALTHOPS_HOME", str(tmp_path / "bf_home"))  # airflow_env() reads them
     monkeypatch.setenv("HEALTHOPS_LANDING", str(landing))

@@ -7,13 +7,14 @@ import json
 from email import policy
 
 import pytest
-from test_census_rules import CENSUS, D, build
 
 from healthops import pipeline
 from healthops.alerts import RunFailure, last_error, notify_run_failure
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.outbox import find_free_port, start_outbox
 from healthops.warehouse.connection import connect
+
+from test_census_rules import CENSUS, D, build
 
 RUN = "scheduled__2025-03-01T08:00:00+00:00"
 

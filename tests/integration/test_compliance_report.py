@@ -19,7 +19,6 @@ from email.parser import BytesParser
 
 import pytest
 import yaml
-from reporting_build import build_models, template_database
 
 from healthops import config
 from healthops.pipeline import publish_compliance_monthly, report_month
@@ -35,6 +34,8 @@ from healthops.reports.periods import Month
 from healthops.reports.reader import ReportReader
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
+
+from reporting_build import build_models, template_database
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 D1, D2, D3 = dt.date(2025, 3, 1), dt.date(2025, 3, 2), dt.date(2025, 3, 3)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from test_census_rules import CENSUS, SUITES, D, build
-
 from healthops import config, pipeline
 from healthops.quality import data_docs
 from healthops.quality.rules import GX_ENGINE, rule_files
 from healthops.warehouse.connection import connect
+
+from reporting_build import DAILY_CENSUS_MODELS, build_models
+from test_census_rules import CENSUS, SUITES, D, build
 
 GX_SUITES = [s for s in SUITES if s in {rf.suite_name for rf in rule_files("census") if rf.engine == GX_ENGINE}]
 
@@ -58,6 +59,7 @@ def test_site_is_built_after_each_validation_and_keeps_history(warehouse_url):
 
 def test_report_links_the_site(warehouse_url, monkeypatch):
     build(warehouse_url)
+    build_models(warehouse_url, DAILY_CENSUS_MODELS)
     pipeline.validate_census(D, "scheduled__2025-03-01", url=warehouse_url)
     with connect(warehouse_url) as conn:
         ctx = pipeline.daily_census_context(conn, D, "NGH")

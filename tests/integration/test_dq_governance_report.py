@@ -16,7 +16,6 @@ import uuid
 import psycopg
 import pytest
 import yaml
-from reporting_build import build_models
 
 from healthops import config
 from healthops.quality import gx_runner
@@ -26,6 +25,8 @@ from healthops.reports.publish import content_version
 from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect, libpq_url
 from healthops.warehouse.migrate import migrate
+
+from reporting_build import build_models
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
 MONTH = "2025-03"

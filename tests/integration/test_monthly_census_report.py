@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reporting_build import MONTHLY_CENSUS_MODELS, build_models, template_database
 
 from healthops import config
 from healthops.reports import kinds, monthly_census
@@ -29,6 +28,8 @@ from healthops.reports.monthly_census import KIND
 from healthops.reports.phi import SUPPRESSED
 from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
 from healthops.warehouse.connection import connect
+
+from reporting_build import MONTHLY_CENSUS_MODELS, build_models, template_database
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ENTRY = {"id": "monthly_census", "name": "Monthly census and utilization", "template": "monthly_census.html.j2",

@@ -12,7 +12,6 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
-from reporting_build import DAILY_CENSUS_MODELS, build_models, template_database
 
 from healthops.reports import phi
 from healthops.reports.catalog import load_catalog
@@ -22,6 +21,8 @@ from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import publish, resend, sent_messages
 from healthops.reports.reader import ColumnNotAllowed, ReportReader
 from healthops.warehouse.connection import connect
+
+from reporting_build import DAILY_CENSUS_MODELS, build_models, template_database
 
 D1, D2 = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 PNG = b"\x89PNG\r\n\x1a\n"
