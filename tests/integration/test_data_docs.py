@@ -59,8 +59,8 @@ def test_site_is_built_after_each_validation_and_keeps_history(warehouse_url):
 
 def test_report_links_the_site(warehouse_url, monkeypatch):
     build(warehouse_url)
-    build_models(warehouse_url, DAILY_CENSUS_MODELS)
     pipeline.validate_census(D, "scheduled__2025-03-01", url=warehouse_url)
+    build_models(warehouse_url, DAILY_CENSUS_MODELS)  # the views the report reads
     with connect(warehouse_url) as conn:
         ctx = pipeline.daily_census_context(conn, D, "NGH")
     assert ctx["data_docs_url"] == (config.out() / "data_docs" / "index.html").as_uri()
