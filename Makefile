@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint lock clean bench
+.PHONY: install demo test test-fast lint lock clean bench
 
 install: $(STAMP)
 
@@ -22,8 +22,15 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(BIN)/healthops demo
 
+# The whole suite, on TEST_WORKERS processes (pytest-xdist; tests that share a module
+# fixture stay together, the slow Airflow ones start first: see tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The tests that need no server: no PostgreSQL, no Airflow (markers db and slow).
+test-fast: install
+	$(BIN)/python -m pytest -m "not db and not slow"
 
 # Style and static checks (ruff: pyflakes, pycodestyle, import order, bugbear), at zero findings.
 lint: install

@@ -1,5 +1,10 @@
 """Shared fixtures: a real PostgreSQL (the embedded one, on loopback) for the
-whole session, and a clean database per test that asks for one."""
+whole session, and a clean database per test that asks for one.
+
+The suite may run in parallel (pytest-xdist, ``make test``): each worker is its own
+pytest process with its own PostgreSQL cluster, its own dbt target and log paths,
+its own Cosmos cache and its own temporary folders, so workers share nothing that
+one of them writes (the checkout's dbt manifest is written atomically)."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +21,45 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # tests/hl7_builders.py and friends
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+_SCRATCH: Path | None = None
+
+
+def pytest_configure(config):
+    """Per process (per xdist worker): where dbt run by the tests keeps its artifacts
+    and logs (``healthops.warehouse.dbt_runner``; the checkout's dbt_project/target
+    would be written by two workers at once), and Cosmos' cache (shared by default by
+    every Airflow run on the machine). Set before any test runs; child processes
+    (``healthops``, Airflow) inherit them."""
+    global _SCRATCH
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    _SCRATCH = Path(tempfile.mkdtemp(prefix=f"healthops-test-{worker}-"))
+    for var, sub in (("HEALTHOPS_DBT_TARGET_PATH", "dbt/target"), ("HEALTHOPS_DBT_LOG_PATH", "dbt/logs"),
+                     ("AIRFLOW__COSMOS__CACHE_DIR", "cosmos")):
+        os.environ[var] = str(_SCRATCH / sub)
+
+
+def pytest_unconfigure(config):
+    if _SCRATCH is not None:
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the session's PostgreSQL are marked ``db`` (``make test-fast`` leaves
+    them out with the ``slow`` ones). Under xdist (``--dist loadgroup``) the tests that
+    share a module-scoped fixture stay on one worker, so it is built once; and the
+    slow tests (Airflow end to end) are started first, so that the two workers finish
+    together instead of one of them starting a three-minute test at the end."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if "pg_server" in info.names_closure:
+            item.add_marker(pytest.mark.db)
+        shared = any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
+        if shared and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: otherwise as collected
 
 
 @pytest.fixture(autouse=True)
