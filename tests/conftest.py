@@ -87,11 +87,27 @@ def pg_server():
     root = Path(tempfile.mkdtemp(prefix="healthops-test-pg-"))
     server = EmbeddedServer(root)
     wh = server.ensure_running()
+    _throwaway_cluster(wh.url)
     try:
         yield wh.url
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _throwaway_cluster(url: str) -> None:
+    """The test cluster is deleted at the end of the session: no fsync, no waiting for
+    the WAL at commit, no full-page images (every ``create database``, dbt model and
+    audit row otherwise waits for the disk). Durability is not under test here; the
+    embedded server's restart test runs its own cluster with the defaults."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"alter system set {setting} = off")
+        conn.execute("select pg_reload_conf()")
 
 
 @pytest.fixture()
