@@ -71,6 +71,46 @@ def healthops_dirs(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _airflow_db_template(tmp_path_factory):
+    """Airflow's metadata database as ``healthops run`` makes it in a new
+    $HEALTHOPS_HOME (``orchestration.ensure_airflow_db``: ``airflow db migrate`` and its
+    marker), made once per session: every test that runs Airflow would otherwise pay
+    the same migration, an Airflow start-up of its own."""
+    from healthops import orchestration
+
+    root = tmp_path_factory.mktemp("airflow_template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HEALTHOPS_HOME", str(root))
+        env = orchestration.airflow_env("postgresql+psycopg://unused@127.0.0.1:1/unused", None)
+        orchestration.ensure_airflow_db(env)
+    return root / "airflow"
+
+
+@pytest.fixture()
+def airflow_db(_airflow_db_template):
+    """seed(home): a copy of the session's migrated Airflow metadata database (and the
+    marker that says it is migrated) in the $HEALTHOPS_HOME ``home``, as if a first
+    ``healthops run`` had made it there. airflow.cfg is not copied: Airflow writes its
+    own, with that home's paths."""
+    def seed(home: Path) -> Path:
+        target = Path(home) / "airflow"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("airflow.db", ".migrated"):
+            shutil.copy2(_airflow_db_template / name, target / name)
+        return target
+
+    return seed
+
+
+@pytest.fixture(autouse=True)
+def _migrated_airflow_for_slow_tests(request, healthops_dirs, tmp_path):
+    """Tests that start Airflow (marked slow) find its metadata database migrated in
+    their $HEALTHOPS_HOME (tmp_path/home, as healthops_dirs sets it)."""
+    if request.node.get_closest_marker("slow"):
+        request.getfixturevalue("airflow_db")(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
 def pg_server():
     """An embedded PostgreSQL 18 cluster for this test session, or the server named
     by HEALTHOPS_TEST_PG_URL (a superuser URL) when set."""

@@ -59,6 +59,7 @@ def _mails(box):
     return [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in box.messages()]
 
 
+@pytest.mark.slow
 def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fails(tmp_path, warehouse_url):
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)
@@ -100,6 +101,7 @@ def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fail
     assert (tmp_path / "out" / "data_docs" / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path, warehouse_url):
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)
