@@ -11,7 +11,6 @@ from pathlib import Path
 from healthops import config
 from healthops.warehouse.connection import url_parts
 
-
 # Where ``run_dbt``'s runs keep their artifacts and logs when set (default: the project's
 # target/ and logs/). The test suite gives each of its parallel workers its own, so two
 # workers never write the same files. dbt's own DBT_TARGET_PATH is not used for this: it
