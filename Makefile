@@ -4,23 +4,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint lock clean bench
+.PHONY: install demo test test-fast lint lock clean bench
 
 install: $(STAMP)
 
-# The venv is rebuilt only when the lock file or the package metadata change.
+# The venv is rebuilt only when the lock file or the package metadata change. Its
+# packages are compiled to bytecode once here: every dbt, Airflow and healthops process
+# would otherwise compile what it imports again (PYTHONDONTWRITEBYTECODE=1 keeps it from
+# being cached), some seconds of CPU per process, and the tests start hundreds of them.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python requirements.lock
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 demo: install
 	$(BIN)/healthops demo
 
+# The whole suite, on TEST_WORKERS processes (pytest-xdist; tests that share a module
+# fixture stay together, the slow Airflow ones start first: see tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The tests that need no server: no PostgreSQL, no Airflow (markers db and slow).
+test-fast: install
+	$(BIN)/python -m pytest -m "not db and not slow"
 
 # Style and static checks, at zero findings: ruff (pyflakes, pycodestyle, import order,
 # bugbear; config in pyproject.toml) and sqlfluff on the dbt SQL (config in .sqlfluff;

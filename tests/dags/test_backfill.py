@@ -62,7 +62,7 @@ def _archived(url) -> list[tuple]:
 
 
 def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, make_database, migrated_template,
-                                                                     monkeypatch):
+                                                                     monkeypatch, airflow_db):
     landing = tmp_path / "landing"
     summary = generate(landing, START, DAYS, seed=13)
     assert summary["first_day"] == START.isoformat()
@@ -71,6 +71,7 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
 
     # 1. the local runner
     by_cli = make_database(migrated_template)  # deployed: `healthops warehouse migrate` has run
+    airflow_db(tmp_path / "cli_home")  # Airflow's metadata DB, migrated once per session (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")}
     env.update(HEALTHOPS_HOME=str(tmp_path / "cli_home"), HEALTHOPS_LANDING=str(landing),
                HEALTHOPS_OUT=str(tmp_path / "cli_out"), HEALTHOPS_WAREHOUSE_URL=by_cli)
@@ -91,14 +92,14 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
     monkeypatch.setenv("HEALTHOPS_OUT", str(tmp_path / "bf_out"))
     with start_outbox(tmp_path / "bf_mail") as box:
         services = AirflowServices(scheduler_env(airflow_env(by_airflow, box.url)), logs=tmp_path)
-        services.home.mkdir(parents=True, exist_ok=True)
-        services.airflow("db", "migrate")
+        airflow_db(tmp_path / "bf_home")  # the same `airflow db migrate`, run once per session
         try:
-            services.start([DAG_ID])
+            services.start([DAG_ID], scheduler=False)
             # local midnights with their offsets (bare dates would be read in UTC); one night
             # at a time, since each night's census builds on the one before
             services.airflow("backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
                              "--from-date", "2025-03-08T00:00:00-08:00", "--to-date", "2025-03-10T00:00:00-07:00")
+            services.start_scheduler()  # after the command that writes the (SQLite) metadata DB
             runs = services.wait_for_runs(DAG_ID, DAYS)
             tasks = services.task_states(DAG_ID)
         finally:

@@ -16,6 +16,8 @@ from healthops.reports.outbox import start_outbox
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 
+pytestmark = pytest.mark.slow
+
 START = date(2026, 11, 2)
 DAYS = 3
 

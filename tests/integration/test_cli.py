@@ -1,8 +1,10 @@
 """The `healthops` command as a user runs it: a separate process, real services."""
 import email
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from email import policy
 from pathlib import Path
 
@@ -25,8 +27,19 @@ def _env(tmp_path, **extra):
     return env
 
 
-def test_warehouse_url_leaves_it_running_until_stopped(tmp_path):
-    env = _env(tmp_path)
+@pytest.fixture()
+def short_home():
+    """The server's Unix socket is made under $HEALTHOPS_HOME, and a socket's path may
+    not be longer than 107 bytes: a home of its own, shorter than pytest's temporary
+    folders (one level deeper under xdist)."""
+    home = tempfile.mkdtemp(prefix="ho-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.db  # starts an embedded PostgreSQL of its own
+def test_warehouse_url_leaves_it_running_until_stopped(tmp_path, short_home):
+    env = {**_env(tmp_path), "HEALTHOPS_HOME": short_home}
     out = subprocess.run([HEALTHOPS, "warehouse-url"], env=env, capture_output=True, text=True, check=True)
     url = out.stdout.strip()
     assert url.startswith("postgresql+psycopg://postgres:") and "@127.0.0.1:" in url
@@ -46,6 +59,7 @@ def _mails(box):
     return [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in box.messages()]
 
 
+@pytest.mark.slow
 def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fails(tmp_path, warehouse_url):
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)
@@ -87,6 +101,7 @@ def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fail
     assert (tmp_path / "out" / "data_docs" / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path, warehouse_url):
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)

@@ -17,6 +17,7 @@ def test_url_normalization():
         normalize_url("mysql://h/d")
 
 
+@pytest.mark.db  # starts an embedded PostgreSQL of its own
 def test_embedded_restart_keeps_data(tmp_path):
     server = EmbeddedServer(tmp_path / "wh")
     wh = server.ensure_running()

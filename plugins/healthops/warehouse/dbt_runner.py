@@ -11,10 +11,20 @@ from pathlib import Path
 from healthops import config
 from healthops.warehouse.connection import url_parts
 
+# Where ``run_dbt``'s runs keep their artifacts and logs when set (default: the project's
+# target/ and logs/). The test suite gives each of its parallel workers its own, so two
+# workers never write the same files. dbt's own DBT_TARGET_PATH is not used for this: it
+# would also reach the dbt that Cosmos runs under Airflow, which reads its artifacts from
+# its own copy of the project.
+TARGET_PATH_ENV, LOG_PATH_ENV = "HEALTHOPS_DBT_TARGET_PATH", "HEALTHOPS_DBT_LOG_PATH"
+
 
 def dbt_env(url: str | None) -> dict[str, str]:
     """Environment for dbt_project/profiles.yml, derived from a warehouse URL."""
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    for ours, dbts in ((TARGET_PATH_ENV, "DBT_TARGET_PATH"), (LOG_PATH_ENV, "DBT_LOG_PATH")):
+        if os.environ.get(ours):
+            env[dbts] = os.environ[ours]
     if url:
         p = url_parts(url)
         env.update({
@@ -60,11 +70,28 @@ def _project_mtime(project: Path) -> float:
 def ensure_manifest(project_dir: Path | None = None) -> Path:
     """Parse the project when its manifest is missing or older than any project file.
     Cosmos loads the DAG's dbt nodes from this manifest so that DAG parsing stays
-    fast and needs no database."""
+    fast and needs no database.
+
+    The parse writes to a private target path and the manifest (with dbt's partial
+    parse file) is then moved into target/ whole: a reader, or a second process
+    parsing at the same time (the CLI and a DAG parse, two test workers), never sees
+    a half-written file."""
+    import shutil
+    import tempfile
+
     project = Path(project_dir or config.DBT_PROJECT_DIR)
     manifest = manifest_path(project)
     if not manifest.exists() or manifest.stat().st_mtime < _project_mtime(project):
-        run_dbt(["parse", "--quiet"], None, project, capture=True)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".parse-", dir=manifest.parent))  # same file system: rename is atomic
+        try:
+            run_dbt(["parse", "--quiet", "--target-path", str(work), "--log-path", str(work)], None, project,
+                    capture=True)
+            for name in ("partial_parse.msgpack", "manifest.json"):  # the manifest last: its mtime says "fresh"
+                if (work / name).exists():
+                    os.replace(work / name, manifest.parent / name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
