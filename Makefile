@@ -33,10 +33,12 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not db and not slow"
 
 # Style and static checks, at zero findings: ruff (pyflakes, pycodestyle, import order,
-# bugbear; config in pyproject.toml) and sqlfluff on the dbt SQL (config in .sqlfluff;
+# bugbear; config in pyproject.toml), ruff format (the layout, checked not applied: run
+# `.venv/bin/ruff format plugins dags tests bench` before committing) and sqlfluff on the dbt SQL (config in .sqlfluff;
 # offline, no warehouse needed).
 lint: install
 	$(BIN)/ruff check plugins dags tests bench
+	$(BIN)/ruff format --check plugins dags tests bench
 	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros
 
 bench: install

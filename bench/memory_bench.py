@@ -25,6 +25,7 @@ parsed in a fresh subprocess; (3) the RSS of a subprocess that only imports the
 parser (the interpreter's own floor). Streaming holds if (2) gives the same peak
 for 1x and 10x and the peak is far below the bytes parsed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,7 @@ _MRN = re.compile(rb"([|~])M(\d{7})\^")
 
 
 # --------------------------------------------------------------------------- the year
+
 
 def build_year(out: Path, days: int, template_days: int, seed: int = 7) -> dict:
     from healthops.synthetic.adt_feed import generate
@@ -85,8 +87,7 @@ def build_year(out: Path, days: int, template_days: int, seed: int = 7) -> dict:
             files += 1
             total += len(data)
     shutil.rmtree(tmpl_root)
-    return {"files": files, "bytes": total, "template_messages": summary["messages"],
-            "template_days": template_days}
+    return {"files": files, "bytes": total, "template_messages": summary["messages"], "template_days": template_days}
 
 
 def concat(paths: list[Path], dest: Path) -> int:
@@ -103,6 +104,7 @@ def concat(paths: list[Path], dest: Path) -> int:
 
 # --------------------------------------------------------------------------- child processes
 
+
 def child(paths: list[str]) -> None:
     """Runs in a fresh interpreter: parse the files, print counts and peak RSS as JSON."""
     from healthops.sources.adt.parser import parse_file
@@ -114,7 +116,7 @@ def child(paths: list[str]) -> None:
         pp = Path(p)
         files.extend(sorted(pp.rglob("*.hl7")) if pp.is_dir() else [pp] if pp.exists() else [])
     messages = rejected = size = 0
-    curve = []                 # (items parsed, peak RSS so far) every 50,000 items
+    curve = []  # (items parsed, peak RSS so far) every 50,000 items
     t0 = time.perf_counter()
     for f in files:
         size += f.stat().st_size
@@ -126,18 +128,31 @@ def child(paths: list[str]) -> None:
             if (messages + rejected) % 50_000 == 0:
                 curve.append((messages + rejected, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
     secs = time.perf_counter() - t0
-    print(json.dumps({"files": len(files), "bytes": size, "messages": messages, "rejected": rejected,
-                      "seconds": secs, "rss_after_import_kib": base,
-                      "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "curve": curve}))
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "bytes": size,
+                "messages": messages,
+                "rejected": rejected,
+                "seconds": secs,
+                "rss_after_import_kib": base,
+                "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "curve": curve,
+            }
+        )
+    )
 
 
 def run_child(*paths) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *map(str, paths)],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *map(str, paths)], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- main
+
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -161,7 +176,7 @@ def main(argv=None) -> dict:
         concat(files[: max(1, len(files) // 10)], small)
         concat(files, big)
 
-        floor = run_child(tmp / "adt" / "none")            # imports only, parses nothing
+        floor = run_child(tmp / "adt" / "none")  # imports only, parses nothing
         all_files = run_child(tmp / "adt")
         one_small = run_child(small)
         one_big = run_child(big)
@@ -173,39 +188,57 @@ def main(argv=None) -> dict:
 
     mib = 1024.0
     info = machine()
-    lines = [f"## ADT parser memory benchmark ({time.strftime('%Y-%m-%d')})\n",
-             f"- input: {args.days} days of a ~500-bed hospital: {year['files']} files, "
-             f"{year['bytes'] / 1e6:.1f} MB, {all_files['messages'] + all_files['rejected']:,} messages "
-             f"(a {args.template_days}-day generator run of {year['template_messages']:,} messages replayed "
-             f"with new ids and dates; built in {build_s:.0f} s)",
-             f"- Python {info['python']}, {info['nproc']} CPU(s): {info['cpu']}; each row is a fresh "
-             f"subprocess, peak RSS = `ru_maxrss`\n",
-             "| run | bytes parsed | messages (rejected) | seconds | msg/s | peak RSS | peak RSS - import-only RSS |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## ADT parser memory benchmark ({time.strftime('%Y-%m-%d')})\n",
+        f"- input: {args.days} days of a ~500-bed hospital: {year['files']} files, "
+        f"{year['bytes'] / 1e6:.1f} MB, {all_files['messages'] + all_files['rejected']:,} messages "
+        f"(a {args.template_days}-day generator run of {year['template_messages']:,} messages replayed "
+        f"with new ids and dates; built in {build_s:.0f} s)",
+        f"- Python {info['python']}, {info['nproc']} CPU(s): {info['cpu']}; each row is a fresh "
+        f"subprocess, peak RSS = `ru_maxrss`\n",
+        "| run | bytes parsed | messages (rejected) | seconds | msg/s | peak RSS | peak RSS - import-only RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     floor_rss = floor["peak_rss_kib"]
-    for label, r in (("import only, nothing parsed", floor),
-                     (f"the year's {year['files']} files, one after another", all_files),
-                     ("one file: first 1/10 of the year's files concatenated (1x)", one_small),
-                     ("one file: the whole year concatenated (10x)", one_big)):
+    for label, r in (
+        ("import only, nothing parsed", floor),
+        (f"the year's {year['files']} files, one after another", all_files),
+        ("one file: first 1/10 of the year's files concatenated (1x)", one_small),
+        ("one file: the whole year concatenated (10x)", one_big),
+    ):
         n = r["messages"] + r["rejected"]
-        lines.append(f"| {label} | {r['bytes'] / 1e6:,.1f} MB | {n:,} ({r['rejected']:,}) | {r['seconds']:.1f} | "
-                     f"{n / r['seconds'] if r['seconds'] and n else 0:,.0f} | {r['peak_rss_kib'] / mib:.1f} MiB | "
-                     f"{(r['peak_rss_kib'] - floor_rss) / mib:.1f} MiB |")
+        lines.append(
+            f"| {label} | {r['bytes'] / 1e6:,.1f} MB | {n:,} ({r['rejected']:,}) | {r['seconds']:.1f} | "
+            f"{n / r['seconds'] if r['seconds'] and n else 0:,.0f} | {r['peak_rss_kib'] / mib:.1f} MiB | "
+            f"{(r['peak_rss_kib'] - floor_rss) / mib:.1f} MiB |"
+        )
     growth = (one_big["peak_rss_kib"] - one_small["peak_rss_kib"]) / mib
     lines.append("")
-    lines.append(f"10x the bytes in one file ({one_small['bytes'] / 1e6:.1f} MB -> {one_big['bytes'] / 1e6:.1f} MB) "
-                 f"changes peak RSS by {growth:+.1f} MiB; the year's {all_files['bytes'] / 1e6:.0f} MB parse in "
-                 f"{all_files['peak_rss_kib'] / mib:.0f} MiB peak RSS "
-                 f"({(all_files['peak_rss_kib'] - floor_rss) / mib:.1f} MiB above the interpreter "
-                 "with the parser imported).")
+    lines.append(
+        f"10x the bytes in one file ({one_small['bytes'] / 1e6:.1f} MB -> {one_big['bytes'] / 1e6:.1f} MB) "
+        f"changes peak RSS by {growth:+.1f} MiB; the year's {all_files['bytes'] / 1e6:.0f} MB parse in "
+        f"{all_files['peak_rss_kib'] / mib:.0f} MiB peak RSS "
+        f"({(all_files['peak_rss_kib'] - floor_rss) / mib:.1f} MiB above the interpreter "
+        "with the parser imported)."
+    )
     if one_big["curve"]:
         lines.append("")
-        lines.append("Peak RSS while parsing the 10x file (items parsed: peak RSS so far): "
-                     + ", ".join(f"{n // 1000}k: {kib / mib:.1f}" for n, kib in one_big["curve"][::2]) + " MiB.")
+        lines.append(
+            "Peak RSS while parsing the 10x file (items parsed: peak RSS so far): "
+            + ", ".join(f"{n // 1000}k: {kib / mib:.1f}" for n, kib in one_big["curve"][::2])
+            + " MiB."
+        )
     print("\n".join(lines))
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": info, "year": year, "import_only": floor,
-              "all_files": all_files, "one_file_1x": one_small, "one_file_10x": one_big,
-              "peak_growth_10x_mib": growth}
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": info,
+        "year": year,
+        "import_only": floor,
+        "all_files": all_files,
+        "one_file_1x": one_small,
+        "one_file_10x": one_big,
+        "peak_growth_10x_mib": growth,
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

@@ -28,6 +28,7 @@ Measured (best of ``--repeats``, ``time.perf_counter``, messages/second):
 * healthops ``parse_file`` on the generator's own files (MLLP frames, FHS/BHS
   batches, ``\\r\\n`` terminators, the malformed messages too): informational.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,8 @@ from healthops.sources.adt.parser import parse_bytes, parse_file, parse_message
 from healthops.sources.adt.schema import AdtMessage
 from healthops.synthetic.adt_feed import generate, load_units
 
-BED_FACTOR = 4.5          # the seed hospital has 110 staffed inpatient beds: x4.5 ~ 500
-SCALE = 7.0               # arrivals x7: ~45k A01 + ~12k A06 admissions, ~165k A04 registrations a year
+BED_FACTOR = 4.5  # the seed hospital has 110 staffed inpatient beds: x4.5 ~ 500
+SCALE = 7.0  # arrivals x7: ~45k A01 + ~12k A06 admissions, ~165k A04 registrations a year
 
 
 def units_500() -> list[dict]:
@@ -75,12 +76,18 @@ def machine() -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
-            "nproc": usable, "cpu": model, "platform": platform.platform(),
-            "hl7": getattr(hl7, "__version__", "?")}
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "nproc": usable,
+        "cpu": model,
+        "platform": platform.platform(),
+        "hl7": getattr(hl7, "__version__", "?"),
+    }
 
 
 # --------------------------------------------------------------------------- input
+
 
 def build_input(days: int, workdir: Path) -> dict:
     summary = generate(workdir, date(2024, 1, 1), days, seed=7, scale=SCALE, units=units_500())
@@ -93,14 +100,19 @@ def build_input(days: int, workdir: Path) -> dict:
             m = parse_message(item.segments, 1)
             if isinstance(m, AdtMessage):
                 blobs.append(b"\r".join(item.segments) + b"\r")
-                texts.append(m.raw_text)          # the same message, decoded per its MSH-18
+                texts.append(m.raw_text)  # the same message, decoded per its MSH-18
     data = b"".join(blobs)
-    return {"texts": texts, "data": data, "files": summary["paths"],
-            "file_bytes": sum(Path(p).stat().st_size for p in summary["paths"]),
-            "file_messages": summary["messages"]}
+    return {
+        "texts": texts,
+        "data": data,
+        "files": summary["paths"],
+        "file_bytes": sum(Path(p).stat().st_size for p in summary["paths"]),
+        "file_messages": summary["messages"],
+    }
 
 
 # --------------------------------------------------------------------------- python-hl7 side
+
 
 def _first_segments(msg):
     msh = evn = pid = pv1 = None
@@ -145,11 +157,31 @@ def hl7_fields(text: str, times: bool = False) -> tuple:
     msh, evn, pid, pv1 = _first_segments(msg)
     g = _get
     out = (
-        g(msh, 4), g(msh, 7), g(msh, 9, 1), g(msh, 9, 2), g(msh, 10), g(msh, 12),
-        g(evn, 2), g(evn, 6),
-        _mrn(pid), g(pid, 5, 1), g(pid, 5, 2), g(pid, 7), g(pid, 8),
-        g(pv1, 2), g(pv1, 3, 1), g(pv1, 3, 2), g(pv1, 3, 3), g(pv1, 3, 4),
-        g(pv1, 6, 1), g(pv1, 6, 2), g(pv1, 6, 3), g(pv1, 18), g(pv1, 19, 1), g(pv1, 44), g(pv1, 45),
+        g(msh, 4),
+        g(msh, 7),
+        g(msh, 9, 1),
+        g(msh, 9, 2),
+        g(msh, 10),
+        g(msh, 12),
+        g(evn, 2),
+        g(evn, 6),
+        _mrn(pid),
+        g(pid, 5, 1),
+        g(pid, 5, 2),
+        g(pid, 7),
+        g(pid, 8),
+        g(pv1, 2),
+        g(pv1, 3, 1),
+        g(pv1, 3, 2),
+        g(pv1, 3, 3),
+        g(pv1, 3, 4),
+        g(pv1, 6, 1),
+        g(pv1, 6, 2),
+        g(pv1, 6, 3),
+        g(pv1, 18),
+        g(pv1, 19, 1),
+        g(pv1, 44),
+        g(pv1, 45),
     )
     if times:
         pd = hl7.parse_datetime
@@ -183,6 +215,7 @@ def run_hl7_fields_times(texts):
 
 
 # --------------------------------------------------------------------------- healthops side
+
 
 def run_healthops_bytes(data):
     n = 0
@@ -226,7 +259,7 @@ def check_same_values(inp) -> None:
         assert (f[0], f[4], f[3], f[22]) == (m.sending_facility, m.control_id, m.trigger_event, m.visit_number), (f, m)
         assert (f[14] or None, f[15] or None, f[16] or None) == (m.unit, m.room, m.bed), (f, m)
         assert f[8] == m.mrn, (f, m)
-        if "\\X" not in text:   # python-hl7 decodes \Xhh\ byte by byte as Latin-1, not per MSH-18
+        if "\\X" not in text:  # python-hl7 decodes \Xhh\ byte by byte as Latin-1, not per MSH-18
             assert (f"{f[9]}^{f[10]}" if f[10] else f[9]) == m.patient_name, (f, m)
 
 
@@ -250,17 +283,37 @@ def main(argv=None) -> dict:
 
         cases = [
             ("python-hl7 `hl7.parse` (bare)", "pre-split, pre-decoded str; nested lists only", run_hl7_bare, texts),
-            ("python-hl7 parse + fields", "+ `extract_field` for the healthops fields (unescaped); times as strings",
-             run_hl7_fields, texts),
-            ("python-hl7 parse + fields + times", "+ `hl7.parse_datetime` x6 (naive datetimes)",
-             run_hl7_fields_times, texts),
-            ("healthops `parse_bytes`", "framing, charset decode, validation, escapes, aware datetimes, AdtMessage",
-             run_healthops_bytes, data),
-            ("healthops `parse_file`", "same, reading the same bytes from a file in 1 MiB chunks",
-             run_healthops_file, blob_path),
-            (f"healthops `parse_file`, generator's files ({len(inp['files'])} files, "
-             f"{inp['file_bytes'] / 1e6:.2f} MB)", "MLLP/batch/\\r\\n framing, incl. malformed messages",
-             run_healthops_files, inp["files"]),
+            (
+                "python-hl7 parse + fields",
+                "+ `extract_field` for the healthops fields (unescaped); times as strings",
+                run_hl7_fields,
+                texts,
+            ),
+            (
+                "python-hl7 parse + fields + times",
+                "+ `hl7.parse_datetime` x6 (naive datetimes)",
+                run_hl7_fields_times,
+                texts,
+            ),
+            (
+                "healthops `parse_bytes`",
+                "framing, charset decode, validation, escapes, aware datetimes, AdtMessage",
+                run_healthops_bytes,
+                data,
+            ),
+            (
+                "healthops `parse_file`",
+                "same, reading the same bytes from a file in 1 MiB chunks",
+                run_healthops_file,
+                blob_path,
+            ),
+            (
+                f"healthops `parse_file`, generator's files ({len(inp['files'])} files, "
+                f"{inp['file_bytes'] / 1e6:.2f} MB)",
+                "MLLP/batch/\\r\\n framing, incl. malformed messages",
+                run_healthops_files,
+                inp["files"],
+            ),
         ]
         # Interleaved: every repeat runs every case once, so a busy spell on the machine
         # hits all of them alike; each case keeps its best time.
@@ -281,10 +334,14 @@ def main(argv=None) -> dict:
     hl7_times, ho = rate[rows[2][0]], rate[rows[3][0]]
     out = []
     out.append(f"## HL7 parser benchmark ({time.strftime('%Y-%m-%d')})\n")
-    out.append(f"- input: {n:,} ADT messages, {size / 1e6:.2f} MB ({size / n:.0f} bytes/message), "
-               f"{args.days} days of a ~500-bed hospital from the generator (built in {gen_s:.1f} s)")
-    out.append(f"- Python {info['python']} ({info['implementation']}), python-hl7 {info['hl7']}, "
-               f"{info['nproc']} CPU(s): {info['cpu']}; best of {args.repeats}, single thread\n")
+    out.append(
+        f"- input: {n:,} ADT messages, {size / 1e6:.2f} MB ({size / n:.0f} bytes/message), "
+        f"{args.days} days of a ~500-bed hospital from the generator (built in {gen_s:.1f} s)"
+    )
+    out.append(
+        f"- Python {info['python']} ({info['implementation']}), python-hl7 {info['hl7']}, "
+        f"{info['nproc']} CPU(s): {info['cpu']}; best of {args.repeats}, single thread\n"
+    )
     out.append("| parser | does | msg/s | MB/s | healthops `parse_bytes` is |")
     out.append("|---|---|---:|---:|---:|")
     for label, what, secs, count in rows + [gen_files]:
@@ -292,17 +349,26 @@ def main(argv=None) -> dict:
         mb_s = size / secs / 1e6 if count == n else inp["file_bytes"] / secs / 1e6
         out.append(f"| {label} | {what} | {r:,.0f} | {mb_s:.1f} | {ho / r:.1f}x |")
     out.append("")
-    out.append(f"healthops vs python-hl7 parse + fields: **{ho / hl7_fields_rate:.1f}x** "
-               f"({ho:,.0f} vs {hl7_fields_rate:,.0f} msg/s); vs bare `hl7.parse`: "
-               f"**{ho / hl7_bare:.1f}x** ({ho:,.0f} vs {hl7_bare:,.0f} msg/s); "
-               f"vs parse + fields + times: {ho / hl7_times:.1f}x.")
+    out.append(
+        f"healthops vs python-hl7 parse + fields: **{ho / hl7_fields_rate:.1f}x** "
+        f"({ho:,.0f} vs {hl7_fields_rate:,.0f} msg/s); vs bare `hl7.parse`: "
+        f"**{ho / hl7_bare:.1f}x** ({ho:,.0f} vs {hl7_bare:,.0f} msg/s); "
+        f"vs parse + fields + times: {ho / hl7_times:.1f}x."
+    )
     print("\n".join(out))
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": info, "messages": n, "bytes": size,
-              "repeats": args.repeats,
-              "rows": [{"parser": r[0], "seconds": r[2], "messages": r[3], "msg_per_s": r[3] / r[2]}
-                       for r in rows + [gen_files]],
-              "ratio_vs_hl7_fields": ho / hl7_fields_rate, "ratio_vs_hl7_bare": ho / hl7_bare,
-              "ratio_vs_hl7_fields_times": ho / hl7_times}
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": info,
+        "messages": n,
+        "bytes": size,
+        "repeats": args.repeats,
+        "rows": [
+            {"parser": r[0], "seconds": r[2], "messages": r[3], "msg_per_s": r[3] / r[2]} for r in rows + [gen_files]
+        ],
+        "ratio_vs_hl7_fields": ho / hl7_fields_rate,
+        "ratio_vs_hl7_bare": ho / hl7_bare,
+        "ratio_vs_hl7_fields_times": ho / hl7_times,
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

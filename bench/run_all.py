@@ -1,6 +1,7 @@
 """Run the ADT parser benchmarks (``make bench``): throughput against python-hl7,
 then memory over a year of feed. Each runs in its own interpreter; the Markdown
 tables go to stdout, the raw figures to ``--out`` (default: a temp dir) as JSON."""
+
 from __future__ import annotations
 
 import argparse

@@ -38,6 +38,7 @@ bad data, a blocking rule, a bad catalog or a bug fail the task at once
 
 Every step is idempotent for a logical date. Owner: data engineering.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -71,8 +72,11 @@ def alert_data_engineers(context) -> None:
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=config.facility_tz()),
     start_date=pendulum.datetime(*config.HISTORY_START.timetuple()[:3], tz=config.facility_tz()),
     catchup=False,  # history comes in through backfills, never by itself
-    params={"send": Param(False, type="boolean",
-                          description="Email the reports even when the night is older than the revision window")},
+    params={
+        "send": Param(
+            False, type="boolean", description="Email the reports even when the night is older than the revision window"
+        )
+    },
     max_active_runs=1,  # days build on each other: one at a time
     default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=5)},
     tags=["healthops", "census", "adt"],
@@ -90,14 +94,20 @@ def healthops_census_nightly():
         profile_name="healthops",
         target_name="warehouse",
         profile_mapping=PostgresUserPasswordProfileMapping(
-            conn_id="healthops_warehouse", profile_args={"schema": "public"}),
+            conn_id="healthops_warehouse", profile_args={"schema": "public"}
+        ),
     )
     if config.dbt_tasks() == "project":
         # One `dbt build` task: on a single small machine (the demo, a laptop) each dbt
         # task costs about a second of start-up, more than most models take to build.
-        dbt = DbtBuildLocalOperator(task_id="dbt_build", project_dir=DBT_DIR, profile_config=profile,
-                                    install_deps=False, invocation_mode=InvocationMode.DBT_RUNNER,
-                                    retries=0)
+        dbt = DbtBuildLocalOperator(
+            task_id="dbt_build",
+            project_dir=DBT_DIR,
+            profile_config=profile,
+            install_deps=False,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            retries=0,
+        )
     else:
         # One task per model (retried and shown one by one), the dbt tests in one task
         # after them, seeds (reference data the hospital edits) reloaded when changed.
@@ -109,10 +119,14 @@ def healthops_census_nightly():
                 install_dbt_deps=False,  # no packages: nothing to fetch at run time
             ),
             profile_config=profile,
-            render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL,
-                                       seed_rendering_behavior=SeedRenderingBehavior.WHEN_SEED_CHANGES),
-            execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                             invocation_mode=InvocationMode.DBT_RUNNER),
+            render_config=RenderConfig(
+                load_method=LoadMode.DBT_MANIFEST,
+                test_behavior=TestBehavior.AFTER_ALL,
+                seed_rendering_behavior=SeedRenderingBehavior.WHEN_SEED_CHANGES,
+            ),
+            execution_config=ExecutionConfig(
+                execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+            ),
             default_args={"retries": 0},
         )
 
@@ -125,8 +139,10 @@ def healthops_census_nightly():
     # One publish task per catalog report scheduled after this DAG (`schedule: {after: ...}`).
     publishers = []
     for report_id in reports_after(CATALOG, DAG_ID):
-        @task(task_id=f"publish_{report_id}", retries=3, retry_delay=timedelta(minutes=2),
-              retry_exponential_backoff=True)
+
+        @task(
+            task_id=f"publish_{report_id}", retries=3, retry_delay=timedelta(minutes=2), retry_exponential_backoff=True
+        )
         def publish(report_id=report_id, logical_date=None, run_id=None, params=None) -> dict:
             from healthops.pipeline import publish_daily, run_step
 

@@ -25,6 +25,7 @@ transient errors only.
 
 A failed run e-mails the catalog's `alerts.data_engineers`. Owner: data engineering.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -51,11 +52,18 @@ def alert_data_engineers(context) -> None:
     schedule=CronDataIntervalTimetable(period_cron(CATALOG, "month"), timezone=config.facility_tz()),
     start_date=pendulum.datetime(*config.HISTORY_START.timetuple()[:3], tz=config.facility_tz()),
     catchup=False,
-    params={"send": Param(False, type="boolean",
-                          description="Email the reports even when the month is older than the revision window")},
+    params={
+        "send": Param(
+            False, type="boolean", description="Email the reports even when the month is older than the revision window"
+        )
+    },
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 3, "retry_delay": timedelta(minutes=2),
-                  "retry_exponential_backoff": True},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
     tags=["healthops", "reports", "audit"],
     doc_md=__doc__,
     on_failure_callback=alert_data_engineers,

@@ -2,6 +2,7 @@
 (a backfill is run by the scheduler, not by ``dag.test()``): an api-server serving
 the task execution API, a dag-processor and a scheduler with the LocalExecutor, on
 a SQLite metadata database, every port free and every process killed at the end."""
+
 from __future__ import annotations
 
 import contextlib
@@ -63,8 +64,16 @@ class AirflowServices:
     def _spawn(self, name: str, args: list[str]) -> None:
         airflow = str(Path(sys.executable).with_name("airflow"))
         log = open(self.logs / f"{name}.log", "w")
-        self.procs.append(subprocess.Popen([airflow, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [airflow, *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
 
     def _check_alive(self) -> None:
         for p in self.procs:
@@ -93,8 +102,11 @@ class AirflowServices:
         while time.monotonic() < deadline:
             self._check_alive()
             with contextlib.closing(sqlite3.connect(self.db)) as db:
-                runs = db.execute("select logical_date, state, run_id from dag_run where dag_id = ? and run_type = ? "
-                                  "order by logical_date", (dag_id, run_type)).fetchall()
+                runs = db.execute(
+                    "select logical_date, state, run_id from dag_run where dag_id = ? and run_type = ? "
+                    "order by logical_date",
+                    (dag_id, run_type),
+                ).fetchall()
             if len(runs) >= n and all(state in ("success", "failed") for _, state, _ in runs):
                 return runs
             time.sleep(2)
@@ -102,8 +114,11 @@ class AirflowServices:
 
     def task_states(self, dag_id: str) -> list[tuple]:
         with contextlib.closing(sqlite3.connect(self.db)) as db:
-            return db.execute("select run_id, task_id, state, try_number from task_instance where dag_id = ? "
-                              "order by run_id, task_id", (dag_id,)).fetchall()
+            return db.execute(
+                "select run_id, task_id, state, try_number from task_instance where dag_id = ? "
+                "order by run_id, task_id",
+                (dag_id,),
+            ).fetchall()
 
     def stop(self) -> None:
         for p in self.procs:

@@ -1,5 +1,6 @@
 """The independent count: parse the landed files in Python and apply the rules of
 docs/definitions.md#census-and-utilization with census_reference (no SQL, no dbt)."""
+
 from __future__ import annotations
 
 from datetime import date

@@ -46,6 +46,7 @@ i. Output: every (facility, unit) passed in ``units`` plus every unit any
 Identity (holds by construction, tested): for each unit and day,
 census(D-1) + admissions(D) + transfers_in(D) - discharges(D) - transfers_out(D) = census(D).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -79,13 +80,13 @@ class Segment:
 
     facility: str
     visit_number: str
-    start: datetime                 # local (facility zone)
-    end: Optional[datetime]         # None: still open
-    unit: Optional[str]             # None after a discharge
+    start: datetime  # local (facility zone)
+    end: Optional[datetime]  # None: still open
+    unit: Optional[str]  # None after a discharge
     room: Optional[str]
     bed: Optional[str]
     census_class: str
-    event: str                      # the event that started the segment
+    event: str  # the event that started the segment
     control_id: str
 
     @property
@@ -120,8 +121,7 @@ def effective_events(messages: Iterable[tuple[date, str, AdtMessage]]) -> dict[t
             elif ev in _CANCELS:
                 if stacks[ev]:
                     voided.add(stacks[ev].pop())
-        out[enc] = [m for i, m in enumerate(msgs)
-                    if i not in voided and m.trigger_event in LOCATION_EVENTS + ("A03",)]
+        out[enc] = [m for i, m in enumerate(msgs) if i not in voided and m.trigger_event in LOCATION_EVENTS + ("A03",)]
     return out
 
 
@@ -130,8 +130,9 @@ def effective_time(m: AdtMessage, tz: ZoneInfo) -> datetime:
     return t.astimezone(tz)
 
 
-def encounter_segments(messages: Iterable[tuple[date, str, AdtMessage]],
-                       tz_name: str = FACILITY_TZ) -> dict[tuple[str, str], list[Segment]]:
+def encounter_segments(
+    messages: Iterable[tuple[date, str, AdtMessage]], tz_name: str = FACILITY_TZ
+) -> dict[tuple[str, str], list[Segment]]:
     """Rules a–e: every encounter's segments in event order."""
     tz = ZoneInfo(tz_name)
     result: dict[tuple[str, str], list[Segment]] = {}
@@ -169,9 +170,13 @@ def inpatient_stays(segments: list[Segment]) -> list[list[Segment]]:
     return stays
 
 
-def compute_census(messages: Iterable[tuple[date, str, AdtMessage]], start: date, end: date,
-                   units: Iterable[tuple[str, str]], tz_name: str = FACILITY_TZ
-                   ) -> dict[tuple[str, str, date], dict[str, int]]:
+def compute_census(
+    messages: Iterable[tuple[date, str, AdtMessage]],
+    start: date,
+    end: date,
+    units: Iterable[tuple[str, str]],
+    tz_name: str = FACILITY_TZ,
+) -> dict[tuple[str, str, date], dict[str, int]]:
     """Daily unit census per the module rules, for start..end inclusive."""
     by_enc = encounter_segments(messages, tz_name)
     keys = list(dict.fromkeys((f, u) for f, u in units))

@@ -5,6 +5,7 @@ The suite may run in parallel (pytest-xdist, ``make test``): each worker is its 
 pytest process with its own PostgreSQL cluster, its own dbt target and log paths,
 its own Cosmos cache and its own temporary folders, so workers share nothing that
 one of them writes (the checkout's dbt manifest is written atomically)."""
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,11 @@ def pytest_configure(config):
     global _SCRATCH
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     _SCRATCH = Path(tempfile.mkdtemp(prefix=f"healthops-test-{worker}-"))
-    for var, sub in (("HEALTHOPS_DBT_TARGET_PATH", "dbt/target"), ("HEALTHOPS_DBT_LOG_PATH", "dbt/logs"),
-                     ("AIRFLOW__COSMOS__CACHE_DIR", "cosmos")):
+    for var, sub in (
+        ("HEALTHOPS_DBT_TARGET_PATH", "dbt/target"),
+        ("HEALTHOPS_DBT_LOG_PATH", "dbt/logs"),
+        ("AIRFLOW__COSMOS__CACHE_DIR", "cosmos"),
+    ):
         os.environ[var] = str(_SCRATCH / sub)
 
 
@@ -92,6 +96,7 @@ def airflow_db(_airflow_db_template):
     marker that says it is migrated) in the $HEALTHOPS_HOME ``home``, as if a first
     ``healthops run`` had made it there. airflow.cfg is not copied: Airflow writes its
     own, with that home's paths."""
+
     def seed(home: Path) -> Path:
         target = Path(home) / "airflow"
         target.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ unit and integration tests.
 Values are written as given (pass already-escaped text, e.g. ``name="O\\T\\BRIEN^PAT"``).
 Pass ``None`` for a segment keyword in ``omit`` to leave that segment out.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -16,9 +17,18 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from healthops.sources.adt.schema import AdtMessage
 
-STRUCTURES = {"A01": "ADT_A01", "A02": "ADT_A02", "A03": "ADT_A03", "A04": "ADT_A01",
-              "A06": "ADT_A06", "A07": "ADT_A06", "A08": "ADT_A01", "A11": "ADT_A09",
-              "A12": "ADT_A12", "A13": "ADT_A01"}
+STRUCTURES = {
+    "A01": "ADT_A01",
+    "A02": "ADT_A02",
+    "A03": "ADT_A03",
+    "A04": "ADT_A01",
+    "A06": "ADT_A06",
+    "A07": "ADT_A06",
+    "A08": "ADT_A01",
+    "A11": "ADT_A09",
+    "A12": "ADT_A12",
+    "A13": "ADT_A01",
+}
 
 
 def build_message(
@@ -29,13 +39,13 @@ def build_message(
     sending_app: str = "EPIC",
     version: str = "2.5.1",
     msg_ts: str = "20240115103000",
-    recorded_ts: Optional[str] = None,      # EVN-2; defaults to msg_ts
-    occurred_ts: str = "",                  # EVN-6
-    evn_event: Optional[str] = None,        # EVN-1; defaults to event
-    msh9: Optional[str] = None,             # overrides MSH-9 entirely
-    charset: str = "",                      # MSH-18
+    recorded_ts: Optional[str] = None,  # EVN-2; defaults to msg_ts
+    occurred_ts: str = "",  # EVN-6
+    evn_event: Optional[str] = None,  # EVN-1; defaults to event
+    msh9: Optional[str] = None,  # overrides MSH-9 entirely
+    charset: str = "",  # MSH-18
     mrn: str = "MRN0001",
-    pid3: Optional[str] = None,             # overrides PID-3 entirely
+    pid3: Optional[str] = None,  # overrides PID-3 entirely
     name: str = "DOE^JANE",
     birth_date: str = "19800101",
     sex: str = "F",
@@ -43,16 +53,16 @@ def build_message(
     unit: str = "ICU",
     room: str = "201",
     bed: str = "A",
-    loc_facility: Optional[str] = None,     # PV1-3.4; defaults to facility
+    loc_facility: Optional[str] = None,  # PV1-3.4; defaults to facility
     prior_unit: str = "",
     prior_room: str = "",
     prior_bed: str = "",
-    patient_type: str = "",                 # PV1-18
+    patient_type: str = "",  # PV1-18
     visit: str = "V0001",
-    admit_ts: str = "",                     # PV1-44
-    discharge_ts: str = "",                 # PV1-45
-    extra_segments: Iterable[str] = (),     # appended after PV1 (e.g. Z segments)
-    omit: Iterable[str] = (),               # segment ids to leave out: "EVN", "PID", "PV1"
+    admit_ts: str = "",  # PV1-44
+    discharge_ts: str = "",  # PV1-45
+    extra_segments: Iterable[str] = (),  # appended after PV1 (e.g. Z segments)
+    omit: Iterable[str] = (),  # segment ids to leave out: "EVN", "PID", "PV1"
     terminator: str = "\r",
     delimiters: str = "^~\\&",
     field_sep: str = "|",
@@ -65,8 +75,25 @@ def build_message(
     loc_fac = facility if loc_facility is None else loc_facility
     location = f"{unit}^{room}^{bed}^{loc_fac}" if (unit or room or bed) else ""
     prior = f"{prior_unit}^{prior_room}^{prior_bed}" if (prior_unit or prior_room or prior_bed) else ""
-    msh = [f"MSH{fs}{delimiters}", sending_app, facility, "HL7IF", "HEALTHOPS", msg_ts, "", msh9,
-           control_id, "P", version, "", "", "AL", "NE", "", charset]
+    msh = [
+        f"MSH{fs}{delimiters}",
+        sending_app,
+        facility,
+        "HL7IF",
+        "HEALTHOPS",
+        msg_ts,
+        "",
+        msh9,
+        control_id,
+        "P",
+        version,
+        "",
+        "",
+        "AL",
+        "NE",
+        "",
+        charset,
+    ]
     segs = [fs.join(msh).rstrip(fs)]
     if "EVN" not in omit:
         evn1 = event if evn_event is None else evn_event
@@ -75,8 +102,13 @@ def build_message(
         pid3 = f"{mrn}^^^{facility}^MR" if pid3 is None else pid3
         segs.append(fs.join(["PID", "1", "", pid3, "", name, "", birth_date, sex]))
     if "PV1" not in omit:
-        pv1 = ["PV1", "1", patient_class, location, "", "", prior] + [""] * 11 + [patient_type, visit] \
-            + [""] * 24 + [admit_ts, discharge_ts]
+        pv1 = (
+            ["PV1", "1", patient_class, location, "", "", prior]
+            + [""] * 11
+            + [patient_type, visit]
+            + [""] * 24
+            + [admit_ts, discharge_ts]
+        )
         segs.append(fs.join(pv1).rstrip(fs))
     segs.extend(extra_segments)
     return terminator.join(segs) + terminator
@@ -104,11 +136,22 @@ def ts(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=_LA)
 
 
-def adt_message(event: str, when: str | datetime, *, visit: str = "V1", unit: Optional[str] = "ICU",
-                room: Optional[str] = "1", bed: Optional[str] = "A", patient_class: str = "I",
-                patient_type: Optional[str] = None, prior_unit: Optional[str] = None,
-                discharge: Optional[str | datetime] = None, control_id: Optional[str] = None,
-                facility: str = "NGH", index: int = 1) -> "AdtMessage":
+def adt_message(
+    event: str,
+    when: str | datetime,
+    *,
+    visit: str = "V1",
+    unit: Optional[str] = "ICU",
+    room: Optional[str] = "1",
+    bed: Optional[str] = "A",
+    patient_class: str = "I",
+    patient_type: Optional[str] = None,
+    prior_unit: Optional[str] = None,
+    discharge: Optional[str | datetime] = None,
+    control_id: Optional[str] = None,
+    facility: str = "NGH",
+    index: int = 1,
+) -> "AdtMessage":
     """An AdtMessage built directly (no HL7 text), for census tests."""
     from healthops.sources.adt.schema import AdtMessage
 
@@ -116,13 +159,33 @@ def adt_message(event: str, when: str | datetime, *, visit: str = "V1", unit: Op
     dis = ts(discharge) if isinstance(discharge, str) else discharge
     adt_message.counter += 1
     return AdtMessage(
-        message_index=index, control_id=control_id or f"C{adt_message.counter:06d}",
-        sending_facility=facility, message_type="ADT", trigger_event=event, hl7_version="2.5.1",
-        message_ts=t, recorded_ts=t, event_occurred_ts=None, event_ts=t,
-        patient_class=patient_class, patient_type=patient_type, unit=unit, room=room, bed=bed,
-        location_facility=facility, prior_unit=prior_unit, prior_room=None, prior_bed=None,
-        visit_number=visit, mrn="M1", patient_name="DOE^JANE", birth_date=date(1980, 1, 1), sex="F",
-        admit_ts=None, discharge_ts=dis, raw_text="",
+        message_index=index,
+        control_id=control_id or f"C{adt_message.counter:06d}",
+        sending_facility=facility,
+        message_type="ADT",
+        trigger_event=event,
+        hl7_version="2.5.1",
+        message_ts=t,
+        recorded_ts=t,
+        event_occurred_ts=None,
+        event_ts=t,
+        patient_class=patient_class,
+        patient_type=patient_type,
+        unit=unit,
+        room=room,
+        bed=bed,
+        location_facility=facility,
+        prior_unit=prior_unit,
+        prior_room=None,
+        prior_bed=None,
+        visit_number=visit,
+        mrn="M1",
+        patient_name="DOE^JANE",
+        birth_date=date(1980, 1, 1),
+        sex="F",
+        admit_ts=None,
+        discharge_ts=dis,
+        raw_text="",
     )
 
 

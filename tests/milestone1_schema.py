@@ -8,6 +8,7 @@
 dbt owns staging, intermediate and marts. Everything here is idempotent
 (``create ... if not exists``) and runs at the start of every load.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -222,15 +223,15 @@ def ensure_schema(conn) -> None:
         conn.execute(f"create schema if not exists {schema}")
     conn.execute(DDL)
     _ensure_audit_chain(conn)
-    conn.execute("insert into raw.pseudonym_salt (salt) values (%s) on conflict do nothing",
-                 (os.environ.get("HEALTHOPS_PSEUDONYM_SALT") or secrets.token_hex(32),))
+    conn.execute(
+        "insert into raw.pseudonym_salt (salt) values (%s) on conflict do nothing",
+        (os.environ.get("HEALTHOPS_PSEUDONYM_SALT") or secrets.token_hex(32),),
+    )
     _ensure_roles(conn)
 
 
 def _ensure_roles(conn) -> None:
-    can = conn.execute(
-        "select rolcreaterole or rolsuper from pg_roles where rolname = current_user"
-    ).fetchone()
+    can = conn.execute("select rolcreaterole or rolsuper from pg_roles where rolname = current_user").fetchone()
     if not (can and can[0]):
         log.info("connecting role cannot create roles; leaving role setup to the DBA")
         return
@@ -246,8 +247,9 @@ def _ensure_roles(conn) -> None:
     conn.execute("grant select on all tables in schema raw to healthops_transformer")  # incl. the salt
     conn.execute("grant usage, create on schema staging, intermediate, marts to healthops_transformer")
     conn.execute("grant usage on schema marts, reporting to healthops_reporter")
-    conn.execute("grant select, insert on reporting.deliveries, reporting.messages, reporting.resends "
-                 "to healthops_reporter")
+    conn.execute(
+        "grant select, insert on reporting.deliveries, reporting.messages, reporting.resends to healthops_reporter"
+    )
     conn.execute("grant usage on schema audit to healthops_auditor")
     conn.execute("grant select on all tables in schema audit to healthops_auditor")
     # Audit history is append-only for every role (the owner is held by the triggers).
@@ -287,26 +289,65 @@ class ChainedTable:
 
 AUDIT_CHAIN = (
     ChainedTable(
-        "validation_runs", ("validation_run_id",),
-        ("validation_run_id", "suite_name", "data_asset", "logical_date", "dag_run_id", "code_version",
-         "success", "evaluated_expectations", "successful_expectations", "run_at", "gx_result",
-         "rules_file", "rules_sha256"),
-        timestamps=("run_at",), legacy_order="t.run_at, t.validation_run_id"),
+        "validation_runs",
+        ("validation_run_id",),
+        (
+            "validation_run_id",
+            "suite_name",
+            "data_asset",
+            "logical_date",
+            "dag_run_id",
+            "code_version",
+            "success",
+            "evaluated_expectations",
+            "successful_expectations",
+            "run_at",
+            "gx_result",
+            "rules_file",
+            "rules_sha256",
+        ),
+        timestamps=("run_at",),
+        legacy_order="t.run_at, t.validation_run_id",
+    ),
     ChainedTable(
-        "rule_results", ("validation_run_id", "rule_id"),
-        ("validation_run_id", "rule_id", "expectation_type", "column_name", "severity", "success",
-         "rows_evaluated", "rows_violating", "violating_share", "detail", "status", "threshold",
-         "description", "kahn_category", "citation", "domain", "owner", "evidence",
-         "violations_kept", "violations_cap"),
+        "rule_results",
+        ("validation_run_id", "rule_id"),
+        (
+            "validation_run_id",
+            "rule_id",
+            "expectation_type",
+            "column_name",
+            "severity",
+            "success",
+            "rows_evaluated",
+            "rows_violating",
+            "violating_share",
+            "detail",
+            "status",
+            "threshold",
+            "description",
+            "kahn_category",
+            "citation",
+            "domain",
+            "owner",
+            "evidence",
+            "violations_kept",
+            "violations_cap",
+        ),
         legacy_order="(select v.run_at from audit.validation_runs v"
-                     " where v.validation_run_id = t.validation_run_id), t.validation_run_id, t.rule_id"),
+        " where v.validation_run_id = t.validation_run_id), t.validation_run_id, t.rule_id",
+    ),
     ChainedTable(
-        "rule_violations", ("validation_run_id", "rule_id", "violation_no"),
-        ("validation_run_id", "rule_id", "violation_no", "keys")),
+        "rule_violations",
+        ("validation_run_id", "rule_id", "violation_no"),
+        ("validation_run_id", "rule_id", "violation_no", "keys"),
+    ),
     ChainedTable(
-        "reviews", ("review_no",),
+        "reviews",
+        ("review_no",),
         ("review_no", "finding_id", "validation_run_id", "rule_id", "reviewed_by", "note", "reviewed_at"),
-        timestamps=("reviewed_at",)),
+        timestamps=("reviewed_at",),
+    ),
 )
 CHAINED = {t.name: t for t in AUDIT_CHAIN}
 
@@ -320,8 +361,10 @@ def canonical_sql(table: ChainedTable, alias: str) -> str:
             expr = f"""to_char({expr} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
         parts.append(f"'{col}', {expr}")
     obj = f"jsonb_build_object({', '.join(parts)})"
-    return (f"(select coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) "
-            f"from jsonb_each({obj}) e where jsonb_typeof(e.value) <> 'null')::text")
+    return (
+        f"(select coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) "
+        f"from jsonb_each({obj}) e where jsonb_typeof(e.value) <> 'null')::text"
+    )
 
 
 def row_hash_sql(table: ChainedTable, alias: str, prev_hash: str) -> str:
@@ -448,17 +491,21 @@ def _ensure_audit_chain(conn) -> None:
     for t in AUDIT_CHAIN:
         _seal_legacy_rows(conn, t)
         for trigger, ddl in (
-            (f"{t.name}_chain", f"before insert on {t.qualified} for each row "
-                                f"execute function audit.chain_{t.name}()"),
-            (f"{t.name}_append_only", f"before update or delete on {t.qualified} for each row "
-                                      f"execute function audit.refuse_change()"),
-            (f"{t.name}_no_truncate", f"before truncate on {t.qualified} for each statement "
-                                      f"execute function audit.refuse_change()"),
+            (f"{t.name}_chain", f"before insert on {t.qualified} for each row execute function audit.chain_{t.name}()"),
+            (
+                f"{t.name}_append_only",
+                f"before update or delete on {t.qualified} for each row execute function audit.refuse_change()",
+            ),
+            (
+                f"{t.name}_no_truncate",
+                f"before truncate on {t.qualified} for each statement execute function audit.refuse_change()",
+            ),
         ):
             conn.execute(
                 f"do $$ begin if not exists (select 1 from pg_trigger where tgname = '{trigger}' "
                 f"and tgrelid = '{t.qualified}'::regclass) then create trigger {trigger} {ddl}; "
-                f"end if; end $$")
+                f"end if; end $$"
+            )
     conn.execute(f"comment on schema audit is '{marker}'")
 
 
@@ -466,26 +513,31 @@ def _seal_legacy_rows(conn, t: ChainedTable) -> None:
     """Chain rows written before this release (chain columns null), in the order they
     were written, then make the chain columns mandatory. Runs once per table."""
     (sealed,) = conn.execute(
-        "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = 'chain_seq'",
-        (t.qualified,)).fetchone()
+        "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = 'chain_seq'", (t.qualified,)
+    ).fetchone()
     if sealed:
         return
     if t.name == "rule_results":  # rows from before status existed
-        conn.execute("update audit.rule_results set status = case when success then 'passed' "
-                     "else 'failed' end where status is null and chain_seq is null")
-    last = conn.execute(f"select chain_seq, row_hash from {t.qualified} where chain_seq is not null "
-                        f"order by chain_seq desc limit 1").fetchone()
+        conn.execute(
+            "update audit.rule_results set status = case when success then 'passed' "
+            "else 'failed' end where status is null and chain_seq is null"
+        )
+    last = conn.execute(
+        f"select chain_seq, row_hash from {t.qualified} where chain_seq is not null order by chain_seq desc limit 1"
+    ).fetchone()
     seq, prev = last or (0, GENESIS_HASH)
     keys = ", ".join(f"t.{k}" for k in t.key)
-    legacy = conn.execute(f"select {keys} from {t.qualified} t where t.chain_seq is null "
-                          f"order by {t.legacy_order or keys}").fetchall()
+    legacy = conn.execute(
+        f"select {keys} from {t.qualified} t where t.chain_seq is null order by {t.legacy_order or keys}"
+    ).fetchall()
     where = " and ".join(f"t.{k} = %s" for k in t.key)
     for key in legacy:
         seq += 1
         (prev,) = conn.execute(
             f"update {t.qualified} t set chain_seq = %s, prev_hash = %s, "
             f"row_hash = {row_hash_sql(t, 't', '%s::text')} where {where} returning t.row_hash",
-            (seq, prev, prev, *key)).fetchone()
+            (seq, prev, prev, *key),
+        ).fetchone()
     if legacy:
         log.info("sealed %d audit row(s) of %s written before the hash chain", len(legacy), t.qualified)
     for col in ("chain_seq", "prev_hash", "row_hash"):

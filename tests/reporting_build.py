@@ -3,6 +3,7 @@ marts or audit tables a test wrote by hand: `dbt seed` then `dbt run --select ..
 dbt resolves ref() to relation names, so a hand-made marts.fct_census_daily is read
 as the real one would be. Runs in its own target path (the checkout's manifest is
 the DAGs' and must not be overwritten by a partial run)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -41,14 +42,20 @@ def template_database(pg_server: str, base: str, fill: Callable[[str], None]) ->
     try:
         fill(f"{pg_server.rpartition('/')[0]}/{name}")
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                         "where datname = %s and pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
         yield name
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-DAILY_CENSUS_MODELS = ["dim_units", "int_quality__latest_validation_runs", "rpt_daily_census_units",
-                       "rpt_daily_quality_checks"]
+DAILY_CENSUS_MODELS = [
+    "dim_units",
+    "int_quality__latest_validation_runs",
+    "rpt_daily_census_units",
+    "rpt_daily_quality_checks",
+]
 MONTHLY_CENSUS_MODELS = ["dim_units", "fct_census_period", "rpt_monthly_census_trend", "rpt_monthly_census_units"]

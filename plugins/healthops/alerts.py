@@ -23,6 +23,7 @@ Recipients: ``alerts.data_engineers`` of the report catalog. The Message-ID is a
 hash of the run id, so a callback that runs twice for a run (a dag-processor
 restart) sends a message a relay or mail store can de-duplicate.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,8 +97,9 @@ class Alert:
     message_id: str = ""
 
 
-def notify_run_failure(context: Mapping[str, Any] | RunFailure, *, url: str | None = None, smtp=None,
-                       catalog: dict | None = None) -> Alert:
+def notify_run_failure(
+    context: Mapping[str, Any] | RunFailure, *, url: str | None = None, smtp=None, catalog: dict | None = None
+) -> Alert:
     """Send the failure e-mail for a failed run to the data engineers; returns it.
     ``url``, ``smtp``, ``catalog`` default to the task's warehouse, the
     ``smtp_default`` connection (or HEALTHOPS_SMTP_URL) and the report catalog."""
@@ -123,21 +125,26 @@ def data_engineers(catalog: Mapping) -> list[str]:
     if isinstance(recipients, str):
         recipients = [recipients]
     if not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
-        raise ValueError(f"{catalog.get('path', 'report catalog')}: alerts.data_engineers must list "
-                         "the e-mail addresses that receive run failures")
+        raise ValueError(
+            f"{catalog.get('path', 'report catalog')}: alerts.data_engineers must list "
+            "the e-mail addresses that receive run failures"
+        )
     return list(recipients)
 
 
-def compose(failure: RunFailure, rules: list[FailedRule], recipients: list[str],
-            audit_error: str | None = None) -> Alert:
+def compose(
+    failure: RunFailure, rules: list[FailedRule], recipients: list[str], audit_error: str | None = None
+) -> Alert:
     day = failure.logical_date.isoformat() if failure.logical_date else "?"
     task = failure.task_id or "(no task failed: " + (failure.reason or "unknown") + ")"
     subject = f"[healthops] nightly census FAILED for {day}: {task}"
     blocking = [r for r in rules if r.severity == "blocking"]
     error = failure.exception or (last_error(Path(failure.log_file)) if failure.log_file else None)
     if not error and failure.task_id == QUALITY_TASK and blocking:
-        error = ("BlockingQualityFailure: blocking data-quality rules failed for "
-                 f"{day}: {', '.join(r.rule_id for r in blocking)}; reports are held back")
+        error = (
+            "BlockingQualityFailure: blocking data-quality rules failed for "
+            f"{day}: {', '.join(r.rule_id for r in blocking)}; reports are held back"
+        )
     lines = [
         f"The nightly census run for {day} failed{f' in task {failure.task_id}' if failure.task_id else ''}.",
         "",
@@ -149,8 +156,14 @@ def compose(failure: RunFailure, rules: list[FailedRule], recipients: list[str],
     ]
     if failure.log_file:
         lines.append(f"Log file:     {failure.log_file}")
-    lines += ["", "Error:", "  " + (error or "(Airflow passes no exception to a run-level callback; see the log)")
-              .replace("\n", "\n  ")[:MAX_ERROR_CHARS]]
+    lines += [
+        "",
+        "Error:",
+        "  "
+        + (error or "(Airflow passes no exception to a run-level callback; see the log)").replace("\n", "\n  ")[
+            :MAX_ERROR_CHARS
+        ],
+    ]
     if rules:
         lines += ["", "Data-quality rules that failed in this run (audit.rule_results; ids and counts only):"]
         for r in rules:
@@ -164,9 +177,13 @@ def compose(failure: RunFailure, rules: list[FailedRule], recipients: list[str],
         lines += ["", f"The run's data-quality results could not be read: {audit_error}"]
     if failure.task_id == QUALITY_TASK or blocking:
         lines += ["", "Reports that depend on the census were not published for this date."]
-    lines += ["", "Re-run the date after fixing the cause: `healthops run --date " + day + "` "
-              "(or clear the run in Airflow); every step is idempotent.",
-              "", "This message carries no patient-identifying information."]
+    lines += [
+        "",
+        "Re-run the date after fixing the cause: `healthops run --date " + day + "` "
+        "(or clear the run in Airflow); every step is idempotent.",
+        "",
+        "This message carries no patient-identifying information.",
+    ]
     return Alert(subject=subject, text="\n".join(lines) + "\n", recipients=recipients, failed_rules=rules)
 
 
@@ -202,7 +219,9 @@ def _failed_rules(failure: RunFailure, url: str | None) -> tuple[list[FailedRule
                 """select r.rule_id, r.severity, r.rows_violating, r.rows_evaluated, v.suite_name
                    from audit.rule_results r join audit.validation_runs v using (validation_run_id)
                    where v.dag_run_id = %s and not r.success
-                   order by r.severity = 'blocking' desc, r.rule_id, v.run_at""", (failure.run_id,)).fetchall()
+                   order by r.severity = 'blocking' desc, r.rule_id, v.run_at""",
+                (failure.run_id,),
+            ).fetchall()
     except Exception as exc:  # the warehouse may be why the run failed: still send the alert
         log.warning("failure alert: could not read audit.rule_results for %s: %s", failure.run_id, exc)
         return [], f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -211,8 +230,10 @@ def _failed_rules(failure: RunFailure, url: str | None) -> tuple[list[FailedRule
     except Exception:  # a broken rule file must not cost the alert
         log.warning("failure alert: rule descriptions unavailable", exc_info=True)
         descriptions = {}
-    return [FailedRule(rule_id, severity, violating, evaluated, suite, descriptions.get(rule_id, ""))
-            for rule_id, severity, violating, evaluated, suite in rows], None
+    return [
+        FailedRule(rule_id, severity, violating, evaluated, suite, descriptions.get(rule_id, ""))
+        for rule_id, severity, violating, evaluated, suite in rows
+    ], None
 
 
 def last_error(path: Path) -> str | None:
@@ -236,8 +257,14 @@ def last_error(path: Path) -> str | None:
             for detail in rec.get("error_detail") or []:
                 if isinstance(detail, dict) and detail.get("exc_type"):
                     found = f"{detail['exc_type']}: {detail.get('exc_value', '')}"
-        elif line and not line[0].isspace() and ": " in line and i > 0 and lines[i - 1].startswith("  ") \
-                and (line.split(":", 1)[0].rsplit(".", 1)[-1].endswith(("Error", "Exception", "Failure"))):
+        elif (
+            line
+            and not line[0].isspace()
+            and ": " in line
+            and i > 0
+            and lines[i - 1].startswith("  ")
+            and (line.split(":", 1)[0].rsplit(".", 1)[-1].endswith(("Error", "Exception", "Failure")))
+        ):
             found = line.strip()  # the last line of a printed traceback
     return found
 

@@ -1,4 +1,5 @@
 """The ``healthops`` command."""
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,10 @@ def _describe(r: dict) -> str:
     load = r.get("load")
     if load is not None and (r.get("tasks") or {}).get("load_adt") == "success":
         if load["files"]:
-            parts.append(f"ADT {load['files']} file(s): {load['in']} in = {load['loaded']} loaded + "
-                         f"{load['rejected']} rejected + {load['duplicate']} duplicate")
+            parts.append(
+                f"ADT {load['files']} file(s): {load['in']} in = {load['loaded']} loaded + "
+                f"{load['rejected']} rejected + {load['duplicate']} duplicate"
+            )
         elif load.get("missing"):
             parts.append(f"ADT: nothing received ({load['missing']})")
     if r.get("message"):
@@ -110,8 +113,10 @@ def _history_notice(report_ids: list[str], periods: list[str], send: bool) -> st
     span = f"{min(history)} .. {max(history)}" if len(history) > 1 else min(history)
     if send:
         return f"{len(history)} period(s) older than the revision window ({span}): reports emailed, as --send asks."
-    return (f"{len(history)} period(s) older than the revision window (before {window}): {span}. Their reports are "
-            "rendered and archived (healthops reports sent --archived), not emailed; --send emails them.")
+    return (
+        f"{len(history)} period(s) older than the revision window (before {window}): {span}. Their reports are "
+        "rendered and archived (healthops reports sent --archived), not emailed; --send emails them."
+    )
 
 
 def _audience_warnings(url: str, first: date, last: date) -> list[str]:
@@ -124,19 +129,24 @@ def _audience_warnings(url: str, first: date, last: date) -> list[str]:
 
     with connect(url) as conn:
         try:
-            facilities = [f for (f,) in conn.execute(
-                "select distinct facility_code from marts.fct_census_daily where census_date between %s and %s",
-                (first, last))]
+            facilities = [
+                f
+                for (f,) in conn.execute(
+                    "select distinct facility_code from marts.fct_census_daily where census_date between %s and %s",
+                    (first, last),
+                )
+            ]
         except psycopg.errors.UndefinedTable:  # no mart yet (the first night failed before dbt)
             return []
     gaps = facilities_without_audience(load_catalog(), facilities)
-    return [f"facility {f} has census data but no recipient of {', '.join(reports)} in the report catalog: its "
-            "data is loaded, built and checked; add a recipient with its filter to send its reports."
-            for f, reports in sorted(gaps.items())]
+    return [
+        f"facility {f} has census data but no recipient of {', '.join(reports)} in the report catalog: its "
+        "data is loaded, built and checked; add a recipient with its filter to send its reports."
+        for f, reports in sorted(gaps.items())
+    ]
 
 
-def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what: str,
-             census_nights: bool = False):
+def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what: str, census_nights: bool = False):
     """Run ``dag_id`` for each logical date, printing each verdict as it comes; exit
     code 0 only when every date ran and succeeded. ``census_nights``: also name the
     facilities whose census was built for the dates but that have no recipient."""
@@ -153,24 +163,29 @@ def _run_dag(dag_id: str, dates: list[date], labels: list[str], send: bool, what
             print(f"FAILED: {behind}", file=sys.stderr)
             return 1, []
         print(f"Running {len(dates)} {what} run(s) through Airflow: {labels[0]} .. {labels[-1]}", flush=True)
-        results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None,
-                            on_result=show)
+        results = run_dates(dates, url, smtp_url, dag_id=dag_id, conf={"send": True} if send else None, on_result=show)
         warnings = _audience_warnings(url, dates[0], dates[-1]) if census_nights else []
     for w in warnings:
         print(f"WARNING: {w}", file=sys.stderr)
     held = [r for r in results if r["verdict"] == "held"]
     if held:
-        print(f"HELD: {len(held)} night(s) loaded and built, reports held back by blocking data-quality rules "
-              "(healthops audit findings):", file=sys.stderr)
+        print(
+            f"HELD: {len(held)} night(s) loaded and built, reports held back by blocking data-quality rules "
+            "(healthops audit findings):",
+            file=sys.stderr,
+        )
         for r in held:
             print(f"  {r['date']}: {', '.join(r.get('blocking', []))}", file=sys.stderr)
     failed = [r for r in results if r["verdict"] == "failed"]
     not_run = [lab for d, lab in by_date.items() if d not in {r["date"] for r in results}]
     if failed:
         r = failed[-1]
-        print(f"FAILED: the {what} run for {by_date.get(r['date'], r['date'])} did not succeed: {r['message']}. "
-              + (f"Not run after it: {', '.join(not_run)}. " if not_run else "") + f"Airflow log: {r['log']}",
-              file=sys.stderr)
+        print(
+            f"FAILED: the {what} run for {by_date.get(r['date'], r['date'])} did not succeed: {r['message']}. "
+            + (f"Not run after it: {', '.join(not_run)}. " if not_run else "")
+            + f"Airflow log: {r['log']}",
+            file=sys.stderr,
+        )
     elif not results:
         print("FAILED: no run finished", file=sys.stderr)
     ok = len(results) == len(dates) and all(r["verdict"] == "success" for r in results)
@@ -241,19 +256,27 @@ def cmd_reports_sent(args) -> int:
         else:
             rows = sent_messages(conn, report=args.report, since=args.since)
             (n_archived,) = conn.execute(
-                "select count(*) from reporting.messages where delivery = 'archived'").fetchone()
+                "select count(*) from reporting.messages where delivery = 'archived'"
+            ).fetchone()
     what = "archived report messages (not emailed)" if args.archived else "report messages sent"
     if not rows:
-        print(f"no {what}" + (f" for {args.report}" if args.report else "")
-              + (f" since {args.since}" if args.since else ""))
+        print(
+            f"no {what}"
+            + (f" for {args.report}" if args.report else "")
+            + (f" since {args.since}" if args.since else "")
+        )
         return 0
     when = "archived at (UTC)" if args.archived else "sent at (UTC)"
     print(f"{when:<17} {'report':<20} {'period':<10} {'rev':>3}  {'recipient':<34} message id")
     for r in rows:
-        print(f"{r['sent_at']:%Y-%m-%d %H:%M}  {r['report_id']:<20} {r['period']:<10} {r['revision']:>3}  "
-              f"{r['recipient']:<34} {r['message_id']}" + ("" if r["eml_sha256"] else "  (not archived)"))
-    print(f"{len(rows)} message(s). {'Email' if args.archived else 'Resend'} one: "
-          "healthops reports resend MESSAGE_ID [--to ADDRESS]")
+        print(
+            f"{r['sent_at']:%Y-%m-%d %H:%M}  {r['report_id']:<20} {r['period']:<10} {r['revision']:>3}  "
+            f"{r['recipient']:<34} {r['message_id']}" + ("" if r["eml_sha256"] else "  (not archived)")
+        )
+    print(
+        f"{len(rows)} message(s). {'Email' if args.archived else 'Resend'} one: "
+        "healthops reports resend MESSAGE_ID [--to ADDRESS]"
+    )
     if not args.archived and n_archived:
         print(f"{n_archived} more archived without emailing (history periods): healthops reports sent --archived")
     return 0
@@ -265,14 +288,12 @@ def cmd_reports_resend(args) -> int:
 
     with smtp_relay() as (smtp_url, outbox_dir), _audit_connection() as conn:
         try:
-            done = resend(conn, args.message_id, SmtpSettings.from_url(smtp_url),
-                          to=args.to, by=args.by)
+            done = resend(conn, args.message_id, SmtpSettings.from_url(smtp_url), to=args.to, by=args.by)
         except LookupError as e:
             print(str(e), file=sys.stderr)
             return 1
         conn.commit()
-    print(f"resent {done['message_id']} to {done['recipient']}"
-          + (f" (outbox: {outbox_dir})" if outbox_dir else ""))
+    print(f"resent {done['message_id']} to {done['recipient']}" + (f" (outbox: {outbox_dir})" if outbox_dir else ""))
     return 0
 
 
@@ -340,8 +361,11 @@ def cmd_demo(args) -> int:
     start = args.start
     last = start + timedelta(days=args.days - 1)
     summary = generate(config.landing(), start, args.days, seed=args.seed)
-    print(f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
-          f"for {start} .. {last} under {config.landing() / 'adt'}", flush=True)
+    print(
+        f"Generated {summary.get('messages', '?')} ADT messages in {summary.get('files', '?')} files "
+        f"for {start} .. {last} under {config.landing() / 'adt'}",
+        flush=True,
+    )
     with warehouse() as url:  # one start of the embedded warehouse for the whole demo
         from healthops.warehouse.migrate import migrate
 
@@ -377,24 +401,35 @@ def _print_summary(url: str, first: date, last: date) -> None:
         b = conn.execute(
             """select count(*), coalesce(sum(records_in),0), coalesce(sum(records_loaded),0),
                       coalesce(sum(records_rejected),0), coalesce(sum(records_duplicate),0)
-               from audit.load_batches where received_date between %s and %s""", (first, last)).fetchone()
+               from audit.load_batches where received_date between %s and %s""",
+            (first, last),
+        ).fetchone()
         reasons = conn.execute(
             """select reason_category, count(*) from raw.rejected
-               where received_date between %s and %s group by 1 order by 2 desc, 1""", (first, last)).fetchall()
+               where received_date between %s and %s group by 1 order by 2 desc, 1""",
+            (first, last),
+        ).fetchall()
         census = conn.execute(
             """select census_date, sum(midnight_census), sum(admissions), sum(discharges), sum(patient_days)
                from marts.fct_census_daily where census_date between %s and %s
-               group by 1 order by 1""", (first, last)).fetchall()
+               group by 1 order by 1""",
+            (first, last),
+        ).fetchall()
         runs = conn.execute(
             """select count(*), count(*) filter (where success) from audit.validation_runs
-               where logical_date between %s and %s""", (first, last)).fetchone()
+               where logical_date between %s and %s""",
+            (first, last),
+        ).fetchone()
         sent = conn.execute(
             """select count(distinct (report_id, period, message_id)), count(*) from reporting.deliveries
                where period between %s and %s or period between %s and %s""",
-            (first.isoformat(), last.isoformat(), f"{first:%Y-%m}", f"{last:%Y-%m}")).fetchone()
+            (first.isoformat(), last.isoformat(), f"{first:%Y-%m}", f"{last:%Y-%m}"),
+        ).fetchone()
     print("\n== healthops demo summary ==")
-    print(f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]} + duplicate {b[4]} "
-          "(resent copies, kept in raw.duplicates)")
+    print(
+        f"ADT files loaded: {b[0]}; messages in {b[1]} = loaded {b[2]} + rejected {b[3]} + duplicate {b[4]} "
+        "(resent copies, kept in raw.duplicates)"
+    )
     for why, n in reasons:
         print(f"   rejected: {n:4d}  {why}")
     print("Census (all inpatient units):  date        midnight  admits  discharges  patient days")
@@ -404,8 +439,10 @@ def _print_summary(url: str, first: date, last: date) -> None:
     print(f"Report emails delivered: {sent[0]} message(s), {sent[1]} recipient deliveries")
     print(f"Reports (HTML + PDF): {config.out() / 'reports'}")
     print(f"Delivered emails (.eml): {config.out() / 'outbox'}")
-    print("Warehouse: `healthops warehouse-url` starts it and prints its URL (psql, BI tools); "
-          "`healthops warehouse stop` stops it.")
+    print(
+        "Warehouse: `healthops warehouse-url` starts it and prints its URL (psql, BI tools); "
+        "`healthops warehouse stop` stops it."
+    )
 
 
 # -- audit: the auditors' commands ---------------------------------------------------
@@ -450,14 +487,20 @@ def cmd_audit_findings(args) -> int:
         rows = findings(conn, since=args.since, rule=args.rule, include_reviewed=args.all)
     what = "findings" if args.all else "open findings"
     if not rows:
-        print(f"no {what}" + (f" since {args.since}" if args.since else "")
-              + (f" of rule {args.rule}" if args.rule else ""))
+        print(
+            f"no {what}"
+            + (f" since {args.since}" if args.since else "")
+            + (f" of rule {args.rule}" if args.rule else "")
+        )
         return 0
     header = ("finding", "logical date", "rule", "severity", "violating", "status", "description")
     table = []
     for f in rows:
-        violating = "-" if f.rows_violating is None else (
-            f"{f.rows_violating}" + (f"/{f.rows_evaluated}" if f.rows_evaluated is not None else ""))
+        violating = (
+            "-"
+            if f.rows_violating is None
+            else (f"{f.rows_violating}" + (f"/{f.rows_evaluated}" if f.rows_evaluated is not None else ""))
+        )
         status = f.status if f.result_status == "failed" else f"{f.status} ({f.result_status})"
         desc = f.description if len(f.description) <= 70 else f.description[:67] + "..."
         table.append((f.finding_id, f.logical_date.isoformat(), f.rule_id, f.severity, violating, status, desc))
@@ -477,8 +520,10 @@ def cmd_audit_review(args) -> int:
         except (LookupError, ValueError) as e:
             print(f"review not recorded: {e.args[0] if e.args else e}", file=sys.stderr)
             return 2
-    print(f"{r.review_id}: review of {r.finding_id} by {r.reviewed_by} recorded "
-          f"(audit.reviews seq {r.chain_seq}, {r.row_hash[:12]})")
+    print(
+        f"{r.review_id}: review of {r.finding_id} by {r.reviewed_by} recorded "
+        f"(audit.reviews seq {r.chain_seq}, {r.row_hash[:12]})"
+    )
     return 0
 
 
@@ -496,24 +541,32 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the nightly DAG through Airflow for each logical date")
     r.add_argument("--date", type=_date, required=True)
     r.add_argument("--to", type=_date, help="last logical date (inclusive)")
-    r.add_argument("--send", action="store_true",
-                   help="email the reports of dates older than the revision window too (default: archive them)")
+    r.add_argument(
+        "--send",
+        action="store_true",
+        help="email the reports of dates older than the revision window too (default: archive them)",
+    )
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("warehouse-url", help="print the warehouse URL, starting the embedded one if needed")
     w.set_defaults(func=cmd_warehouse_url)
     ws = sub.add_parser("warehouse", help="the warehouse's own tables (migrate, status); the embedded server (stop)")
     wsub = ws.add_subparsers(dest="warehouse_command", required=True)
-    wm = wsub.add_parser("migrate", help="create or upgrade healthops' raw, audit and reporting tables, triggers "
-                                         "and roles to this release (run before the DAGs; safe to repeat)")
+    wm = wsub.add_parser(
+        "migrate",
+        help="create or upgrade healthops' raw, audit and reporting tables, triggers "
+        "and roles to this release (run before the DAGs; safe to repeat)",
+    )
     wm.set_defaults(func=cmd_warehouse_migrate)
     wst = wsub.add_parser("status", help="the warehouse's schema revision against this release's (exit 1 if behind)")
     wst.set_defaults(func=cmd_warehouse_status)
     wsp = wsub.add_parser("stop", help="stop the embedded warehouse")
     wsp.set_defaults(func=cmd_warehouse_stop)
 
-    p_docs = sub.add_parser("docs", help="generate the dbt documentation site (models, PHI meta, report lineage) "
-                                         "under $HEALTHOPS_OUT/dbt_docs")
+    p_docs = sub.add_parser(
+        "docs",
+        help="generate the dbt documentation site (models, PHI meta, report lineage) under $HEALTHOPS_OUT/dbt_docs",
+    )
     p_docs.set_defaults(func=cmd_docs)
     d = sub.add_parser("demo", help="generate a small hospital's feed and run every night of it")
     d.add_argument("--days", type=int, default=14)
@@ -526,14 +579,20 @@ def main(argv: list[str] | None = None) -> int:
     rm = rsub.add_parser("monthly", help="run the monthly reports DAG through Airflow for a month")
     rm.add_argument("--month", type=_month, required=True, help="YYYY-MM")
     rm.add_argument("--to", type=_month, help="last month (inclusive)")
-    rm.add_argument("--send", action="store_true",
-                    help="email the reports of months older than the revision window too (default: archive them)")
+    rm.add_argument(
+        "--send",
+        action="store_true",
+        help="email the reports of months older than the revision window too (default: archive them)",
+    )
     rm.set_defaults(func=cmd_reports_monthly)
     rs = rsub.add_parser("sent", help="list the report messages sent (the delivery ledger and archive)")
     rs.add_argument("--report", help="a report id of the catalog, e.g. daily_census")
     rs.add_argument("--since", type=_date, help="sent on or after this day (YYYY-MM-DD)")
-    rs.add_argument("--archived", action="store_true",
-                    help="list the messages archived without emailing (history periods of a backfill) instead")
+    rs.add_argument(
+        "--archived",
+        action="store_true",
+        help="list the messages archived without emailing (history periods of a backfill) instead",
+    )
     rs.set_defaults(func=cmd_reports_sent)
     rr = rsub.add_parser("resend", help="send an archived message again, byte for byte")
     rr.add_argument("message_id", help="as listed by `healthops reports sent`")

@@ -1,5 +1,6 @@
 """Where healthops keeps things. Every path comes from the environment, with the
 defaults docs/architecture.md#settings lists, resolved against the current directory."""
+
 from __future__ import annotations
 
 import os

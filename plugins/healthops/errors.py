@@ -7,6 +7,7 @@ bad data, a bad catalog or setting, a blocking data-quality rule, a rejected
 recipient (SMTP 5xx), a bug. Retrying those gives the same answer after minutes of
 backoff, and a backfill of history would wait hours on each bad night.
 """
+
 from __future__ import annotations
 
 import smtplib

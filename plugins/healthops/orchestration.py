@@ -8,6 +8,7 @@ metadata database exactly as for a scheduled run. A run counts as done only when
 every task of the DAG ran and succeeded (``judge``); each verdict reaches the CLI
 as the run ends.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,9 +91,15 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     marker.write_text(want)
 
 
-def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
-              log_path: Path | None = None, dag_id: str = DAG_ID, conf: dict | None = None,
-              on_result=None) -> list[dict]:
+def run_dates(
+    dates: list[date],
+    warehouse_url: str,
+    smtp_url: str | None,
+    log_path: Path | None = None,
+    dag_id: str = DAG_ID,
+    conf: dict | None = None,
+    on_result=None,
+) -> list[dict]:
     """Run a DAG (the nightly one unless told) for each logical date, in order, with
     ``conf`` as the runs' conf; returns one verdict per date run (see ``judge``),
     calling ``on_result`` with each as soon as its run ends. Goes on past a night
@@ -108,8 +115,16 @@ def run_dates(dates: list[date], warehouse_url: str, smtp_url: str | None,
     env["HEALTHOPS_RUN_LOG"] = str(log_path)  # named in failure alerts: dag.test() logs every task here
     read_fd, write_fd = os.pipe()  # one JSON line per finished run, while the rest go on
     env[PROGRESS_FD_ENV] = str(write_fd)
-    cmd = [sys.executable, "-m", "healthops.orchestration", "--dag", dag_id, "--conf", json.dumps(conf or {}),
-           *[d.isoformat() for d in dates]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "healthops.orchestration",
+        "--dag",
+        dag_id,
+        "--conf",
+        json.dumps(conf or {}),
+        *[d.isoformat() for d in dates],
+    ]
     results: list[dict] = []
     with open(log_path, "w") as logf:
         proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
@@ -138,28 +153,38 @@ def judge(dag, run_id: str, logical_date: date, warehouse_url: str | None) -> di
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = {ti.task_id: str(getattr(ti.state, "value", ti.state))
-               for ti in session.query(TaskInstance).filter(TaskInstance.dag_id == dag.dag_id,
-                                                            TaskInstance.run_id == run_id)}
+        tis = {
+            ti.task_id: str(getattr(ti.state, "value", ti.state))
+            for ti in session.query(TaskInstance).filter(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id
+            )
+        }
     expected = list(dag.task_ids)
     out = {"tasks": tis}
     if not tis:
         start = dag.start_date.date() if dag.start_date else None
-        why = (f"the date is before the DAG's start date ({start})" if start and logical_date < start
-               else "the DAG run has no task instance")
+        why = (
+            f"the date is before the DAG's start date ({start})"
+            if start and logical_date < start
+            else "the DAG run has no task instance"
+        )
         return {**out, "verdict": "failed", "message": f"no task ran for {logical_date}: {why}"}
     if all(tis.get(t) == "success" for t in expected):
         return {**out, "verdict": "success", "message": ""}
     failed = [t for t in expected if tis.get(t) == "failed"]
-    not_run = [f"{t} ({tis.get(t) or 'no task instance'})" for t in expected
-               if tis.get(t) not in ("success", "failed")]
+    not_run = [f"{t} ({tis.get(t) or 'no task instance'})" for t in expected if tis.get(t) not in ("success", "failed")]
     if failed == [QUALITY_TASK] and all(tis.get(t) in ("success", "upstream_failed", "failed") for t in expected):
         blocking = blocking_failures(warehouse_url, run_id) if warehouse_url else []
         if blocking:
-            return {**out, "verdict": "held", "blocking": blocking,
-                    "message": "reports held back: blocking rules failed: " + ", ".join(blocking)}
+            return {
+                **out,
+                "verdict": "held",
+                "blocking": blocking,
+                "message": "reports held back: blocking rules failed: " + ", ".join(blocking),
+            }
     parts = ([f"failed: {', '.join(failed)}"] if failed else []) + (
-        [f"did not run: {', '.join(not_run)}"] if not_run else [])
+        [f"did not run: {', '.join(not_run)}"] if not_run else []
+    )
     return {**out, "verdict": "failed", "message": "; ".join(parts)}
 
 
@@ -172,7 +197,9 @@ def blocking_failures(warehouse_url: str, run_id: str) -> list[str]:
             """select r.rule_id, r.rows_violating, r.rows_evaluated
                from audit.rule_results r join audit.validation_runs v using (validation_run_id)
                where v.dag_run_id = %s and r.severity = 'blocking' and r.status is distinct from 'passed'
-               order by r.rule_id""", (run_id,)).fetchall()
+               order by r.rule_id""",
+            (run_id,),
+        ).fetchall()
     return [f"{rule} ({'?' if bad is None else bad} of {'?' if n is None else n})" for rule, bad, n in rows]
 
 
@@ -206,9 +233,13 @@ def _child(argv: list[str]) -> int:
         t0 = time.monotonic()
         dr = dag.test(logical_date=logical, run_conf=conf)
         state = str(getattr(dr.state, "value", dr.state))
-        result = {"date": d, "state": state, "run_id": dr.run_id,
-                  **judge(dag, dr.run_id, logical.date(), url),
-                  "seconds": round(time.monotonic() - t0, 1)}
+        result = {
+            "date": d,
+            "state": state,
+            "run_id": dr.run_id,
+            **judge(dag, dr.run_id, logical.date(), url),
+            "seconds": round(time.monotonic() - t0, 1),
+        }
         if url:
             try:
                 result.update(run_summary(url, dr.run_id, logical.date() if args.dag == DAG_ID else None))

@@ -4,6 +4,7 @@ Each step is keyed on the receipt date (the logical date in the facility's time
 zone) and is idempotent: running a date twice leaves the warehouse and the
 inboxes as running it once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,7 +107,8 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
         runs = ", ".join(f"{s.suite_name} {s.validation_run_id}" for s in summaries if s.blocking_failures)
         raise BlockingQualityFailure(
             f"blocking data-quality rules failed for {d}: {', '.join(blocking)} "
-            f"(validation runs: {runs}); reports are held back")
+            f"(validation runs: {runs}); reports are held back"
+        )
     return result
 
 
@@ -125,8 +127,7 @@ def build_data_docs(summaries) -> str | None:
 
 
 # -- 4. report and deliver ---------------------------------------------------------
-def daily_census_context(conn, report_date: date, facility_code: str | None = None,
-                         trend_days: int = 14) -> dict:
+def daily_census_context(conn, report_date: date, facility_code: str | None = None, trend_days: int = 14) -> dict:
     """The daily census report's context for a whole facility (see
     ``healthops.reports.daily_census``), read through the report's reader."""
     from healthops.census.units import load_units
@@ -134,8 +135,12 @@ def daily_census_context(conn, report_date: date, facility_code: str | None = No
     from healthops.reports.reader import ReportReader
 
     facility_code = facility_code or load_units()[0]["facility_code"]
-    return KIND.build_context(ReportReader(conn, KIND.models), report_date.isoformat(),
-                              {"facility": facility_code}, {"trend_days": trend_days})
+    return KIND.build_context(
+        ReportReader(conn, KIND.models),
+        report_date.isoformat(),
+        {"facility": facility_code},
+        {"trend_days": trend_days},
+    )
 
 
 def facility_name(code: str) -> str:
@@ -155,14 +160,25 @@ def smtp_settings():
 
     conn = BaseHook.get_connection(SMTP_CONN_ID)
     extra = conn.extra_dejson or {}
-    return SmtpSettings(host=conn.host or "localhost", port=int(conn.port or 25),
-                        username=conn.login or None, password=conn.password or None,
-                        starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true",
-                        ssl=str(extra.get("ssl", extra.get("disable_ssl") is False)).lower() == "true")
+    return SmtpSettings(
+        host=conn.host or "localhost",
+        port=int(conn.port or 25),
+        username=conn.login or None,
+        password=conn.password or None,
+        starttls=str(extra.get("starttls", extra.get("disable_tls") is False)).lower() == "true",
+        ssl=str(extra.get("ssl", extra.get("disable_ssl") is False)).lower() == "true",
+    )
 
 
-def publish_report(report_id: str, period: str, dag_run_id: str | None = None, url: str | None = None,
-                   smtp=None, send: bool | None = None, as_of=None) -> dict:
+def publish_report(
+    report_id: str,
+    period: str,
+    dag_run_id: str | None = None,
+    url: str | None = None,
+    smtp=None,
+    send: bool | None = None,
+    as_of=None,
+) -> dict:
     """Publish a catalog report for a period (``healthops.reports.publish``): one
     message per recipient with the recipient's filter applied, sent once per content
     version, revised when late data change it, never with PHI. ``send``: None emails
@@ -170,13 +186,27 @@ def publish_report(report_id: str, period: str, dag_run_id: str | None = None, u
     started at ``as_of``, a date or datetime; default now), True emails history too."""
     from healthops.reports.publish import publish
 
-    outcome = publish(report_id, period, url=url or task_warehouse_url(), smtp=smtp or smtp_settings(),
-                      dag_run_id=dag_run_id, send=send, as_of=receipt_date(as_of) if as_of else None)
+    outcome = publish(
+        report_id,
+        period,
+        url=url or task_warehouse_url(),
+        smtp=smtp or smtp_settings(),
+        dag_run_id=dag_run_id,
+        send=send,
+        as_of=receipt_date(as_of) if as_of else None,
+    )
     return outcome.as_dict()
 
 
-def publish_daily(report_id: str, logical_date, dag_run_id: str | None = None, url: str | None = None,
-                  smtp=None, send: bool | None = None, as_of=None) -> dict:
+def publish_daily(
+    report_id: str,
+    logical_date,
+    dag_run_id: str | None = None,
+    url: str | None = None,
+    smtp=None,
+    send: bool | None = None,
+    as_of=None,
+) -> dict:
     """A daily catalog report for the receipt date (the daily census: to each recipient
     her facility and units), and revisions of the days before that late data changed."""
     return publish_report(report_id, receipt_date(logical_date).isoformat(), dag_run_id, url, smtp, send, as_of)
@@ -190,8 +220,15 @@ def report_month(logical_date) -> str:
     return f"{d:%Y-%m}"
 
 
-def publish_monthly(report_id: str, logical_date, dag_run_id: str | None = None, url: str | None = None,
-                    smtp=None, send: bool | None = None, as_of=None) -> dict:
+def publish_monthly(
+    report_id: str,
+    logical_date,
+    dag_run_id: str | None = None,
+    url: str | None = None,
+    smtp=None,
+    send: bool | None = None,
+    as_of=None,
+) -> dict:
     """A monthly catalog report for the month of the run's logical date."""
     return publish_report(report_id, report_month(logical_date), dag_run_id, url, smtp, send, as_of)
 
@@ -216,25 +253,33 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
                     """select count(*), coalesce(sum(records_in), 0), coalesce(sum(records_loaded), 0),
                               coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0)
                        from audit.load_batches where source = 'adt' and received_date = %s""",
-                    (received,)).fetchone()
-                out["load"] = {"files": files, "in": n_in, "loaded": loaded, "rejected": rejected,
-                               "duplicate": duplicate}
+                    (received,),
+                ).fetchone()
+                out["load"] = {
+                    "files": files,
+                    "in": n_in,
+                    "loaded": loaded,
+                    "rejected": rejected,
+                    "duplicate": duplicate,
+                }
                 folder = adt_folder(config.landing(), received)
                 if not files and not ready_files(folder, "*.hl7"):
                     out["load"]["missing"] = f"{folder} {'has no file' if folder.is_dir() else 'does not exist'}"
             emailed, revised = conn.execute(
                 "select count(*), count(*) filter (where revision > 0) from reporting.deliveries where dag_run_id = %s",
-                (run_id,)).fetchone()
+                (run_id,),
+            ).fetchone()
             (archived,) = conn.execute(
-                "select count(*) from reporting.messages where dag_run_id = %s and delivery = 'archived'",
-                (run_id,)).fetchone()
+                "select count(*) from reporting.messages where dag_run_id = %s and delivery = 'archived'", (run_id,)
+            ).fetchone()
             out["reports"] = {"emailed": emailed, "revised": revised, "archived": archived}
         except psycopg.errors.UndefinedTable:
             pass  # the run failed before the warehouse was set up: nothing to tell
     return out
 
 
-def publish_compliance_monthly(logical_date, dag_run_id: str | None = None, url: str | None = None,
-                               smtp=None, send: bool | None = None, as_of=None) -> dict:
+def publish_compliance_monthly(
+    logical_date, dag_run_id: str | None = None, url: str | None = None, smtp=None, send: bool | None = None, as_of=None
+) -> dict:
     """The monthly compliance and data-quality report for the auditors."""
     return publish_monthly("compliance_monthly", logical_date, dag_run_id, url, smtp, send, as_of)

@@ -1,5 +1,6 @@
 """Airflow reads its configuration at import: point it at a throwaway home before
 any test in this folder imports it."""
+
 import os
 import tempfile
 

@@ -7,6 +7,7 @@ both ways a data engineer would, and both give the independent reference census.
 
 The nights are older than the revision window, so their reports are rendered and
 archived, not emailed. The marts of the two warehouses are the same rows."""
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 
 def _daily(url) -> list[tuple]:
     with connect(url) as conn:
-        return conn.execute(f"""select facility_code, unit_code, census_date, {', '.join(FIELDS)}, observation_census,
+        return conn.execute(f"""select facility_code, unit_code, census_date, {", ".join(FIELDS)}, observation_census,
                                        staffed_beds from marts.fct_census_daily order by 1, 2, 3""").fetchall()
 
 
@@ -48,7 +49,7 @@ def _intervals(url) -> list[tuple]:
 def _matches_reference(url, landing) -> None:
     end = START + timedelta(days=DAYS - 1)
     expected = reference_from_landing(landing, START, end)
-    got = {(f, u, d): dict(zip(FIELDS, v[:len(FIELDS)])) for f, u, d, *v in _daily(url)}
+    got = {(f, u, d): dict(zip(FIELDS, v[: len(FIELDS)])) for f, u, d, *v in _daily(url)}
     assert {d for _, _, d in got} == {START + timedelta(days=i) for i in range(DAYS)}
     assert [k for k in got if got[k] != {f: expected[k][f] for f in FIELDS}] == []
     for key in set(expected) - set(got):  # units the mart does not list (the ED) hold nothing
@@ -61,8 +62,9 @@ def _archived(url) -> list[tuple]:
                                order by 1""").fetchall()
 
 
-def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, make_database, migrated_template,
-                                                                     monkeypatch, airflow_db):
+def test_history_through_healthops_run_and_through_airflows_backfill(
+    tmp_path, make_database, migrated_template, monkeypatch, airflow_db
+):
     landing = tmp_path / "landing"
     summary = generate(landing, START, DAYS, seed=13)
     assert summary["first_day"] == START.isoformat()
@@ -73,11 +75,19 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
     by_cli = make_database(migrated_template)  # deployed: `healthops warehouse migrate` has run
     airflow_db(tmp_path / "cli_home")  # Airflow's metadata DB, migrated once per session (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")}
-    env.update(HEALTHOPS_HOME=str(tmp_path / "cli_home"), HEALTHOPS_LANDING=str(landing),
-               HEALTHOPS_OUT=str(tmp_path / "cli_out"), HEALTHOPS_WAREHOUSE_URL=by_cli)
+    env.update(
+        HEALTHOPS_HOME=str(tmp_path / "cli_home"),
+        HEALTHOPS_LANDING=str(landing),
+        HEALTHOPS_OUT=str(tmp_path / "cli_out"),
+        HEALTHOPS_WAREHOUSE_URL=by_cli,
+    )
     with start_outbox(tmp_path / "cli_mail") as box:
-        proc = subprocess.run([HEALTHOPS, "run", "--date", str(dates[0]), "--to", str(dates[-1])],
-                              env={**env, "AIRFLOW_CONN_SMTP_DEFAULT": box.url}, capture_output=True, text=True)
+        proc = subprocess.run(
+            [HEALTHOPS, "run", "--date", str(dates[0]), "--to", str(dates[-1])],
+            env={**env, "AIRFLOW_CONN_SMTP_DEFAULT": box.url},
+            capture_output=True,
+            text=True,
+        )
         cli_mail = box.messages()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(": success ") == DAYS and "archived, not emailed (history)" in proc.stdout
@@ -97,8 +107,18 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
             services.start([DAG_ID], scheduler=False)
             # local midnights with their offsets (bare dates would be read in UTC); one night
             # at a time, since each night's census builds on the one before
-            services.airflow("backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
-                             "--from-date", "2025-03-08T00:00:00-08:00", "--to-date", "2025-03-10T00:00:00-07:00")
+            services.airflow(
+                "backfill",
+                "create",
+                "--dag-id",
+                DAG_ID,
+                "--max-active-runs",
+                "1",
+                "--from-date",
+                "2025-03-08T00:00:00-08:00",
+                "--to-date",
+                "2025-03-10T00:00:00-07:00",
+            )
             services.start_scheduler()  # after the command that writes the (SQLite) metadata DB
             runs = services.wait_for_runs(DAG_ID, DAYS)
             tasks = services.task_states(DAG_ID)
@@ -109,10 +129,14 @@ def test_history_through_healthops_run_and_through_airflows_backfill(tmp_path, m
     # each night's logical date is its local midnight (PST, PST, then PDT); the run is
     # named after the end of its data interval, the next local midnight
     assert [r[0][:16] for r in runs] == ["2025-03-08 08:00", "2025-03-09 08:00", "2025-03-10 07:00"]
-    assert [r[2] for r in runs] == ["backfill__2025-03-09T08:00:00+00:00", "backfill__2025-03-10T07:00:00+00:00",
-                                    "backfill__2025-03-11T07:00:00+00:00"]
-    assert {(t, s) for _, t, s, _ in tasks} == {(t, "success") for t in
-                                               ("load_adt", "dbt_build", "validate_census", "publish_daily_census")}
+    assert [r[2] for r in runs] == [
+        "backfill__2025-03-09T08:00:00+00:00",
+        "backfill__2025-03-10T07:00:00+00:00",
+        "backfill__2025-03-11T07:00:00+00:00",
+    ]
+    assert {(t, s) for _, t, s, _ in tasks} == {
+        (t, "success") for t in ("load_adt", "dbt_build", "validate_census", "publish_daily_census")
+    }
     assert len(tasks) == 4 * DAYS
     _matches_reference(by_airflow, landing)
     assert _archived(by_airflow) == expected_archive and bf_mail == []

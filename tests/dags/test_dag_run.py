@@ -3,6 +3,7 @@ Airflow process (metadata DB, task instances), loading a generated feed into a r
 PostgreSQL, building it with dbt through Cosmos, validating it with GX, rendering
 the report and delivering it to a real SMTP server on loopback. Then the same dates
 again: nothing changes and nothing is sent twice."""
+
 import email
 import sqlite3
 from datetime import date, timedelta
@@ -40,8 +41,10 @@ def _mart(url):
 
 def _counts(url):
     with connect(url) as conn:
-        return {t: conn.execute(f"select count(*) from {t}").fetchone()[0]
-                for t in ("raw.adt_messages", "raw.rejected", "audit.load_batches", "reporting.deliveries")}
+        return {
+            t: conn.execute(f"select count(*) from {t}").fetchone()[0]
+            for t in ("raw.adt_messages", "raw.rejected", "audit.load_batches", "reporting.deliveries")
+        }
 
 
 def test_nightly_dag_end_to_end(env, warehouse_url):
@@ -54,8 +57,9 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
 
         # Airflow recorded every task instance of every run as successful
         db = sqlite3.connect(env / "home" / "airflow" / "airflow.db")
-        states = db.execute("select state, count(*) from task_instance "
-                            "where dag_id = 'healthops_census_nightly' group by state").fetchall()
+        states = db.execute(
+            "select state, count(*) from task_instance where dag_id = 'healthops_census_nightly' group by state"
+        ).fetchall()
         assert dict(states).keys() == {"success"}
         n_tasks = db.execute("select count(distinct task_id) from task_instance").fetchone()[0]
         assert dict(states)["success"] == n_tasks * DAYS
@@ -64,13 +68,18 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
         # recipient with the PDF attached, for the facilities on the feed
         with connect(warehouse_url) as conn:
             facilities = {f for (f,) in conn.execute("select distinct facility_code from marts.fct_census_daily")}
-        slices = {"NGH": "house.supervisor@example.org", "NGH-ICU-SDU": "nurse.manager.icu@example.org",
-                  "NGH-MS5-TELE": "nurse.manager.medsurg@example.org", "SGH": "house.supervisor.sgh@example.org"}
+        slices = {
+            "NGH": "house.supervisor@example.org",
+            "NGH-ICU-SDU": "nurse.manager.icu@example.org",
+            "NGH-MS5-TELE": "nurse.manager.medsurg@example.org",
+            "SGH": "house.supervisor.sgh@example.org",
+        }
         slices = {k: v for k, v in slices.items() if k.split("-")[0] in facilities}
         assert "NGH" in slices
         reports = sorted(p.name for p in (env / "out" / "reports").iterdir())
-        assert reports == sorted([f"daily_census_{s}_{d}.{ext}" for d in dates for s in slices
-                                  for ext in ("html", "pdf", "csv")])
+        assert reports == sorted(
+            [f"daily_census_{s}_{d}.{ext}" for d in dates for s in slices for ext in ("html", "pdf", "csv")]
+        )
         emls = sorted(outbox_dir.glob("*.eml"))
         per_recipient, revised = {}, []
         for path in emls:
@@ -82,7 +91,8 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
             pdfs = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
             assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF")
         assert {r: sorted(p) for r, p in per_recipient.items()} == {
-            r: [d.isoformat() for d in dates] for r in slices.values()}
+            r: [d.isoformat() for d in dates] for r in slices.values()
+        }
         with connect(warehouse_url) as conn:
             ledger = conn.execute("select recipient, period, revision from reporting.deliveries").fetchall()
         assert len(ledger) == len(emls) == len(slices) * DAYS + len(revised)
@@ -90,14 +100,17 @@ def test_nightly_dag_end_to_end(env, warehouse_url):
 
         with connect(warehouse_url) as conn:
             runs = conn.execute("select count(*), bool_and(success) from audit.validation_runs").fetchone()
-            recon = conn.execute("select bool_and(records_in = records_loaded + records_rejected + records_duplicate) "
-                                 "from audit.load_batches").fetchone()[0]
+            recon = conn.execute(
+                "select bool_and(records_in = records_loaded + records_rejected + records_duplicate) "
+                "from audit.load_batches"
+            ).fetchone()[0]
         suites = len(list(config.EXPECTATIONS_DIR.glob("*.yml")))
         assert runs == (DAYS * suites, True)  # every rule file ran, every night, and passed
         assert recon is True
 
         # the mart agrees with the independent reference count from the same files
         from census_oracle import reference_from_landing
+
         expected = reference_from_landing(env / "landing", dates[0], dates[-1])
         fields = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
         got = {(r[0], r[1], r[2]): dict(zip(fields, r[3:9])) for r in _mart(warehouse_url) if r[2] >= dates[0]}

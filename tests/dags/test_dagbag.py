@@ -1,5 +1,6 @@
 """The DAG folder imports cleanly, fast, without touching a database, and the
 nightly DAG has the shape docs/architecture.md#the-nightly-dag describes."""
+
 import ast
 
 import pytest
@@ -23,16 +24,32 @@ def test_no_import_errors(dagbag):
     assert set(dagbag.dags) == {p.stem for p in DAG_FILES}
 
 
+def _code_lines(source: str) -> int:
+    """Lines of code: not blank, not a comment, not the module docstring (the DAG's
+    documentation, shown in Airflow's UI, may be as long as it needs)."""
+    tree = ast.parse(source)
+    doc = tree.body[0] if ast.get_docstring(tree) else None
+    skip = set(range(doc.lineno, doc.end_lineno + 1)) if doc else set()
+    return sum(
+        1
+        for i, line in enumerate(source.splitlines(), 1)
+        if line.strip() and not line.lstrip().startswith("#") and i not in skip
+    )
+
+
 def test_dag_files_are_thin_and_use_task_sdk():
     for path in DAG_FILES:
         source = path.read_text()
-        assert len(source.splitlines()) <= 150, f"{path.name} is over 150 lines"
+        assert _code_lines(source) <= 100, f"{path.name} has over 100 lines of code"
         tree = ast.parse(source)
         top_imports = {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
         assert "airflow.sdk" in top_imports
         # no healthops logic imported at module level beyond configuration (settings, the report catalog)
-        assert not [m for m in top_imports if m and m.startswith("healthops")
-                    and m not in ("healthops", "healthops.reports.catalog")]
+        assert not [
+            m
+            for m in top_imports
+            if m and m.startswith("healthops") and m not in ("healthops", "healthops.reports.catalog")
+        ]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
@@ -42,12 +59,21 @@ def test_parsing_a_dag_file_imports_no_rendering_quality_or_database_stack(path)
     import subprocess
     import sys
 
-    heavy = ("matplotlib", "weasyprint", "great_expectations", "pandas", "healthops.reports.render",
-             "healthops.quality", "healthops.load")
-    code = ("import importlib.util, sys; "
-            f"spec = importlib.util.spec_from_file_location('d', {str(path)!r}); "
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            f"print(sorted(h for h in {heavy!r} if any(n == h or n.startswith(h + '.') for n in sys.modules)))")
+    heavy = (
+        "matplotlib",
+        "weasyprint",
+        "great_expectations",
+        "pandas",
+        "healthops.reports.render",
+        "healthops.quality",
+        "healthops.load",
+    )
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('d', {str(path)!r}); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        f"print(sorted(h for h in {heavy!r} if any(n == h or n.startswith(h + '.') for n in sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
 
@@ -59,10 +85,14 @@ def test_the_catalog_schedules_the_dags(dagbag):
     monthly = dagbag.dags["healthops_reports_monthly"]
     assert monthly.timetable.expression == catalog["reports"]["monthly_census"]["schedule"]["cron"] == "0 6 1 * *"
     assert {t.task_id for t in monthly.tasks} == {
-        f"publish_{r}" for r, e in catalog["reports"].items() if e["period"] == "month"}
+        f"publish_{r}" for r, e in catalog["reports"].items() if e["period"] == "month"
+    }
     nightly = dagbag.dags["healthops_census_nightly"]
-    after = {f"publish_{r}" for r, e in catalog["reports"].items()
-             if e["schedule"].get("after") == "healthops_census_nightly"}
+    after = {
+        f"publish_{r}"
+        for r, e in catalog["reports"].items()
+        if e["schedule"].get("after") == "healthops_census_nightly"
+    }
     assert after == {"publish_daily_census"} and after <= {t.task_id for t in nightly.tasks}
 
 
@@ -91,8 +121,14 @@ def test_nightly_dag_structure(dagbag):
     assert {"load_adt", "validate_census", "publish_daily_census"} <= ids
     dbt_ids = {i for i in ids if i.startswith("dbt.")}
     # one task per model, one per seed (reloaded only when its CSV changed), the tests after all
-    assert {"dbt.fct_census_daily_run", "dbt.fct_census_interval_run", "dbt.fct_encounters_run",
-            "dbt.int_adt__events_run", "dbt.units_seed", "dbt.dbt_project_test"} <= dbt_ids
+    assert {
+        "dbt.fct_census_daily_run",
+        "dbt.fct_census_interval_run",
+        "dbt.fct_encounters_run",
+        "dbt.int_adt__events_run",
+        "dbt.units_seed",
+        "dbt.dbt_project_test",
+    } <= dbt_ids
     for t in dag.tasks:
         assert t.owner == "data-engineering"
     load = dag.get_task("load_adt")

@@ -1,5 +1,6 @@
 """The failure alert to data engineers, without Airflow: a real warehouse (the
 run's audit.rule_results) and a real SMTP server on loopback."""
+
 from __future__ import annotations
 
 import email
@@ -34,17 +35,24 @@ def _only_mail(box):
 def test_blocking_failure_alert_names_rules_and_counts(warehouse_url, box):
     build(warehouse_url)
     with connect(warehouse_url) as conn:
-        conn.execute("insert into marts.fct_census_daily values "
-                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
-                     ("NGH", "NOSUCH", *CENSUS[0][2:]))
+        conn.execute(
+            "insert into marts.fct_census_daily values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+            ("NGH", "NOSUCH", *CENSUS[0][2:]),
+        )
     with pytest.raises(pipeline.BlockingQualityFailure):
         pipeline.validate_census(D, RUN, url=warehouse_url)
 
-    failure = RunFailure(dag_id="healthops_census_nightly", run_id=RUN, logical_date=D,
-                         task_id="validate_census", log_url="http://airflow:8080/dags/x/runs/y/tasks/validate_census")
+    failure = RunFailure(
+        dag_id="healthops_census_nightly",
+        run_id=RUN,
+        logical_date=D,
+        task_id="validate_census",
+        log_url="http://airflow:8080/dags/x/runs/y/tasks/validate_census",
+    )
     alert = notify_run_failure(failure, url=warehouse_url, smtp=SmtpSettings.from_url(box.url))
     assert [(r.rule_id, r.severity, r.rows_violating, r.rows_evaluated) for r in alert.failed_rules] == [
-        ("CEN-011", "blocking", 1, len(CENSUS) + 1)]
+        ("CEN-011", "blocking", 1, len(CENSUS) + 1)
+    ]
     msg = _only_mail(box)
     assert msg["Subject"] == "[healthops] nightly census FAILED for 2025-03-01: validate_census"
     assert msg["To"] == "data.engineering@example.org" and msg["Message-ID"] == alert.message_id
@@ -59,14 +67,29 @@ def test_blocking_failure_alert_names_rules_and_counts(warehouse_url, box):
 
 def test_other_failures_name_the_error_from_the_task_log(warehouse_url, box, tmp_path):
     log_file = tmp_path / "attempt=1.log"
-    log_file.write_text("\n".join(json.dumps(r) for r in (
-        {"event": "starting", "level": "info"},
-        {"event": "Task failed with exception", "level": "error",
-         "error_detail": [{"exc_type": "LookupError",
-                           "exc_value": "marts.fct_census_daily has no rows for 2025-03-01"}]},
-    )) + "\n")
-    failure = RunFailure(dag_id="healthops_census_nightly", run_id="manual__1", logical_date=D,
-                         task_id="publish_daily_census", log_file=str(log_file))
+    log_file.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in (
+                {"event": "starting", "level": "info"},
+                {
+                    "event": "Task failed with exception",
+                    "level": "error",
+                    "error_detail": [
+                        {"exc_type": "LookupError", "exc_value": "marts.fct_census_daily has no rows for 2025-03-01"}
+                    ],
+                },
+            )
+        )
+        + "\n"
+    )
+    failure = RunFailure(
+        dag_id="healthops_census_nightly",
+        run_id="manual__1",
+        logical_date=D,
+        task_id="publish_daily_census",
+        log_file=str(log_file),
+    )
     build(warehouse_url)
     alert = notify_run_failure(failure, url=warehouse_url, smtp=SmtpSettings.from_url(box.url))
     assert alert.failed_rules == []
@@ -77,8 +100,13 @@ def test_other_failures_name_the_error_from_the_task_log(warehouse_url, box, tmp
 
 def test_alert_goes_out_when_the_warehouse_is_down(box):
     down = f"postgresql://nobody:x@127.0.0.1:{find_free_port()}/healthops"
-    failure = RunFailure(dag_id="healthops_census_nightly", run_id="manual__2", logical_date=D,
-                         task_id="load_adt", exception="OperationalError: connection refused")
+    failure = RunFailure(
+        dag_id="healthops_census_nightly",
+        run_id="manual__2",
+        logical_date=D,
+        task_id="load_adt",
+        exception="OperationalError: connection refused",
+    )
     alert = notify_run_failure(failure, url=down, smtp=SmtpSettings.from_url(box.url))
     body = _only_mail(box).get_content()
     assert alert.subject.endswith(": load_adt")
@@ -88,8 +116,10 @@ def test_alert_goes_out_when_the_warehouse_is_down(box):
 
 def test_last_error_reads_a_printed_traceback(tmp_path):
     log_file = tmp_path / "run.log"
-    log_file.write_text("INFO starting\nTraceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
-                        "    run()\nhealthops.pipeline.BlockingQualityFailure: blocking rules failed: CEN-011\n"
-                        "INFO done\n")
+    log_file.write_text(
+        'INFO starting\nTraceback (most recent call last):\n  File "x.py", line 1, in <module>\n'
+        "    run()\nhealthops.pipeline.BlockingQualityFailure: blocking rules failed: CEN-011\n"
+        "INFO done\n"
+    )
     assert last_error(log_file) == "healthops.pipeline.BlockingQualityFailure: blocking rules failed: CEN-011"
     assert last_error(tmp_path / "missing.log") is None

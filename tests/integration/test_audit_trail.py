@@ -7,6 +7,7 @@ listed and reviewed through the CLI, and a reviewed finding is no longer open.
 One warehouse with a validated history is built per module (three GX runs); each
 test works on its own copy of it (CREATE DATABASE ... TEMPLATE), so tampering in one
 test cannot leak into another."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,10 +53,33 @@ DAILY_ROWS = [
 ]
 N_BACKWARDS = 12  # more than GX's sample (5): the kept keys come from re-running the rule's query
 ENCOUNTER_ROWS = [
-    ("NGH", f"E{i:03d}", f"P{i:03d}", None, dt.datetime(2025, 3, 1, 12), dt.datetime(2025, 3, 1, 11),
-     None, "ICU", "inpatient", "discharged") for i in range(N_BACKWARDS)
-] + [("NGH", "E900", "P900", None, dt.datetime(2025, 3, 1, 8), dt.datetime(2025, 3, 2, 8), 1, "ICU",
-      "inpatient", "discharged")]
+    (
+        "NGH",
+        f"E{i:03d}",
+        f"P{i:03d}",
+        None,
+        dt.datetime(2025, 3, 1, 12),
+        dt.datetime(2025, 3, 1, 11),
+        None,
+        "ICU",
+        "inpatient",
+        "discharged",
+    )
+    for i in range(N_BACKWARDS)
+] + [
+    (
+        "NGH",
+        "E900",
+        "P900",
+        None,
+        dt.datetime(2025, 3, 1, 8),
+        dt.datetime(2025, 3, 2, 8),
+        1,
+        "ICU",
+        "inpatient",
+        "discharged",
+    )
+]
 DAILY_FAILS = {"CEN-004": 2, "CEN-005": 1, "CEN-011": 1, "CEN-012": 1}
 
 
@@ -77,10 +101,10 @@ def history(pg_server):
         with connect(url) as conn:
             conn.execute(DDL)
             with conn.cursor() as cur:
-                cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                DAILY_ROWS)
-                cur.executemany("insert into marts.fct_encounters values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                ENCOUNTER_ROWS)
+                cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", DAILY_ROWS)
+                cur.executemany(
+                    "insert into marts.fct_encounters values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", ENCOUNTER_ROWS
+                )
         runs = {
             "daily_d1": gx_runner.validate_and_record(url, DAILY, D1, "scheduled__2025-03-01"),
             "encounters_d1": gx_runner.validate_and_record(url, ENCOUNTERS, D1, "scheduled__2025-03-01"),
@@ -91,8 +115,10 @@ def history(pg_server):
             for i in range(3):
                 audit_trail.review(conn, f.finding_id, f"auditor {i}", f"reviewed, round {i}")
         with _admin(pg_server) as conn:  # GX's pool still holds connections: a template needs none
-            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                         "where datname = %s and pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
         yield {"name": name, "runs": runs, "reviewed": f.finding_id}
     finally:
         with _admin(pg_server) as conn:
@@ -144,38 +170,63 @@ def test_results_keys_and_chain_are_kept(trail, history):
             assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
             assert [r[1] for r in rows] == [GENESIS_HASH] + [r[2] for r in rows[:-1]]
 
-        run = conn.execute("select code_version, dag_run_id, rules_file, rules_sha256 from audit.validation_runs "
-                           "where validation_run_id = %s", (runs["daily_d1"].validation_run_id,)).fetchone()
+        run = conn.execute(
+            "select code_version, dag_run_id, rules_file, rules_sha256 from audit.validation_runs "
+            "where validation_run_id = %s",
+            (runs["daily_d1"].validation_run_id,),
+        ).fetchone()
         assert run[1:3] == ("scheduled__2025-03-01", "census_daily.yml") and len(run[3]) == 64
 
-        by_rule = {r[0]: r[1:] for r in conn.execute(
-            """select rule_id, status, threshold, kahn_category, citation, domain, owner, severity,
+        by_rule = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                """select rule_id, status, threshold, kahn_category, citation, domain, owner, severity,
                       rows_violating, evidence, violations_kept, violations_cap
                from audit.rule_results where validation_run_id = %s""",
-            (runs["daily_d1"].validation_run_id,))}
+                (runs["daily_d1"].validation_run_id,),
+            )
+        }
         assert {r for r, v in by_rule.items() if v[0] == "failed"} == set(DAILY_FAILS)
         assert all(v[0] == "passed" for r, v in by_rule.items() if r not in DAILY_FAILS)
         status, threshold, kahn, citation, domain, owner, severity, violating, evidence, kept, cap = by_rule["CEN-004"]
         assert (status, float(threshold), kahn, domain, owner, severity, violating) == (
-            "failed", 0.0, "plausibility", "census", "data-engineering", "blocking", 2)
+            "failed",
+            0.0,
+            "plausibility",
+            "census",
+            "data-engineering",
+            "blocking",
+            2,
+        )
         assert citation == "docs/definitions.md#daily-census-grain; Kahn 2016 uniqueness plausibility"
         assert (evidence, kept, cap) == ("gx_sample", 2, gx_runner.PARTIAL_VALUES)
         assert by_rule["CEN-001"][8:] == (None, None, None)  # passed: no evidence
 
         # a row-wise rule keeps GX's sample of key values
-        keys = lambda run_id, rule: [r[0] for r in conn.execute(  # noqa: E731
-            "select keys from audit.rule_violations where validation_run_id = %s and rule_id = %s "
-            "order by violation_no", (run_id, rule))]
-        assert keys(runs["daily_d1"].validation_run_id, "CEN-004") == [
-            {"facility_code": "NGH", "unit_code": "ICU", "census_date": "2025-03-01"}] * 2
+        def keys(run_id, rule):
+            return [
+                r[0]
+                for r in conn.execute(
+                    "select keys from audit.rule_violations where validation_run_id = %s and rule_id = %s "
+                    "order by violation_no",
+                    (run_id, rule),
+                )
+            ]
+
+        assert (
+            keys(runs["daily_d1"].validation_run_id, "CEN-004")
+            == [{"facility_code": "NGH", "unit_code": "ICU", "census_date": "2025-03-01"}] * 2
+        )
         assert keys(runs["daily_d1"].validation_run_id, "CEN-011") == [{"unit_code": "XRAY"}]
         assert keys(runs["daily_d1"].validation_run_id, "CEN-012") == [{"staffed_beds": 12, "midnight_census": 15}]
 
         # a SQL rule keeps every violating row's keys (up to the cap), not only GX's five
         enc = runs["encounters_d1"].validation_run_id
-        assert conn.execute("select rows_violating, evidence, violations_kept, violations_cap from audit.rule_results "
-                            "where validation_run_id = %s", (enc,)).fetchone() == (
-            N_BACKWARDS, "rows_query", N_BACKWARDS, audit_trail.VIOLATION_CAP)
+        assert conn.execute(
+            "select rows_violating, evidence, violations_kept, violations_cap from audit.rule_results "
+            "where validation_run_id = %s",
+            (enc,),
+        ).fetchone() == (N_BACKWARDS, "rows_query", N_BACKWARDS, audit_trail.VIOLATION_CAP)
         kept = keys(enc, "CEN-020")
         assert [k["encounter_key"] for k in kept] == [f"E{i:03d}" for i in range(N_BACKWARDS)]
         assert set(kept[0]) == {"facility_code", "encounter_key", "admit_at", "discharge_at"}
@@ -184,8 +235,10 @@ def test_results_keys_and_chain_are_kept(trail, history):
 
 
 def test_phi_columns_never_become_evidence():
-    rows = [{"encounter_key": "E1", "mrn": "123", "Birth_Date": dt.date(1950, 1, 1), "patient_name": "X"},
-            {"mrn": "only phi"}]
+    rows = [
+        {"encounter_key": "E1", "mrn": "123", "Birth_Date": dt.date(1950, 1, 1), "patient_name": "X"},
+        {"mrn": "only phi"},
+    ]
     assert audit_trail._keys(rows) == [{"encounter_key": "E1"}]
 
 
@@ -201,7 +254,7 @@ def test_verify_cli_reports_an_intact_chain(trail):
 TAMPER = {  # table: a content column change
     "validation_runs": "dag_run_id = 'manual__rewritten'",
     "rule_results": "rows_violating = coalesce(rows_violating, 0) + 1",
-    "rule_violations": "keys = '{\"encounter_key\": \"E999\"}'",
+    "rule_violations": 'keys = \'{"encounter_key": "E999"}\'',
     "reviews": "note = 'nothing to see'",
 }
 
@@ -232,7 +285,8 @@ def test_deleting_a_row_in_the_middle_fails_verify_naming_it(trail, history, tab
         if table == "rule_results":  # one without dependants (a passed rule)
             seq, key = conn.execute(
                 "select chain_seq, rule_id from audit.rule_results where status = 'passed' "
-                "and chain_seq > 3 order by chain_seq limit 1").fetchone()
+                "and chain_seq > 3 order by chain_seq limit 1"
+            ).fetchone()
         else:
             seq, key = middle_row(conn, table)
         tables = [table]
@@ -268,8 +322,10 @@ def test_a_rewritten_hash_breaks_the_next_link(trail):
         seq, key = middle_row(conn, "rule_violations")
         conn.execute("alter table audit.rule_violations disable trigger user")
         conn.execute("update audit.rule_violations set keys = '{}' where chain_seq = %s", (seq,))
-        conn.execute(f"update audit.rule_violations t set row_hash = {row_hash_sql(t, 't', 't.prev_hash')} "
-                     "where chain_seq = %s", (seq,))
+        conn.execute(
+            f"update audit.rule_violations t set row_hash = {row_hash_sql(t, 't', 't.prev_hash')} where chain_seq = %s",
+            (seq,),
+        )
     with connect(trail) as conn:
         result = audit_trail.verify(conn)
     (p,) = result.problems
@@ -281,24 +337,32 @@ def test_a_row_slipped_in_with_the_trigger_off_is_caught(trail):
     with connect(trail) as conn:
         run_id, rule_id, last, head = conn.execute(
             "select validation_run_id, rule_id, violation_no, row_hash from audit.rule_violations "
-            "order by chain_seq desc limit 1").fetchone()
+            "order by chain_seq desc limit 1"
+        ).fetchone()
         (n,) = conn.execute("select count(*) from audit.rule_violations").fetchone()
         conn.execute("alter table audit.rule_violations disable trigger user")
-        conn.execute("insert into audit.rule_violations values (%s, %s, %s, '{}', %s, %s, %s)",
-                     (run_id, rule_id, last + 1, n + 1, head, "f" * 64))
+        conn.execute(
+            "insert into audit.rule_violations values (%s, %s, %s, '{}', %s, %s, %s)",
+            (run_id, rule_id, last + 1, n + 1, head, "f" * 64),
+        )
     with connect(trail) as conn:
         result = audit_trail.verify(conn)
     first, second = result.problems  # its hash is wrong, and its result did not count it
     assert (first.table, first.chain_seq, first.reason) == ("audit.rule_violations", n + 1, "content hash mismatch")
     assert (second.table, second.key, second.reason) == (
-        "audit.rule_results", {"validation_run_id": str(run_id), "rule_id": rule_id}, "count mismatch")
+        "audit.rule_results",
+        {"validation_run_id": str(run_id), "rule_id": rule_id},
+        "count mismatch",
+    )
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_update_delete_truncate_are_refused(trail, table):
-    for statement in (f"update audit.{table} set chain_seq = chain_seq where chain_seq = 1",
-                      f"delete from audit.{table} where chain_seq = 1",
-                      f"truncate audit.{table} cascade"):
+    for statement in (
+        f"update audit.{table} set chain_seq = chain_seq where chain_seq = 1",
+        f"delete from audit.{table} where chain_seq = 1",
+        f"truncate audit.{table} cascade",
+    ):
         with connect(trail) as conn:  # as the superuser, triggers on
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 conn.execute(statement)
@@ -310,11 +374,13 @@ def test_roles_may_not_change_history(trail):
     with connect(trail) as conn:
         for role in ("healthops_loader", "healthops_auditor"):
             for priv in ("UPDATE", "DELETE", "TRUNCATE"):
-                (has,) = conn.execute("select has_table_privilege(%s, 'audit.rule_results', %s)",
-                                      (role, priv)).fetchone()
+                (has,) = conn.execute(
+                    "select has_table_privilege(%s, 'audit.rule_results', %s)", (role, priv)
+                ).fetchone()
                 assert not has, (role, priv)
-        assert conn.execute("select has_table_privilege('healthops_auditor', 'audit.reviews', 'INSERT')"
-                            ).fetchone() == (True,)
+        assert conn.execute(
+            "select has_table_privilege('healthops_auditor', 'audit.reviews', 'INSERT')"
+        ).fetchone() == (True,)
 
 
 def test_concurrent_writers_do_not_fork_the_chain(trail):
@@ -342,13 +408,14 @@ def test_findings_are_listed_and_filtered(trail, history):
     out = cli(trail, "findings")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["finding", "logical", "date", "rule", "severity", "violating", "status",
-                                "description"]
+    assert lines[0].split() == ["finding", "logical", "date", "rule", "severity", "violating", "status", "description"]
     body = [line.split() for line in lines[1:-1]]
     # D1: four census rules and the encounters rule; D2: the same four less CEN-012 (reviewed)
     assert [(r[1], r[2]) for r in body] == (
-        [("2025-03-01", r) for r in DAILY_FAILS] + [("2025-03-01", "CEN-020")]
-        + [("2025-03-02", r) for r in DAILY_FAILS if r != "CEN-012"])
+        [("2025-03-01", r) for r in DAILY_FAILS]
+        + [("2025-03-01", "CEN-020")]
+        + [("2025-03-02", r) for r in DAILY_FAILS if r != "CEN-012"]
+    )
     assert lines[-1] == "8 open findings"
     row = next(r for r in body if r[2] == "CEN-020")
     assert row[3:6] == ["blocking", f"{N_BACKWARDS}/{N_BACKWARDS + 1}", "open"]
@@ -383,16 +450,17 @@ def test_review_through_the_cli_closes_the_finding(trail):
     assert f.finding_id not in listed and "7 open findings" in listed
     assert f.finding_id in cli(trail, "findings", "--all").stdout
     with connect(trail) as conn:
-        assert conn.execute("select reviewed_by, note, finding_id, chain_seq from audit.reviews "
-                            "order by chain_seq desc limit 1").fetchone() == (
-            "Dana Auditor", "12 encounters fixed upstream", f.finding_id, 4)
+        assert conn.execute(
+            "select reviewed_by, note, finding_id, chain_seq from audit.reviews order by chain_seq desc limit 1"
+        ).fetchone() == ("Dana Auditor", "12 encounters fixed upstream", f.finding_id, 4)
         assert audit_trail.verify(conn).ok  # reviews are chained too
 
     for args, why in (
-            (["F-999999", "--by", "x", "--note", "y"], "no finding 'F-999999'"),
-            ([f"F-{passed:06d}", "--by", "x", "--note", "y"], "no finding"),  # a passed rule is no finding
-            ([f.finding_id, "--by", "  ", "--note", "y"], "reviewer's name"),
-            ([f.finding_id, "--by", "x", "--note", ""], "needs a note")):
+        (["F-999999", "--by", "x", "--note", "y"], "no finding 'F-999999'"),
+        ([f"F-{passed:06d}", "--by", "x", "--note", "y"], "no finding"),  # a passed rule is no finding
+        ([f.finding_id, "--by", "  ", "--note", "y"], "reviewer's name"),
+        ([f.finding_id, "--by", "x", "--note", ""], "needs a note"),
+    ):
         bad = cli(trail, "review", *args)
         assert bad.returncode == 2 and why in bad.stderr, (args, bad.stderr)
     with connect(trail) as conn:
@@ -421,19 +489,27 @@ def test_history_written_before_the_chain_is_sealed_on_upgrade(make_database):
     with connect(warehouse_url) as conn:
         conn.execute(OLD_DDL)
         for run, when in ((new, "2025-01-02 03:00+00"), (old, "2025-01-01 03:00+00")):
-            conn.execute("insert into audit.validation_runs values (%s, 's', 'marts.t', '2025-01-01', null, "
-                         "'0.1', false, 2, 1, %s, '{}')", (run, when))
-            conn.execute("insert into audit.rule_results values (%s, 'R-2', 'x', null, 'blocking', false, 4, 1, "
-                         "0.25, '{}'), (%s, 'R-1', 'x', null, 'blocking', true, 4, 0, 0, '{}')", (run, run))
+            conn.execute(
+                "insert into audit.validation_runs values (%s, 's', 'marts.t', '2025-01-01', null, "
+                "'0.1', false, 2, 1, %s, '{}')",
+                (run, when),
+            )
+            conn.execute(
+                "insert into audit.rule_results values (%s, 'R-2', 'x', null, 'blocking', false, 4, 1, "
+                "0.25, '{}'), (%s, 'R-1', 'x', null, 'blocking', true, 4, 0, 0, '{}')",
+                (run, run),
+            )
     assert migrate(warehouse_url).adopted  # its tables found, kept and completed
     assert not migrate(warehouse_url).changed  # sealed once
     with connect(warehouse_url) as conn:
         assert audit_trail.verify(conn).ok
-        assert conn.execute("select validation_run_id from audit.validation_runs order by chain_seq"
-                            ).fetchall() == [(old,), (new,)]  # sealed in the order written
-        assert conn.execute("select validation_run_id, rule_id, status from audit.rule_results order by chain_seq"
-                            ).fetchall() == [(old, "R-1", "passed"), (old, "R-2", "failed"),
-                                             (new, "R-1", "passed"), (new, "R-2", "failed")]
+        assert conn.execute("select validation_run_id from audit.validation_runs order by chain_seq").fetchall() == [
+            (old,),
+            (new,),
+        ]  # sealed in the order written
+        assert conn.execute(
+            "select validation_run_id, rule_id, status from audit.rule_results order by chain_seq"
+        ).fetchall() == [(old, "R-1", "passed"), (old, "R-2", "failed"), (new, "R-1", "passed"), (new, "R-2", "failed")]
         assert [f.rule_id for f in audit_trail.open_findings(conn)] == ["R-2", "R-2"]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("update audit.rule_results set success = true")

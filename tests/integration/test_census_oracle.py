@@ -2,6 +2,7 @@
 feed the size of the demo (two weeks, with cancels, late messages, a duplicate and
 malformed messages), loaded and built day by day as the nightly runs do: the
 incremental models end where a full rebuild from scratch ends, to the row."""
+
 from datetime import date, timedelta
 
 from healthops.load.adt import load_adt_date
@@ -15,7 +16,7 @@ FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transf
 
 
 def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
-    start, days = date(2026, 10, 27), 10   # spans the end of daylight saving time (Nov 1)
+    start, days = date(2026, 10, 27), 10  # spans the end of daylight saving time (Nov 1)
     summary = generate(tmp_path, start, days, seed=3)
     assert summary["late"] and summary["malformed"] and summary["duplicates"]
     end = start + timedelta(days=days - 1)
@@ -33,14 +34,16 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
     incremental = _marts(warehouse_url)
 
     with connect(warehouse_url) as conn:
-        rows = conn.execute(f"select facility_code, unit_code, census_date, {', '.join(FIELDS)} "
-                            "from marts.fct_census_daily").fetchall()
+        rows = conn.execute(
+            f"select facility_code, unit_code, census_date, {', '.join(FIELDS)} from marts.fct_census_daily"
+        ).fetchall()
     got = {(f, u, d): dict(zip(FIELDS, v)) for f, u, d, *v in rows}
     expected = reference_from_landing(tmp_path, start, end)
 
     assert {d for _, _, d in got} == {start + timedelta(days=i) for i in range(days)}
-    mismatches = [(k, got[k], {f: expected[k][f] for f in FIELDS}) for k in got
-                  if got[k] != {f: expected[k][f] for f in FIELDS}]
+    mismatches = [
+        (k, got[k], {f: expected[k][f] for f in FIELDS}) for k in got if got[k] != {f: expected[k][f] for f in FIELDS}
+    ]
     assert mismatches == []
     # units the reference saw that the mart does not list are non-inpatient (the ED): all zero
     for key in set(expected) - set(got):
@@ -64,9 +67,13 @@ def _marts(url):
     out = {}
     with connect(url) as conn:
         for m in MARTS:
-            cols = [c for (c,) in conn.execute(
-                "select column_name from information_schema.columns where table_schema = 'marts' "
-                "and table_name = %s and column_name <> 'computed_through_loaded_at' order by ordinal_position",
-                (m,))]
+            cols = [
+                c
+                for (c,) in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = 'marts' "
+                    "and table_name = %s and column_name <> 'computed_through_loaded_at' order by ordinal_position",
+                    (m,),
+                )
+            ]
             out[m] = conn.execute(f"select {', '.join(cols)} from marts.{m} order by 1, 2, 3, 4").fetchall()
     return out

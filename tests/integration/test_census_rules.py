@@ -4,6 +4,7 @@ every census suite; each planted defect fails its rule with the exact number of
 violating rows, the right severity and the evidence rows; edge cases of the feed
 and rejection rules (silent day, DST day, late messages, the rate at the limit)
 count as documented. Tables are built by hand with the dbt models' columns."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,14 @@ from healthops.warehouse.connection import connect
 TZ = "America/Los_Angeles"
 D = dt.date(2025, 3, 1)
 # the census mart's suite runs last (the report reads the latest run)
-SUITES = ["census_adt_feed", "census_encounters", "census_load_batches", "census_location_timeline",
-          "census_source_freshness", "census_daily"]
+SUITES = [
+    "census_adt_feed",
+    "census_encounters",
+    "census_load_batches",
+    "census_location_timeline",
+    "census_source_freshness",
+    "census_daily",
+]
 NEW_RULES = ["CEN-014", "CEN-015", "CEN-016", "CEN-017", "CEN-018", "CEN-019", "CEN-020"]
 # Rules this module proves can fail, each with an exact count of violating rows
 # (test_planted_defects_fail_their_rules_with_exact_counts); tests/unit/test_rule_coverage.py
@@ -81,8 +88,13 @@ _MSG_NO = [0]  # control ids C00001, C00002, ... across the module
 
 def msg(facility, when, received=D, location_facility=None):
     _MSG_NO[0] += 1
-    return dict(sending_facility=facility, message_ts=when, received_date=received,
-                location_facility=location_facility, control_id=f"C{_MSG_NO[0]:05d}")
+    return dict(
+        sending_facility=facility,
+        message_ts=when,
+        received_date=received,
+        location_facility=location_facility,
+        control_id=f"C{_MSG_NO[0]:05d}",
+    )
 
 
 def every_three_hours(facility, d=D, minute=30):
@@ -91,17 +103,26 @@ def every_three_hours(facility, d=D, minute=30):
 
 
 CLEAN_MESSAGES = (
-    every_three_hours("NGH") + every_three_hours("SMC") + every_three_hours("SGH", minute=0)
-    + [msg("NGH", local(D, 23, 0, days=-2), location_facility="NGH"),  # late: stamped two days back
-       msg("NGH", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1)),  # another receipt date
-       msg("XYZ", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1))]  # idem: not this run's
+    every_three_hours("NGH")
+    + every_three_hours("SMC")
+    + every_three_hours("SGH", minute=0)
+    + [
+        msg("NGH", local(D, 23, 0, days=-2), location_facility="NGH"),  # late: stamped two days back
+        msg("NGH", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1)),  # another receipt date
+        msg("XYZ", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1)),
+    ]  # idem: not this run's
 )
 N_CLEAN_TODAY = 3 * 8 + 1
 N_CLEAN_GAPS = 3 * 9  # per facility: 8 messages in the day -> 9 gaps
 
 # CEN-014: 2 messages from an unknown sender, 1 from NGH naming an unknown location facility
-UNKNOWN_FACILITY = [msg("XYZ", local(D, 10)), msg("XYZ", local(D, 11)),
-                    msg("NGH", local(D, 12, 15), location_facility="QQQ")]
+UNKNOWN_FACILITY = [
+    msg("XYZ", local(D, 10)),
+    msg("XYZ", local(D, 11)),
+    msg("NGH", local(D, 12, 15), location_facility="QQQ"),
+]
+
+
 # CEN-015: SMC is silent 09:30 -> 18:30 (9 h); SGH's feed stops after 09:00
 # (09:00 -> midnight, 15 h): 2 violating gaps.
 def dirty_feed():
@@ -120,15 +141,28 @@ def insert_messages(conn, messages):
                    sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number,
                    location_facility, unit, raw_text)
                values (%s, %s, 'adt/x.hl7', %s, %s, %s, 'ADT^A08', 'A08', %s, %s, 'V1', %s, 'ICU', 'MSH|...')""",
-            [(batch, m["received_date"], i, m["control_id"], m["sending_facility"], m["message_ts"],
-              m["message_ts"], m["location_facility"]) for i, m in enumerate(messages)])
+            [
+                (
+                    batch,
+                    m["received_date"],
+                    i,
+                    m["control_id"],
+                    m["sending_facility"],
+                    m["message_ts"],
+                    m["message_ts"],
+                    m["location_facility"],
+                )
+                for i, m in enumerate(messages)
+            ],
+        )
 
 
 # -- audit.load_batches ----------------------------------------------------------
 CLEAN_BATCHES = [  # (source, received_date, in, rejected)
-    ("adt", D, 100, 2), ("adt", D, 50, 1),           # 3 / 150 = 2 %
-    ("adt", D - dt.timedelta(days=1), 10, 5),        # another date: 50 %
-    ("hr", D, 10, 9),                                # another source
+    ("adt", D, 100, 2),
+    ("adt", D, 50, 1),  # 3 / 150 = 2 %
+    ("adt", D - dt.timedelta(days=1), 10, 5),  # another date: 50 %
+    ("hr", D, 10, 9),  # another source
 ]
 DIRTY_BATCHES = CLEAN_BATCHES + [("adt", D, 10, 10)]  # 13 / 160 = 8.125 % > 5 %
 
@@ -144,7 +178,8 @@ def insert_batches(conn, batches):
                 """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
                        file_bytes, records_in, records_loaded, records_rejected)
                    values (%s, %s, %s, %s, 'sha', 1, %s, %s, %s)""",
-                (batch, src, d, f"{src}/{d}/{i}.hl7", n, n - rej, rej))
+                (batch, src, d, f"{src}/{d}/{i}.hl7", n, n - rej, rej),
+            )
             if src != "adt":
                 continue
             old = dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc)
@@ -153,18 +188,34 @@ def insert_batches(conn, batches):
                        sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, raw_text)
                    values (%s, '1999-01-01', 'adt/old.hl7', %s, %s, 'NGH', 'ADT^A08', 'A08', %s, %s, 'V0',
                            'MSH|...')""",
-                [(batch, j, f"B{i}-{j}", old, old) for j in range(n - rej)])
+                [(batch, j, f"B{i}-{j}", old, old) for j in range(n - rej)],
+            )
             cur.executemany(
                 """insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,
                        raw_text) values (%s, 'adt', %s, %s, %s, 'PV1 segment missing', 'x')""",
-                [(batch, d, f"{src}/{d}/{i}.hl7", j) for j in range(rej)])
+                [(batch, d, f"{src}/{d}/{i}.hl7", j) for j in range(rej)],
+            )
 
 
 # -- intermediate.int_census__location_timeline ---------------------------------------
 def seg(enc, pat, no, unit, room, bed, start, end, cls="inpatient", fac="NGH", event="A01"):
-    return (fac, enc, pat, no, event, cls, unit, room, bed, ts(start) if start else None,
-            ts(end) if end else None, cls == "inpatient" and unit is not None,
-            cls == "observation" and unit is not None, None, dt.datetime(2025, 3, 2, tzinfo=dt.timezone.utc))
+    return (
+        fac,
+        enc,
+        pat,
+        no,
+        event,
+        cls,
+        unit,
+        room,
+        bed,
+        ts(start) if start else None,
+        ts(end) if end else None,
+        cls == "inpatient" and unit is not None,
+        cls == "observation" and unit is not None,
+        None,
+        dt.datetime(2025, 3, 2, tzinfo=dt.timezone.utc),
+    )
 
 
 CLEAN_TIMELINE = [
@@ -183,9 +234,9 @@ CLEAN_TIMELINE = [
     # E5: every movement cancelled: one row, no location
     seg("E5", "P4", 0, None, None, None, "2025-03-01 07:00", "2025-03-01 07:00", cls="none", event=None),
 ]
-CLEAN_LOCATIONS = 7          # segments with a unit
-CLEAN_PATIENT_SEGMENTS = 6   # ... of non-zero length
-CLEAN_BED_SEGMENTS = 5       # ... in a named bed
+CLEAN_LOCATIONS = 7  # segments with a unit
+CLEAN_PATIENT_SEGMENTS = 6  # ... of non-zero length
+CLEAN_BED_SEGMENTS = 5  # ... in a named bed
 
 PLANTED_TIMELINE = {
     "CEN-017": [  # unknown units: XRAY, and ICU at SMC (SMC has only MS2)
@@ -209,8 +260,18 @@ PLANTED_TIMELINE = {
 
 # -- marts.fct_encounters ---------------------------------------------------------
 def enc(key, admit, discharge, status="discharged"):
-    return ("NGH", key, "P", ts(admit) if admit else None, ts(admit) if admit else None,
-            ts(discharge) if discharge else None, None, "ICU", "inpatient", status)
+    return (
+        "NGH",
+        key,
+        "P",
+        ts(admit) if admit else None,
+        ts(admit) if admit else None,
+        ts(discharge) if discharge else None,
+        None,
+        "ICU",
+        "inpatient",
+        status,
+    )
 
 
 CLEAN_ENCOUNTERS = [
@@ -222,31 +283,47 @@ CLEAN_ENCOUNTERS = [
 BACKWARDS = [enc("E20", "2025-03-01 12:00", "2025-03-01 11:59"), enc("E21", "2025-02-20 08:00", "2025-02-19 08:00")]
 
 
-def build(url, *, messages=CLEAN_MESSAGES, batches=CLEAN_BATCHES, timeline=CLEAN_TIMELINE,
-          encounters=CLEAN_ENCOUNTERS, units=UNITS):
+def build(
+    url,
+    *,
+    messages=CLEAN_MESSAGES,
+    batches=CLEAN_BATCHES,
+    timeline=CLEAN_TIMELINE,
+    encounters=CLEAN_ENCOUNTERS,
+    units=UNITS,
+):
     with connect(url) as conn:
         conn.execute(DDL)
         with conn.cursor() as cur:
             cur.executemany("insert into staging.units values (%s, %s, %s, %s, %s, %s, %s)", units)
-            cur.executemany("insert into marts.fct_census_daily values "
-                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())", CENSUS)
-            cur.executemany("insert into intermediate.int_census__location_timeline values "
-                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", timeline)
-            cur.executemany("insert into marts.fct_encounters values "
-                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", encounters)
+            cur.executemany(
+                "insert into marts.fct_census_daily values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+                CENSUS,
+            )
+            cur.executemany(
+                "insert into intermediate.int_census__location_timeline values "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                timeline,
+            )
+            cur.executemany(
+                "insert into marts.fct_encounters values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", encounters
+            )
         insert_messages(conn, messages)
         insert_batches(conn, batches)
 
 
 def audit(url):
     with connect(url) as conn:
-        runs = conn.execute("select suite_name, data_asset, logical_date, dag_run_id, success, "
-                            "evaluated_expectations, successful_expectations from audit.validation_runs "
-                            "order by run_at").fetchall()
+        runs = conn.execute(
+            "select suite_name, data_asset, logical_date, dag_run_id, success, "
+            "evaluated_expectations, successful_expectations from audit.validation_runs "
+            "order by run_at"
+        ).fetchall()
         rules = conn.execute(
             """select r.rule_id, v.suite_name, r.expectation_type, r.severity, r.success, r.rows_evaluated,
                       r.rows_violating, r.violating_share, r.detail
-               from audit.rule_results r join audit.validation_runs v using (validation_run_id)""").fetchall()
+               from audit.rule_results r join audit.validation_runs v using (validation_run_id)"""
+        ).fetchall()
     return runs, {r[0]: r for r in rules}
 
 
@@ -278,38 +355,64 @@ def test_clean_warehouse_passes_every_census_rule(warehouse_url):
     assert result["validation_run_id"] == str(_run_id(warehouse_url, "census_daily"))
 
     expected_evaluated = {
-        "CEN-014": N_CLEAN_TODAY, "CEN-015": N_CLEAN_GAPS, "CEN-016": 1, "CEN-017": CLEAN_LOCATIONS,
-        "CEN-018": CLEAN_PATIENT_SEGMENTS, "CEN-019": CLEAN_BED_SEGMENTS, "CEN-020": 2,
+        "CEN-014": N_CLEAN_TODAY,
+        "CEN-015": N_CLEAN_GAPS,
+        "CEN-016": 1,
+        "CEN-017": CLEAN_LOCATIONS,
+        "CEN-018": CLEAN_PATIENT_SEGMENTS,
+        "CEN-019": CLEAN_BED_SEGMENTS,
+        "CEN-020": 2,
     }
     for rule_id, n in expected_evaluated.items():
         _, _, exp_type, _, ok, evaluated, violating, share, detail = rules[rule_id]
         assert (exp_type, ok, evaluated, violating, float(share)) == (
-            "unexpected_rows_share_expectation", True, n, 0, 0.0), rule_id
+            "unexpected_rows_share_expectation",
+            True,
+            n,
+            0,
+            0.0,
+        ), rule_id
         assert "unexpected_rows" not in detail
     # the day's rejection rate is kept when the rule passes too
     assert rules["CEN-016"][8]["observation"] == {
-        "received_date": "2025-03-01", "batches": 2, "records_in": 150, "records_rejected": 3,
-        "records_duplicate": 0, "rejected_share": 0.02}
+        "received_date": "2025-03-01",
+        "batches": 2,
+        "records_in": 150,
+        "records_rejected": 3,
+        "records_duplicate": 0,
+        "rejected_share": 0.02,
+    }
 
 
 def _run_id(url, suite):
     with connect(url) as conn:
-        return conn.execute("select validation_run_id from audit.validation_runs where suite_name = %s",
-                            (suite,)).fetchone()[0]
+        return conn.execute(
+            "select validation_run_id from audit.validation_runs where suite_name = %s", (suite,)
+        ).fetchone()[0]
 
 
 def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
     timeline = CLEAN_TIMELINE + [s for segs in PLANTED_TIMELINE.values() for s in segs]
-    build(warehouse_url, messages=dirty_feed(), batches=DIRTY_BATCHES, timeline=timeline,
-          encounters=CLEAN_ENCOUNTERS + BACKWARDS)
+    build(
+        warehouse_url,
+        messages=dirty_feed(),
+        batches=DIRTY_BATCHES,
+        timeline=timeline,
+        encounters=CLEAN_ENCOUNTERS + BACKWARDS,
+    )
     with pytest.raises(pipeline.BlockingQualityFailure) as exc:
         pipeline.validate_census(D, "manual__defects", url=warehouse_url)
     assert "CEN-014, CEN-020, CEN-016, CEN-018" in str(exc.value)
 
     runs, rules = audit(warehouse_url)
     assert [(r[0], r[4]) for r in runs] == [
-        ("census_adt_feed", False), ("census_encounters", False), ("census_load_batches", False),
-        ("census_location_timeline", False), ("census_source_freshness", True), ("census_daily", True)]
+        ("census_adt_feed", False),
+        ("census_encounters", False),
+        ("census_load_batches", False),
+        ("census_location_timeline", False),
+        ("census_source_freshness", True),
+        ("census_daily", True),
+    ]
 
     n_feed_today = 8 + 6 + 4 + 1 + len(UNKNOWN_FACILITY)
     n_gaps = 10 + 7 + 5  # NGH 9 messages, SMC 6, SGH 4 (the unknown sender is no feed of ours)
@@ -336,16 +439,31 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
     # the evidence: keys and codes of the violating rows, never PHI
     ev = {r: rules[r][8]["unexpected_rows"] for r in expected}
     assert [(e["sending_facility"], e["location_facility"]) for e in ev["CEN-014"]] == [
-        ("NGH", "QQQ"), ("XYZ", None), ("XYZ", None)]
-    assert [(e["facility_code"], e["gap_start_local"], e["gap_end_local"], e["gap_hours"])
-            for e in ev["CEN-015"]] == [
+        ("NGH", "QQQ"),
+        ("XYZ", None),
+        ("XYZ", None),
+    ]
+    assert [(e["facility_code"], e["gap_start_local"], e["gap_end_local"], e["gap_hours"]) for e in ev["CEN-015"]] == [
         ("SGH", "2025-03-01T09:00:00", "2025-03-02T00:00:00", 15.0),
-        ("SMC", "2025-03-01T09:30:00", "2025-03-01T18:30:00", 9.0)]
-    assert ev["CEN-016"] == [{"received_date": "2025-03-01", "batches": 3, "records_in": 160,
-                              "records_rejected": 13, "records_duplicate": 0, "rejected_share": 0.0813}]
+        ("SMC", "2025-03-01T09:30:00", "2025-03-01T18:30:00", 9.0),
+    ]
+    assert ev["CEN-016"] == [
+        {
+            "received_date": "2025-03-01",
+            "batches": 3,
+            "records_in": 160,
+            "records_rejected": 13,
+            "records_duplicate": 0,
+            "rejected_share": 0.0813,
+        }
+    ]
     assert {(e["facility_code"], e["unit_code"]) for e in ev["CEN-017"]} == {("NGH", "XRAY"), ("SMC", "ICU")}
     assert sorted((e["encounter_key"], e["segment_no"]) for e in ev["CEN-018"]) == [
-        ("E10", 1), ("E10", 2), ("E8", 1), ("E9", 1)]
+        ("E10", 1),
+        ("E10", 2),
+        ("E8", 1),
+        ("E9", 1),
+    ]
     assert sorted(e["encounter_key"] for e in ev["CEN-019"]) == ["E13", "E14", "E15", "E16"]
     assert [e["encounter_key"] for e in ev["CEN-020"]] == ["E20", "E21"]
     for findings in ev.values():
@@ -357,15 +475,25 @@ def test_silent_day_counts_one_gap_per_live_feed(warehouse_url):
     # nothing received today; SGH sent the day before (a live feed), SMC never sent
     # (not live yet, so not silent), NGH's only message came after today's receipt
     later = D + dt.timedelta(days=1)
-    build(warehouse_url, batches=[], messages=[
-        msg("SGH", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1)),
-        msg("NGH", local(later, 12), received=later)])
+    build(
+        warehouse_url,
+        batches=[],
+        messages=[
+            msg("SGH", local(D, 12, 0, days=-1), received=D - dt.timedelta(days=1)),
+            msg("NGH", local(later, 12), received=later),
+        ],
+    )
     s = gx_runner.validate(warehouse_url, FEED, D)
     by = {o.rule_id: o for o in s.results}
     assert (by["CEN-015"].rows_violating, by["CEN-015"].rows_evaluated) == (1, 1)
-    assert by["CEN-015"].detail["unexpected_rows"] == [{
-        "facility_code": "SGH", "gap_start_local": "2025-03-01T00:00:00",
-        "gap_end_local": "2025-03-02T00:00:00", "gap_hours": 24.0}]
+    assert by["CEN-015"].detail["unexpected_rows"] == [
+        {
+            "facility_code": "SGH",
+            "gap_start_local": "2025-03-01T00:00:00",
+            "gap_end_local": "2025-03-02T00:00:00",
+            "gap_hours": 24.0,
+        }
+    ]
     assert (by["CEN-014"].success, by["CEN-014"].rows_evaluated) == (True, 0)
 
 
@@ -440,15 +568,23 @@ def test_plain_gx_sql_rule_counts_its_rows(warehouse_url, tmp_path):
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     (o,) = gx_runner.validate(warehouse_url, path, D).results
     assert (o.expectation_type, o.success, o.rows_violating, o.rows_evaluated, o.violating_share) == (
-        "unexpected_rows_expectation", False, 2, None, None)
+        "unexpected_rows_expectation",
+        False,
+        2,
+        None,
+        None,
+    )
 
 
-@pytest.mark.parametrize("batches, blocks", [
-    ([("adt", D, 15, 1)], False),   # one bad message of fifteen (6.7 %): seen, not blocking
-    ([("adt", D, 60, 4)], False),   # 6.7 %, four messages: still under the count floor
-    ([("adt", D, 75, 5)], True),    # 6.7 %, five messages: the feed is losing movements
-    ([("adt", D, 200, 5)], False),  # five messages, 2.5 %: under the share
-])
+@pytest.mark.parametrize(
+    "batches, blocks",
+    [
+        ([("adt", D, 15, 1)], False),  # one bad message of fifteen (6.7 %): seen, not blocking
+        ([("adt", D, 60, 4)], False),  # 6.7 %, four messages: still under the count floor
+        ([("adt", D, 75, 5)], True),  # 6.7 %, five messages: the feed is losing movements
+        ([("adt", D, 200, 5)], False),  # five messages, 2.5 %: under the share
+    ],
+)
 def test_the_rejection_rate_blocks_only_past_both_the_share_and_the_count(warehouse_url, batches, blocks):
     build(warehouse_url, batches=batches)
     by = {o.rule_id: o for o in gx_runner.validate(warehouse_url, BATCHES, D).results}

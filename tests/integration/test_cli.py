@@ -1,4 +1,5 @@
 """The `healthops` command as a user runs it: a separate process, real services."""
+
 import email
 import os
 import shutil
@@ -20,10 +21,17 @@ HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 
 
 def _env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HEALTHOPS_WAREHOUSE_URL", "AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")}
-    env.update(HEALTHOPS_HOME=str(tmp_path / "home"), HEALTHOPS_LANDING=str(tmp_path / "landing"),
-               HEALTHOPS_OUT=str(tmp_path / "out"), **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HEALTHOPS_WAREHOUSE_URL", "AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL")
+    }
+    env.update(
+        HEALTHOPS_HOME=str(tmp_path / "home"),
+        HEALTHOPS_LANDING=str(tmp_path / "landing"),
+        HEALTHOPS_OUT=str(tmp_path / "out"),
+        **extra,
+    )
     return env
 
 
@@ -65,7 +73,8 @@ def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fail
     day.mkdir(parents=True)
     (day / "feed.hl7").write_text(
         build_message("A01", control_id="K1", visit="V1", unit="ICU", msg_ts="202602020800")
-        + build_message("A01", control_id="K2", visit="V2", unit="NOSUCH", msg_ts="202602020900"))
+        + build_message("A01", control_id="K2", visit="V2", unit="NOSUCH", msg_ts="202602020900")
+    )
     with start_outbox(tmp_path / "mail") as box:  # a real SMTP server on loopback, as smtp_default
         env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
         proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02"], env=env, capture_output=True, text=True)
@@ -106,15 +115,27 @@ def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path,
     day = tmp_path / "landing" / "adt" / "2026-02-02"
     day.mkdir(parents=True)
     # 13 children admitted to the 12 staffed beds of pediatrics: over capacity warns (CEN-012)
-    (day / "feed.hl7").write_text("".join(
-        build_message("A01", control_id=f"P{i}", visit=f"PV{i}", mrn=f"MRN{i:04d}", unit="PEDS",
-                      room=str(300 + i), bed="A", msg_ts=f"20260202{8 + i // 2:02d}{(i % 2) * 30:02d}")
-        for i in range(13)))
+    (day / "feed.hl7").write_text(
+        "".join(
+            build_message(
+                "A01",
+                control_id=f"P{i}",
+                visit=f"PV{i}",
+                mrn=f"MRN{i:04d}",
+                unit="PEDS",
+                room=str(300 + i),
+                bed="A",
+                msg_ts=f"20260202{8 + i // 2:02d}{(i % 2) * 30:02d}",
+            )
+            for i in range(13)
+        )
+    )
     with start_outbox(tmp_path / "mail") as box:
         env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
         # --send: the date is older than the revision window, and this test reads the mail
-        proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02", "--send"], env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            [HEALTHOPS, "run", "--date", "2026-02-02", "--send"], env=env, capture_output=True, text=True
+        )
         mails = _mails(box)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reports emailed, as --send asks" in proc.stdout and "reports: 3 emailed" in proc.stdout
@@ -126,14 +147,19 @@ def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path,
     # the report went out, once to each NGH recipient (SGH is not on this feed: nothing
     # for its supervisor), each with the warning banner naming the failing rules
     assert sorted(m["To"] for m in mails) == [
-        "house.supervisor@example.org", "nurse.manager.icu@example.org", "nurse.manager.medsurg@example.org"]
+        "house.supervisor@example.org",
+        "nurse.manager.icu@example.org",
+        "nurse.manager.medsurg@example.org",
+    ]
     report = next(m for m in mails if m["To"] == "house.supervisor@example.org")
-    assert all(m["X-Healthops-Report"] == "daily_census" and "Warnings only" in m.get_body(("html",)).get_content()
-               for m in mails)
+    assert all(
+        m["X-Healthops-Report"] == "daily_census" and "Warnings only" in m.get_body(("html",)).get_content()
+        for m in mails
+    )
     assert report["Subject"].startswith(f"[DATA QUALITY: {len(failed)} failed] Daily census")
     html = report.get_body(("html",)).get_content()
-    banner = html[html.index('<div class="banner warning"'):]
-    banner = banner[:banner.index("</div>")]
+    banner = html[html.index('<div class="banner warning"') :]
+    banner = banner[: banner.index("</div>")]
     for rule_id, _, _ in failed:
         assert rule_id in banner
     assert "Warnings only" in banner

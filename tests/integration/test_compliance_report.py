@@ -5,6 +5,7 @@ then the report's figures against hand-counted expectations, its PDF, chart and
 lineage CSV, delivery over a real SMTP server on loopback (once per content
 version), a tampered history flagged in the report itself, and the report module
 issuing no SQL beyond the reader's selects from its models."""
+
 from __future__ import annotations
 
 import csv
@@ -82,8 +83,18 @@ def record_history(url: str) -> None:
                 """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
                        file_bytes, records_in, records_loaded, records_rejected, dag_run_id)
                    values (%s, 'adt', %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (uuid.uuid4(), d, f"/landing/adt/{d}/{file}", f"{hash(file) & (2**64 - 1):064x}", 1000 + n_in,
-                 n_in, n_loaded, n_rej, f"scheduled__{d}"))
+                (
+                    uuid.uuid4(),
+                    d,
+                    f"/landing/adt/{d}/{file}",
+                    f"{hash(file) & (2**64 - 1):064x}",
+                    1000 + n_in,
+                    n_in,
+                    n_loaded,
+                    n_rej,
+                    f"scheduled__{d}",
+                ),
+            )
     set_mart(url, CLEAN)
     gx_runner.validate_and_record(url, RULES, D1, f"scheduled__{D1}")
     set_mart(url, DIRTY)
@@ -93,8 +104,9 @@ def record_history(url: str) -> None:
     gx_runner.validate_and_record(url, RULES, D3, f"scheduled__{D3}")
     with connect(url) as conn:
         first = audit_trail.open_findings(conn, rule="CEN-012")[0]
-        audit_trail.review(conn, first.finding_id, "A. Auditor",
-                           "Surge beds opened on PEDS; confirmed with the house supervisor.")
+        audit_trail.review(
+            conn, first.finding_id, "A. Auditor", "Surge beds opened on PEDS; confirmed with the house supervisor."
+        )
     build_models(url, COMPLIANCE_MODELS)
 
 
@@ -132,8 +144,7 @@ def test_figures_match_the_audit_history(month_of_history):
     assert (s["findings"], s["open_findings"], s["open_blocking_findings"], s["reviews"]) == (4, 3, 2, 1)
     assert (s["rules_failed"], s["blocking_rules_failed"]) == (2, 1)
     assert (s["files"], s["records_in"], s["records_loaded"], s["records_rejected"]) == (3, 102, 99, 3)
-    assert ctx["organization"] == ("All facilities: Northgate General Hospital (NGH), "
-                                   "Southgate General Hospital (SGH)")
+    assert ctx["organization"] == ("All facilities: Northgate General Hospital (NGH), Southgate General Hospital (SGH)")
 
     rules = {r["rule_id"]: r for r in ctx["rules"]}
     assert [r["rule_id"] for r in ctx["rules"]] == sorted(rules)  # catalog rules, by id
@@ -157,19 +168,30 @@ def test_figures_match_the_audit_history(month_of_history):
 
     # the lineage table: one row per day and file (file_no 0: no file that day)
     rows = [(f["logical_date"], f["file_no"], f["file_name"], f["is_first_of_day"]) for f in ctx["evidence"]]
-    assert rows == [(D1, 1, "adt_20250301_01.hl7", True), (D1, 2, "adt_20250301_02.hl7", False),
-                    (D2, 1, "adt_20250302_01.hl7", True), (D3, 0, None, True)]
+    assert rows == [
+        (D1, 1, "adt_20250301_01.hl7", True),
+        (D1, 2, "adt_20250301_02.hl7", False),
+        (D2, 1, "adt_20250302_01.hl7", True),
+        (D3, 0, None, True),
+    ]
     runs = {f["logical_date"]: (f["validation_runs"], f["validation_runs_passed"]) for f in ctx["evidence"]}
     assert runs == {D1: (1, 1), D2: (2, 0), D3: (1, 1)}
     assert ctx["audit_trail"]["ok"] and set(ctx["audit_trail"]["heads"]) == {
-        "validation_runs", "rule_results", "rule_violations", "reviews"}
+        "validation_runs",
+        "rule_results",
+        "rule_violations",
+        "reviews",
+    }
 
 
 def test_the_grid_reads_the_latest_run_of_each_day(month_of_history):
     # D2 was validated twice: the grid shows the re-run (int_quality__latest_validation_runs)
     with connect(month_of_history) as conn:
-        (rerun,) = conn.execute("""select validation_run_id::text from audit.validation_runs
-                                   where logical_date = %s and dag_run_id like 'manual%%'""", (D2,)).fetchone()
+        (rerun,) = conn.execute(
+            """select validation_run_id::text from audit.validation_runs
+                                   where logical_date = %s and dag_run_id like 'manual%%'""",
+            (D2,),
+        ).fetchone()
         reader = ReportReader(conn, KIND.models)
         grid = reader.select("rpt_compliance_rule_days", ["validation_run_id"], {"logical_date": D2})
     assert grid and {g["validation_run_id"] for g in grid} == {rerun}
@@ -177,8 +199,13 @@ def test_the_grid_reads_the_latest_run_of_each_day(month_of_history):
 
 def test_a_month_without_history_is_zeros_and_one_before_it_has_no_report(month_of_history):
     s = compliance_context(month_of_history, "2025-04")["summary"]  # after the history: nothing recorded
-    assert (s["validation_runs"], s["days_validated"], s["days_in_month"], s["findings"], s["files"]) == \
-        (0, 0, 30, 0, 0)
+    assert (s["validation_runs"], s["days_validated"], s["days_in_month"], s["findings"], s["files"]) == (
+        0,
+        0,
+        30,
+        0,
+        0,
+    )
     with pytest.raises(LookupError, match="2025-02"):
         compliance_context(month_of_history, "2025-02")
 
@@ -210,8 +237,16 @@ def test_report_renders_with_chart_pdf_and_csv(month_of_history, tmp_path):
     assert alt.startswith("Grid of rule outcomes by day for March 2025")
     assert "CEN-005 failed on 1 of 3 days (blocking)" in alt
     assert f'src="cid:{cid}"' in r.html and "data:image/png;base64," in r.html_standalone
-    for text in ("2 open blocking findings", "A. Auditor", "Surge beds opened on PEDS", "adt_20250301_01.hl7",
-                 "Audit trail heads", "no file received", "0 / 2", "2 / 5"):
+    for text in (
+        "2 open blocking findings",
+        "A. Auditor",
+        "Surge beds opened on PEDS",
+        "adt_20250301_01.hl7",
+        "Audit trail heads",
+        "no file received",
+        "0 / 2",
+        "2 / 5",
+    ):
         assert text in r.html
     assert list(r.attachments) == ["compliance_monthly_2025-03_lineage.csv"]
 
@@ -229,15 +264,26 @@ def test_the_report_reads_its_models_only_and_issues_no_other_sql(month_of_histo
         assert re.fullmatch(r'select .+ from "rpt"\."rpt_compliance_[a-z_]+"( where .+)?( order by .+)?', q), q
         assert " join " not in q and "group by" not in q
     source = inspect.getsource(compliance)
-    for forbidden in ("conn.execute", ".conn", "cursor(", "verify(", "import audit_trail", "healthops.pipeline",
-                      "healthops.census"):
+    for forbidden in (
+        "conn.execute",
+        ".conn",
+        "cursor(",
+        "verify(",
+        "import audit_trail",
+        "healthops.pipeline",
+        "healthops.census",
+    ):
         assert forbidden not in source, forbidden
 
 
 def test_the_models_grains_and_values_pass_their_dbt_tests(month_of_history):
     with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
-        proc = run_dbt(["test", "--select", "path:models/reporting/compliance", "--target-path", target,
-                        "--log-path", target], month_of_history, capture=True, check=False)
+        proc = run_dbt(
+            ["test", "--select", "path:models/reporting/compliance", "--target-path", target, "--log-path", target],
+            month_of_history,
+            capture=True,
+            check=False,
+        )
     assert proc.returncode == 0, proc.stdout[-3000:]
     passed = re.search(r"PASS=(\d+)", proc.stdout)
     assert passed and int(passed.group(1)) >= 25 and "ERROR=0" in proc.stdout, proc.stdout[-3000:]
@@ -288,20 +334,24 @@ def test_published_once_per_content_version_over_smtp(month_of_history, tmp_path
     assert names == ["compliance_monthly_2025-03.pdf", "compliance_monthly_2025-03_lineage.csv"]
     assert (config.out() / "reports" / "compliance_monthly_2025-03.pdf").is_file()
     last = BytesParser(policy=policy.default).parsebytes(messages[-1].read_bytes())
-    assert last["Subject"].startswith("[REVISED] [2 open blocking findings]") or \
-        last["Subject"].startswith("[REVISED] [1 open blocking finding]")
+    assert last["Subject"].startswith("[REVISED] [2 open blocking findings]") or last["Subject"].startswith(
+        "[REVISED] [1 open blocking finding]"
+    )
     html = last.get_body(preferencelist=("html",)).get_content()
     assert "B. Auditor" in html and "Revised report" in html and "reviews: 1 → 2" in html
     with connect(month_of_history) as conn:
-        assert conn.execute("select count(*), count(distinct content_sha256) from reporting.deliveries "
-                            "where report_id = 'compliance_monthly'").fetchone() == (4, 2)
+        assert conn.execute(
+            "select count(*), count(distinct content_sha256) from reporting.deliveries "
+            "where report_id = 'compliance_monthly'"
+        ).fetchone() == (4, 2)
 
 
 def test_a_tampered_history_is_flagged_in_the_report(month_of_history):
     with connect(month_of_history) as conn:
         conn.execute("alter table audit.rule_results disable trigger user")
-        conn.execute("update audit.rule_results set rows_violating = 0 "
-                     "where rule_id = 'CEN-005' and rows_violating = 2")
+        conn.execute(
+            "update audit.rule_results set rows_violating = 0 where rule_id = 'CEN-005' and rows_violating = 2"
+        )
         conn.execute("alter table audit.rule_results enable trigger user")
     ctx = compliance_context(month_of_history)
     assert not ctx["audit_trail"]["ok"]
@@ -319,5 +369,6 @@ def test_month_parsing_and_report_month():
         Month.parse("March")
     # a scheduled run on Apr 1 06:00 has March's interval and logical date Mar 1 06:00 (facility time)
     import pendulum
+
     assert report_month(pendulum.datetime(2025, 3, 1, 6, tz=config.facility_tz())) == "2025-03"
     assert report_month(pendulum.datetime(2025, 3, 1, 14, tz="UTC")) == "2025-03"

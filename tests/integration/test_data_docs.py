@@ -2,6 +2,7 @@
 each night added to the same site (history from the store under $HEALTHOPS_HOME/gx),
 and linked from the daily census report. The site is GX's: rule files run by another
 engine (dbt source freshness) have no pages in it."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,9 +43,10 @@ def test_site_is_built_after_each_validation_and_keeps_history(warehouse_url):
     # a failing night: the site is built before the blocking failure is raised
     nxt = D + dt.timedelta(days=1)
     with connect(warehouse_url) as conn:
-        conn.execute("insert into marts.fct_census_daily values "
-                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
-                     ("NGH", "NOSUCH", *CENSUS[0][2:]))
+        conn.execute(
+            "insert into marts.fct_census_daily values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+            ("NGH", "NOSUCH", *CENSUS[0][2:]),
+        )
     try:
         pipeline.validate_census(nxt, "scheduled__2025-03-02", url=warehouse_url)
     except pipeline.BlockingQualityFailure:
@@ -66,5 +68,6 @@ def test_report_links_the_site(warehouse_url, monkeypatch):
     assert ctx["data_docs_url"] == (config.out() / "data_docs" / "index.html").as_uri()
     monkeypatch.setenv("HEALTHOPS_DATA_DOCS_URL", "https://dq.example.org/census/index.html")
     with connect(warehouse_url) as conn:
-        assert pipeline.daily_census_context(conn, D, "NGH")["data_docs_url"] == \
-            "https://dq.example.org/census/index.html"
+        assert (
+            pipeline.daily_census_context(conn, D, "NGH")["data_docs_url"] == "https://dq.example.org/census/index.html"
+        )

@@ -1,6 +1,7 @@
 """`healthops docs` (run by the demo): dbt's documentation site, with every report of
 the catalog as an exposure whose lineage reaches its reporting models, and the PHI
 meta of their columns, written under $HEALTHOPS_OUT/dbt_docs."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ def test_docs_site_shows_each_report_as_an_exposure(warehouse_url, tmp_path):
     exposures = {e["name"]: e for e in manifest["exposures"].values()}
     assert "daily_census" in exposures and set(exposures) <= set(load_catalog()["reports"])
     assert exposures["daily_census"]["depends_on"]["nodes"] == [
-        "model.healthops.rpt_daily_census_units", "model.healthops.rpt_daily_quality_checks"]
+        "model.healthops.rpt_daily_census_units",
+        "model.healthops.rpt_daily_quality_checks",
+    ]
     col = manifest["nodes"]["model.healthops.rpt_daily_census_units"]["columns"]["occupancy_pct"]
     assert col["config"]["meta"]["phi"] is False or col["meta"]["phi"] is False
     html = page.read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ tests after its parents are built and before the model itself (dbt reads the col
 types of the mocked inputs from those parents). The warehouse is empty but for the
 schema: the unit tests bring their own rows. dbt writes to a temporary target and log
 folder, never to the project's (other tests share dbt_project/target)."""
+
 import json
 
 import yaml
@@ -27,8 +28,12 @@ def test_dbt_unit_tests_run_and_pass(warehouse_url, tmp_path):
     assert defined, "no unit_tests in dbt_project/models"
     # warehouse_url is migrated (raw and audit tables exist): dbt build makes the rest
     target = tmp_path / "target"
-    proc = run_dbt(["--no-use-colors", "build", "--target-path", str(target), "--log-path", str(tmp_path / "logs")],
-                   warehouse_url, check=False, capture=True)
+    proc = run_dbt(
+        ["--no-use-colors", "build", "--target-path", str(target), "--log-path", str(tmp_path / "logs")],
+        warehouse_url,
+        check=False,
+        capture=True,
+    )
     results = json.loads((target / "run_results.json").read_text())["results"]
 
     unit = {r["unique_id"].rsplit(".", 1)[-1]: r for r in results if r["unique_id"].startswith("unit_test.")}

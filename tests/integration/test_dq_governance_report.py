@@ -5,6 +5,7 @@ mart, and the report's reporting models (rpt_dq_*) built over them once for the 
 then the figures against hand counts, the PDF, charts, CSV, the facility filter, stable
 figures, the quarantine's message text never read, and the report module issuing no SQL
 but the reader's selects from rpt."""
+
 from __future__ import annotations
 
 import csv
@@ -37,9 +38,14 @@ MRN, NAME = "M7734001", "WINTERBOTTOM^ROSALIND^Q"
 
 # What dbt builds for the report: its models and the one definition of the latest run they use.
 MODELS = ["int_quality__latest_validation_runs", *KIND.models]
-ENTRY = {"name": "Data quality and records governance", "template": "dq_governance.html.j2",
-         "subject": "{report_name} — {period_label}", "formats": ["html", "pdf", "csv"],
-         "sender": "healthops <healthops@localhost>", "recipients": ["him.director@example.org"]}
+ENTRY = {
+    "name": "Data quality and records governance",
+    "template": "dq_governance.html.j2",
+    "subject": "{report_name} — {period_label}",
+    "formats": ["html", "pdf", "csv"],
+    "sender": "healthops <healthops@localhost>",
+    "recipients": ["him.director@example.org"],
+}
 
 FILES = [  # received_date, file, in, loaded, rejected, duplicate, loaded_at (facility time, PST)
     (D1, "adt_20250301_01.hl7", 40, 38, 2, 0, "2025-03-01 23:00-08"),
@@ -65,8 +71,11 @@ create table marts.fct_census_daily (
 """
 CLEAN = [("NGH", "ICU", D1, 10, 2, 1, 1, 0, 10, 12), ("NGH", "SDU", D1, 14, 1, 2, 0, 1, 14, 16)]
 # 2 negative census rows (CEN-005, blocking, plausibility), 1 unit over staffed beds (CEN-012, warning, plausibility)
-DIRTY = CLEAN + [("NGH", "PSY", D2, -1, 0, 1, 0, 0, 0, 14), ("NGH", "PSY", D1, -2, 0, 1, 0, 0, 0, 14),
-                 ("NGH", "PEDS", D1, 15, 2, 0, 0, 0, 15, 12)]
+DIRTY = CLEAN + [
+    ("NGH", "PSY", D2, -1, 0, 1, 0, 0, 0, 14),
+    ("NGH", "PSY", D1, -2, 0, 1, 0, 0, 0, 14),
+    ("NGH", "PEDS", D1, 15, 2, 0, 0, 0, 15, 12),
+]
 
 ENC_DDL = """
 create table marts.fct_encounters (
@@ -123,27 +132,43 @@ def warehouse(pg_server, tmp_path_factory):
                            file_bytes, records_in, records_loaded, records_rejected, records_duplicate, dag_run_id,
                            loaded_at)
                        values (%s, 'adt', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (batch[f], d, f"adt/{d}/{f}", f"{abs(hash(f)):064x}"[:64], 1000 + n_in, n_in, n_loaded, n_rej,
-                     n_dup, f"scheduled__{d}", loaded_at))
+                    (
+                        batch[f],
+                        d,
+                        f"adt/{d}/{f}",
+                        f"{abs(hash(f)):064x}"[:64],
+                        1000 + n_in,
+                        n_in,
+                        n_loaded,
+                        n_rej,
+                        n_dup,
+                        f"scheduled__{d}",
+                        loaded_at,
+                    ),
+                )
             for i, (d, f, reason) in enumerate(REJECTED):
                 conn.execute(
                     """insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
                            control_id, reason, raw_text) values (%s, 'adt', %s, %s, %s, %s, %s, %s)""",
-                    (batch[f], d, f"adt/{d}/{f}", i + 1, f"C{i}", reason, PHI_TEXT))
+                    (batch[f], d, f"adt/{d}/{f}", i + 1, f"C{i}", reason, PHI_TEXT),
+                )
             # the patient exists in raw, so the PHI scan knows her name and MRN
             conn.execute(
                 """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
                        sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn,
                        patient_name, birth_date, raw_text)
                    values (%s, %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', %s, %s,
-                           '1948-07-19', %s)""", (batch[FILES[0][1]], D1, MRN, NAME, PHI_TEXT))
+                           '1948-07-19', %s)""",
+                (batch[FILES[0][1]], D1, MRN, NAME, PHI_TEXT),
+            )
             conn.execute(ENC_DDL)
             with conn.cursor() as cur:
                 cur.executemany(
                     """insert into marts.fct_encounters (facility_code, encounter_key, patient_key, first_event_at,
                            admit_at, discharge_at, length_of_stay_days, encounter_status)
                        values (%s, %s, 'pk-' || %s, %s, %s, %s, %s, %s)""",
-                    [(fac, key, key, first, adm, dis, los, st) for fac, key, first, adm, dis, los, st in ENCOUNTERS])
+                    [(fac, key, key, first, adm, dis, los, st) for fac, key, first, adm, dis, los, st in ENCOUNTERS],
+                )
         # D1 clean; D2 dirty, then re-run clean (the re-run counts); D3 dirty
         _set_mart(url, CLEAN)
         gx_runner.validate_and_record(url, RULES, D1, f"scheduled__{D1}")
@@ -185,8 +210,13 @@ def test_feed_figures_match_hand_counts(built):
     ctx, _ = built
     s = ctx["summary"]
     # March files only: 40 + 12 + 50 + 20 in; 38 + 12 + 46 + 19 loaded; 2 + 0 + 3 + 1 rejected; 1 duplicate
-    assert (s["files"], s["messages_in"], s["messages_loaded"], s["messages_rejected"],
-            s["messages_duplicate"]) == (4, 122, 115, 6, 1)
+    assert (s["files"], s["messages_in"], s["messages_loaded"], s["messages_rejected"], s["messages_duplicate"]) == (
+        4,
+        122,
+        115,
+        6,
+        1,
+    )
     assert str(s["rejection_rate"]) == "4.92"  # 6 / 122 = 4.918 %
     assert (s["days_with_data"], s["days_in_month"], len(s["missing_days"])) == (3, 31, 28)
     assert s["missing_days_label"] == "Mar 4–31"
@@ -194,12 +224,20 @@ def test_feed_figures_match_hand_counts(built):
     assert (s["files_loaded_late"], s["max_load_lag_days"]) == (1, 3)
     day = {d["date"]: d for d in ctx["daily"]}
     assert (day[D2]["messages_in"], day[D2]["rejected"], day[D2]["duplicate"], str(day[D2]["rejection_rate"])) == (
-        50, 3, 1, "6.00")
+        50,
+        3,
+        1,
+        "6.00",
+    )
     assert not day[dt.date(2025, 3, 4)]["has_data"] and day[dt.date(2025, 3, 4)]["rejection_rate"] is None
 
     reasons = [(r["category"], r["count"], str(r["share"]), r["days"]) for r in ctx["reasons"]]
-    assert reasons == [("PV1-3 assigned unit missing", 2, "33.3", 1), ("duplicate message", 2, "33.3", 2),
-                       ("unknown trigger event", 1, "16.7", 1), ("unparseable time in MSH-7", 1, "16.7", 1)]
+    assert reasons == [
+        ("PV1-3 assigned unit missing", 2, "33.3", 1),
+        ("duplicate message", 2, "33.3", 2),
+        ("unknown trigger event", 1, "16.7", 1),
+        ("unparseable time in MSH-7", 1, "16.7", 1),
+    ]
 
 
 def test_kahn_pass_rates_use_each_days_latest_run(built):
@@ -207,16 +245,21 @@ def test_kahn_pass_rates_use_each_days_latest_run(built):
     kahn = {k["category"]: (k["checks"], k["passed"], k["failed"], str(k["pass_rate"])) for k in ctx["kahn"]}
     # 3 days (D2 by its clean re-run) x census_daily's rules: completeness 4, conformance 2, plausibility 7;
     # D3 fails CEN-005 and CEN-012 (both plausibility). Counting every run would give plausibility 24 / 28.
-    assert kahn == {"conformance": (6, 6, 0, "100.0"), "completeness": (12, 12, 0, "100.0"),
-                    "plausibility": (21, 19, 2, "90.5")}
+    assert kahn == {
+        "conformance": (6, 6, 0, "100.0"),
+        "completeness": (12, 12, 0, "100.0"),
+        "plausibility": (21, 19, 2, "90.5"),
+    }
     t = ctx["kahn_total"]
     assert (t["checks"], t["passed"], str(t["pass_rate"])) == (39, 37, "94.9")
     v = ctx["validation"]
     assert (v["runs"], v["latest_runs"], v["superseded"], v["days_validated"]) == (4, 3, 1, 3)
     assert v["suites"] == [{"suite": "census_daily", "days": 3, "days_passed": 2}]
     top = [(r["rule_id"], r["severity"], r["days_failed"], r["days_run"], r["worst"]) for r in ctx["top_rules"]]
-    assert top == [("CEN-005", "blocking", 1, 3, {"date": D3, "rows_violating": 2, "rows_evaluated": 5}),
-                   ("CEN-012", "warning", 1, 3, {"date": D3, "rows_violating": 1, "rows_evaluated": 5})]
+    assert top == [
+        ("CEN-005", "blocking", 1, 3, {"date": D3, "rows_violating": 2, "rows_evaluated": 5}),
+        ("CEN-012", "warning", 1, 3, {"date": D3, "rows_violating": 1, "rows_evaluated": 5}),
+    ]
     assert ctx["top_rules"][0]["description"] == "The midnight census is never negative."
     assert ctx["top_rules"][0]["failed_days_label"] == "Mar 3"
 
@@ -224,12 +267,25 @@ def test_kahn_pass_rates_use_each_days_latest_run(built):
 def test_records_governance_counts_and_facility_filter(warehouse, built):
     ctx, _ = built
     everyone = {g["key"]: g["count"] for g in ctx["governance"]}
-    assert everyone == {"begun": 8, "cancelled": 1, "admitted": 7, "discharged": 4, "discharged_no_los": 0,
-                        "open_inpatient": 2, "open_other": 1}
+    assert everyone == {
+        "begun": 8,
+        "cancelled": 1,
+        "admitted": 7,
+        "discharged": 4,
+        "discharged_no_los": 0,
+        "open_inpatient": 2,
+        "open_other": 1,
+    }
     ngh, _ = build(warehouse, {"facility": "NGH"})
     assert {g["key"]: g["count"] for g in ngh["governance"]} == {
-        "begun": 7, "cancelled": 1, "admitted": 6, "discharged": 3, "discharged_no_los": 0,
-        "open_inpatient": 1, "open_other": 1}
+        "begun": 7,
+        "cancelled": 1,
+        "admitted": 6,
+        "discharged": 3,
+        "discharged_no_los": 0,
+        "open_inpatient": 1,
+        "open_other": 1,
+    }
     # the feed cannot be split by facility: the same figures, and the report says so
     assert ngh["summary"] == ctx["summary"] and ngh["reasons"] == ctx["reasons"]
     assert ngh["facility_name"] == "Northgate General Hospital"
@@ -243,26 +299,60 @@ def test_encounter_model_holds_counts_only(warehouse):
     one row per month and facility, counts only, and the reader serves nothing else."""
     spec = reporting_models()["rpt_dq_encounter_counts"]
     assert set(spec.columns) == {
-        "month_start", "facility_code", "facility_name", "encounters_begun", "encounters_cancelled", "admissions",
-        "discharges", "discharges_without_los", "open_inpatient_stays", "open_other_encounters", "open_after_days"}
+        "month_start",
+        "facility_code",
+        "facility_name",
+        "encounters_begun",
+        "encounters_cancelled",
+        "admissions",
+        "discharges",
+        "discharges_without_los",
+        "open_inpatient_stays",
+        "open_other_encounters",
+        "open_after_days",
+    }
     assert not any(spec.columns.values())  # every column phi: false
     with connect(warehouse) as conn:
-        built_columns = {c for (c,) in conn.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'rpt' and table_name = 'rpt_dq_encounter_counts'").fetchall()}
+        built_columns = {
+            c
+            for (c,) in conn.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'rpt' and table_name = 'rpt_dq_encounter_counts'"
+            ).fetchall()
+        }
         assert built_columns == set(spec.columns)
         reader = ReportReader(conn, KIND.models)
         for phi_column in ("encounter_key", "patient_key", "first_event_at"):
             with pytest.raises(ColumnNotAllowed, match=phi_column):
                 reader.select("rpt_dq_encounter_counts", [phi_column])
         # hand counts, SGH (s1 open since Jan 1; s2 admitted and discharged in March) and NGH's open ones
-        rows = {r["facility_code"]: r for r in reader.select(
-            "rpt_dq_encounter_counts", ["facility_code", "facility_name", "encounters_begun", "admissions",
-                                        "discharges", "open_inpatient_stays", "open_other_encounters",
-                                        "open_after_days"], {"month_start": dt.date(2025, 3, 1)})}
-        assert rows["SGH"] == {"facility_code": "SGH", "facility_name": "Southgate General Hospital",
-                               "encounters_begun": 1, "admissions": 1, "discharges": 1, "open_inpatient_stays": 1,
-                               "open_other_encounters": 0, "open_after_days": 30}
+        rows = {
+            r["facility_code"]: r
+            for r in reader.select(
+                "rpt_dq_encounter_counts",
+                [
+                    "facility_code",
+                    "facility_name",
+                    "encounters_begun",
+                    "admissions",
+                    "discharges",
+                    "open_inpatient_stays",
+                    "open_other_encounters",
+                    "open_after_days",
+                ],
+                {"month_start": dt.date(2025, 3, 1)},
+            )
+        }
+        assert rows["SGH"] == {
+            "facility_code": "SGH",
+            "facility_name": "Southgate General Hospital",
+            "encounters_begun": 1,
+            "admissions": 1,
+            "discharges": 1,
+            "open_inpatient_stays": 1,
+            "open_other_encounters": 0,
+            "open_after_days": 30,
+        }
         # e4 (admitted Jan 15) is open; e10 (ED Feb 25, admitted Mar 3: 29 days before April) is not yet
         assert (rows["NGH"]["open_inpatient_stays"], rows["NGH"]["open_other_encounters"]) == (1, 1)
         assert reader.queries == [q for q in reader.queries if q.startswith('select "facility_code"')]
@@ -278,8 +368,11 @@ def test_raw_text_is_never_read(built, rendered, warehouse):
     _, reader = built
     assert reader.queries and not any("raw_text" in q or '"raw"' in q for q in reader.queries)
     with connect(warehouse) as conn:
-        views = dict(conn.execute("select viewname, definition from pg_views where schemaname = 'rpt' "
-                                  "and viewname like 'rpt_dq_%'").fetchall())
+        views = dict(
+            conn.execute(
+                "select viewname, definition from pg_views where schemaname = 'rpt' and viewname like 'rpt_dq_%'"
+            ).fetchall()
+        )
     assert set(views) == set(KIND.models)
     # the quarantine is read by one view, for its day, source and category only
     readers_of_quarantine = sorted(v for v, d in views.items() if "raw.rejected" in d)
@@ -311,15 +404,28 @@ def test_rendered_report(built, rendered):
         m = re.search(r'src="cid:' + re.escape(cid) + r'" alt="([^"]+)"', r.html)
         assert m and m.group(1) == alt.replace("&", "&amp;").replace("'", "&#39;")
     alts = sorted(alt for _, alt in r.images.values())
-    assert alts[0].startswith("Bar chart of rejected messages by reason for March 2025, 6 in all: "
-                              "PV1-3 assigned unit missing 2 (33.3%)")
-    assert alts[1].startswith("Chart of messages received per day in March 2025: 122 messages on 3 of 31 days, "
-                              "6 rejected (4.92%)") and "No file on Mar 4–31." in alts[1]
+    assert alts[0].startswith(
+        "Bar chart of rejected messages by reason for March 2025, 6 in all: PV1-3 assigned unit missing 2 (33.3%)"
+    )
+    assert (
+        alts[1].startswith(
+            "Chart of messages received per day in March 2025: 122 messages on 3 of 31 days, 6 rejected (4.92%)"
+        )
+        and "No file on Mar 4–31." in alts[1]
+    )
     assert "data:image/png;base64," in r.html_standalone and "cid:" not in r.html_standalone
-    for text in ("4.92%", "PV1-3 assigned unit missing", "Plausibility", "90.5%", "CEN-005",
-                 "The midnight census is never negative.", "No ADT file was received on 28 of 31 days",
-                 "1 blocking data-quality rule failed", "possible missing discharges (A03)",
-                 "All figures cover every facility of the ADT feed"):
+    for text in (
+        "4.92%",
+        "PV1-3 assigned unit missing",
+        "Plausibility",
+        "90.5%",
+        "CEN-005",
+        "The midnight census is never negative.",
+        "No ADT file was received on 28 of 31 days",
+        "1 blocking data-quality rule failed",
+        "possible missing discharges (A03)",
+        "All figures cover every facility of the ADT feed",
+    ):
         assert text in r.html, text
     assert "122 messages in = 115 loaded + 6 rejected + 1 duplicate" in r.text
     assert "<strong>1</strong> resent" in r.html and "Duplicates (resent)" in r.html
@@ -329,10 +435,18 @@ def test_a_month_without_data_still_reports_the_gap(warehouse):
     ctx, _ = build(warehouse, period="2025-06")
     s = ctx["summary"]
     assert (s["files"], s["messages_in"], s["rejection_rate"], s["days_with_data"], s["days_in_month"]) == (
-        0, 0, None, 0, 30)
+        0,
+        0,
+        None,
+        0,
+        30,
+    )
     assert ctx["reasons"] == [] and ctx["top_rules"] == [] and ctx["kahn_total"]["checks"] == 0
     assert [(k["category"], k["checks"], k["pass_rate"]) for k in ctx["kahn"]] == [
-        ("conformance", 0, None), ("completeness", 0, None), ("plausibility", 0, None)]
+        ("conformance", 0, None),
+        ("completeness", 0, None),
+        ("plausibility", 0, None),
+    ]
     assert ctx["attention"][0] == "No ADT file was received on 30 of 30 days (Jun 1–30)."
     r = KIND.render(ctx, ENTRY, None)
     assert "No data-quality validation ran in June 2025" in r.html and "No message was rejected" in r.html
@@ -342,8 +456,7 @@ def test_a_month_without_data_still_reports_the_gap(warehouse):
 def test_a_revision_is_marked(built):
     from healthops.reports.kinds import Revision
 
-    rev = Revision(1, dt.datetime(2025, 4, 1, 14, tzinfo=dt.timezone.utc),
-                   [("messages in March 2025", 120, 122)])
+    rev = Revision(1, dt.datetime(2025, 4, 1, 14, tzinfo=dt.timezone.utc), [("messages in March 2025", 120, 122)])
     r = KIND.render(built[0], ENTRY, rev)
     assert r.subject.startswith("[REVISED] ") and "Revised report" in r.html
     assert r.text.startswith("REVISED: messages in March 2025: 120 → 122")
@@ -378,13 +491,19 @@ def test_figures_stable_and_changed_by_data(warehouse, built):
     # a late file for Mar 4 with one rejected message; rolled back afterwards
     with connect(warehouse) as conn:
         batch = uuid.uuid4()
-        conn.execute("""insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
+        conn.execute(
+            """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256,
                             file_bytes, records_in, records_loaded, records_rejected, loaded_at)
                         values (%s, 'adt', '2025-03-04', 'adt/2025-03-04/late.hl7', 'ab', 10, 8, 7, 1,
-                                '2025-03-04 23:00-08')""", (batch,))
-        conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,
+                                '2025-03-04 23:00-08')""",
+            (batch,),
+        )
+        conn.execute(
+            """insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason,
                             raw_text) values (%s, 'adt', '2025-03-04', 'adt/2025-03-04/late.hl7', 3,
-                            'PV1 segment missing', 'x')""", (batch,))
+                            'PV1 segment missing', 'x')""",
+            (batch,),
+        )
         c = KIND.figures(KIND.build_context(ReportReader(conn, KIND.models), MONTH, {}, ENTRY))
         conn.rollback()
     assert content_version(c) != content_version(a)
@@ -399,11 +518,12 @@ SAMPLE_REASONS = [  # reason -> its category, by hand
     ("PV1-3 assigned unit missing (required for A04)", "PV1-3 assigned unit missing"),
     ("file ends mid-message: MLLP end block (0x1C 0x0D) missing", "file ends mid-message"),
     ("PV1 segment missing", "PV1 segment missing"),
-    ("not an HL7 message: 120 bytes starting 'PID|1||M7734001^^^NGH^MR||WINTERBOTTOM^ROSALIND'",
-     "not an HL7 message"),
+    ("not an HL7 message: 120 bytes starting 'PID|1||M7734001^^^NGH^MR||WINTERBOTTOM^ROSALIND'", "not an HL7 message"),
     ("unparseable date in PID-7: '19480719x'", "unparseable date in PID-7"),
-    ("undecodable bytes for character set utf-8 (MSH-18 'UNICODE UTF-8'): 0xff at byte 9",
-     "undecodable bytes for character set utf-8"),
+    (
+        "undecodable bytes for character set utf-8 (MSH-18 'UNICODE UTF-8'): 0xff at byte 9",
+        "undecodable bytes for character set utf-8",
+    ),
     ("", "unspecified"),
 ]
 
@@ -419,9 +539,11 @@ def test_the_warehouse_category_column_is_the_reasons_kind_without_quoted_phi(wa
     with _connect(warehouse_url) as conn:
         b = _uuid.uuid4()
         for i, (reason, _) in enumerate(SAMPLE_REASONS):
-            conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
+            conn.execute(
+                """insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
                                 reason, raw_text) values (%s, 'adt', '2025-03-01', 'f', %s, %s, 'x')""",
-                         (b, i, reason))
+                (b, i, reason),
+            )
         got = conn.execute("select reason, reason_category from raw.rejected order by message_index").fetchall()
     assert [c for _, c in got] == [category for _, category in SAMPLE_REASONS]
     assert not any("M7734001" in c or "WINTERBOTTOM" in c for _, c in got)
@@ -439,10 +561,13 @@ def test_a_facility_on_the_feed_without_a_recipient_is_named(warehouse, tmp_path
         conn.execute("insert into marts.fct_census_daily values ('SGH', 'ICU', %s, 3, 1, 0, 0, 0, 3, 10)", (D2,))
         ctx = KIND.build_context(ReportReader(conn, KIND.models), MONTH, {}, ENTRY)
         conn.rollback()
-    assert ctx["no_audience"] == [{"facility_code": "SGH", "facility_name": "Southgate General Hospital",
-                                   "reports": ["daily_census"]}]
-    assert ("Southgate General Hospital (SGH) is on the feed but has no recipient of daily_census in the report "
-            "catalog: its data is loaded, built and checked, and no one receives its report.") in ctx["attention"]
+    assert ctx["no_audience"] == [
+        {"facility_code": "SGH", "facility_name": "Southgate General Hospital", "reports": ["daily_census"]}
+    ]
+    assert (
+        "Southgate General Hospital (SGH) is on the feed but has no recipient of daily_census in the report "
+        "catalog: its data is loaded, built and checked, and no one receives its report."
+    ) in ctx["attention"]
     assert KIND.figures(ctx)["no recipient for SGH"] == "daily_census"
     assert build(warehouse)[0]["no_audience"] == []  # the shipped catalog covers NGH, the facility on the feed
 
@@ -464,8 +589,15 @@ def test_rendered_from_its_models_with_no_sql_but_the_readers_selects(built, ren
     assert len(sums) == 1 and '"rpt"."rpt_dq_encounter_counts"' in sums[0]
     assert {re.search(r'from "rpt"\."(\w+)"', q).group(1) for q in reader.queries} == set(KIND.models)
     source = inspect.getsource(dq_governance)
-    for forbidden in (".conn", "execute(", "psycopg", "healthops.pipeline", "healthops.orchestration",
-                      "healthops.warehouse", "reason_category("):
+    for forbidden in (
+        ".conn",
+        "execute(",
+        "psycopg",
+        "healthops.pipeline",
+        "healthops.orchestration",
+        "healthops.warehouse",
+        "reason_category(",
+    ):
         assert forbidden not in source, forbidden
 
 
@@ -486,19 +618,24 @@ def test_more_than_eight_reasons_chart_the_rest_as_one_bar(warehouse):
         batch = uuid.uuid4()
         for i in range(10):
             for j in range(10 - i):
-                conn.execute("""insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
+                conn.execute(
+                    """insert into raw.rejected (batch_id, source, received_date, file_path, message_index,
                                     reason, raw_text) values (%s, 'adt', '2025-05-02', 'f', %s, %s, 'x')""",
-                             (batch, i * 100 + j, f"reason {i:02d}: detail {j}"))
+                    (batch, i * 100 + j, f"reason {i:02d}: detail {j}"),
+                )
         ctx = KIND.build_context(ReportReader(conn, KIND.models), "2025-05", {}, ENTRY)
         conn.rollback()
     assert [r["category"] for r in ctx["reasons"]] == [f"reason {i:02d}" for i in range(10)]
     assert [(b["label"], b["count"], str(b["share"])) for b in ctx["reason_bars"]][-2:] == [
-        ("reason 07", 3, "5.5"), ("2 other reasons", 3, "5.5")]
+        ("reason 07", 3, "5.5"),
+        ("2 other reasons", 3, "5.5"),
+    ]
     assert len(ctx["reason_bars"]) == 9 and [b["is_other"] for b in ctx["reason_bars"]] == [False] * 8 + [True]
     assert str(ctx["reasons"][0]["share"]) == "18.2"  # 10 / 55
     # the quarantine holds 55 that no load batch counted: the report says so first
     assert ctx["attention_level"] == "error" and ctx["attention"][0].startswith(
-        "The quarantine holds 55 rejected messages for the month but the load batches counted 0")
+        "The quarantine holds 55 rejected messages for the month but the load batches counted 0"
+    )
     r = KIND.render(ctx, ENTRY, None)
     alt = next(alt for _, alt in r.images.values() if alt.startswith("Bar chart"))
     assert alt.endswith("reason 07 3 (5.5%); and 2 more reasons, listed in the table.")
@@ -512,8 +649,12 @@ def test_the_models_grain_and_not_null_tests_pass_on_the_hand_made_rows(warehous
     from healthops.warehouse.dbt_runner import run_dbt
 
     with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
-        proc = run_dbt(["test", "--select", " ".join(KIND.models), "--target-path", target, "--log-path", target],
-                       warehouse, check=False, capture=True)
+        proc = run_dbt(
+            ["test", "--select", " ".join(KIND.models), "--target-path", target, "--log-path", target],
+            warehouse,
+            check=False,
+            capture=True,
+        )
     assert proc.returncode == 0, proc.stdout[-3000:]
     passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0 SKIP=0", proc.stdout)
     assert passed and int(passed.group(1)) >= 20, proc.stdout[-3000:]  # 27 tests on the 11 models

@@ -4,6 +4,7 @@ trigger and role; a second run changes nothing; a warehouse set up by milestone 
 (before versioned migrations) goes to head in place, its rows kept, ending exactly
 as a new one; and a warehouse behind this healthops stops the nightly steps at once,
 before they touch it, naming the command to run."""
+
 from __future__ import annotations
 
 import os
@@ -85,16 +86,20 @@ def contents(url) -> dict[str, tuple]:
             for table in sorted(TABLES[schema]):
                 out[f"{schema}.{table}"] = conn.execute(
                     f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                    f"from {schema}.{table} t").fetchone()
+                    f"from {schema}.{table} t"
+                ).fetchone()
     return out
 
 
 def write_feed(landing: Path, *control_ids: str) -> None:
     folder = landing / "adt" / D.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{control_ids[0]}.hl7").write_text("".join(
-        build_message("A01", control_id=cid, visit=f"V{cid}", unit="ICU", msg_ts="202602020800")
-        for cid in control_ids))
+    (folder / f"{control_ids[0]}.hl7").write_text(
+        "".join(
+            build_message("A01", control_id=cid, visit=f"V{cid}", unit="ICU", msg_ts="202602020800")
+            for cid in control_ids
+        )
+    )
 
 
 # -- a new warehouse ----------------------------------------------------------------------
@@ -107,7 +112,8 @@ def test_an_empty_database_goes_to_head_with_every_table_trigger_and_role(make_d
     with connect(url) as conn:
         found = {}
         for schema, table in conn.execute(
-                f"select schemaname, tablename from pg_tables where schemaname in {OWN_SCHEMAS}"):
+            f"select schemaname, tablename from pg_tables where schemaname in {OWN_SCHEMAS}"
+        ):
             found.setdefault(schema, set()).add(table)
         assert found == TABLES
         assert conn.execute("select version_num from healthops.alembic_version").fetchall() == [(HEAD,)]
@@ -117,14 +123,19 @@ def test_an_empty_database_goes_to_head_with_every_table_trigger_and_role(make_d
         assert conn.execute("select count(*) from raw.pseudonym_salt").fetchone() == (1,)
         assert ROLES <= {r[0] for r in conn.execute("select rolname from pg_roles")}
         # the generated column reports read instead of the reason (which may quote PHI)
-        conn.execute("insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, "
-                     "raw_text) values (gen_random_uuid(), 'adt', %s, 'f', 1, %s, 'x')",
-                     (D, "bad PID-7: 'JANE' (not a date)"))
+        conn.execute(
+            "insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, "
+            "raw_text) values (gen_random_uuid(), 'adt', %s, 'f', 1, %s, 'x')",
+            (D, "bad PID-7: 'JANE' (not a date)"),
+        )
         assert conn.execute("select reason_category from raw.rejected").fetchone() == ("bad PID-7",)
         # the audit history is append-only and chained from the first row
-        conn.execute("insert into audit.validation_runs (validation_run_id, suite_name, data_asset, logical_date, "
-                     "code_version, success, evaluated_expectations, successful_expectations, gx_result) "
-                     "values (gen_random_uuid(), 's', 'marts.t', %s, 'test', true, 1, 1, '{}')", (D,))
+        conn.execute(
+            "insert into audit.validation_runs (validation_run_id, suite_name, data_asset, logical_date, "
+            "code_version, success, evaluated_expectations, successful_expectations, gx_result) "
+            "values (gen_random_uuid(), 's', 'marts.t', %s, 'test', true, 1, 1, '{}')",
+            (D,),
+        )
         assert conn.execute("select chain_seq from audit.validation_runs").fetchone() == (1,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("delete from audit.validation_runs")
@@ -157,25 +168,45 @@ def milestone1_warehouse(url) -> None:
             "insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id, "
             "sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn, raw_text) "
             "values (%s, %s, 'adt/a.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', 'MRN1', 'MSH|...')",
-            (batch, D))
-        conn.execute("insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, "
-                     "raw_text) values (%s, 'adt', %s, 'adt/a.hl7', 2, 'no PV1-19', 'MSH|...')", (batch, D))
-        conn.execute("insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, "
-                     "file_bytes, records_in, records_loaded, records_rejected) "
-                     "values (%s, 'adt', %s, 'adt/a.hl7', 'abc', 10, 2, 1, 1)", (batch, D))
-        conn.execute("insert into audit.validation_runs (validation_run_id, suite_name, data_asset, logical_date, "
-                     "code_version, success, evaluated_expectations, successful_expectations, gx_result) "
-                     "values (%s, 'census_daily', 'marts.fct_census_daily', %s, '0.1.0', false, 1, 0, '{}')",
-                     (run, D))
-        conn.execute("insert into audit.rule_results (validation_run_id, rule_id, expectation_type, severity, "
-                     "success, status, detail) values (%s, 'CEN-001', 'x', 'blocking', false, 'failed', '{}')", (run,))
-        conn.execute("insert into audit.reviews (finding_id, validation_run_id, rule_id, reviewed_by, note) "
-                     "values ('F-000001', %s, 'CEN-001', 'auditor', 'checked')", (run,))
-        conn.execute("insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, "
-                     "subject, eml, eml_sha256) values ('<m1@x>', 'daily_census', %s, 'a@x', 'h', 's', 'eml', 'e')",
-                     (D.isoformat(),))
-        conn.execute("insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, "
-                     "subject) values ('daily_census', %s, 'a@x', 'h', '<m1@x>', 's')", (D.isoformat(),))
+            (batch, D),
+        )
+        conn.execute(
+            "insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, "
+            "raw_text) values (%s, 'adt', %s, 'adt/a.hl7', 2, 'no PV1-19', 'MSH|...')",
+            (batch, D),
+        )
+        conn.execute(
+            "insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, "
+            "file_bytes, records_in, records_loaded, records_rejected) "
+            "values (%s, 'adt', %s, 'adt/a.hl7', 'abc', 10, 2, 1, 1)",
+            (batch, D),
+        )
+        conn.execute(
+            "insert into audit.validation_runs (validation_run_id, suite_name, data_asset, logical_date, "
+            "code_version, success, evaluated_expectations, successful_expectations, gx_result) "
+            "values (%s, 'census_daily', 'marts.fct_census_daily', %s, '0.1.0', false, 1, 0, '{}')",
+            (run, D),
+        )
+        conn.execute(
+            "insert into audit.rule_results (validation_run_id, rule_id, expectation_type, severity, "
+            "success, status, detail) values (%s, 'CEN-001', 'x', 'blocking', false, 'failed', '{}')",
+            (run,),
+        )
+        conn.execute(
+            "insert into audit.reviews (finding_id, validation_run_id, rule_id, reviewed_by, note) "
+            "values ('F-000001', %s, 'CEN-001', 'auditor', 'checked')",
+            (run,),
+        )
+        conn.execute(
+            "insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, "
+            "subject, eml, eml_sha256) values ('<m1@x>', 'daily_census', %s, 'a@x', 'h', 's', 'eml', 'e')",
+            (D.isoformat(),),
+        )
+        conn.execute(
+            "insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, "
+            "subject) values ('daily_census', %s, 'a@x', 'h', '<m1@x>', 's')",
+            (D.isoformat(),),
+        )
 
 
 def test_a_milestone1_warehouse_goes_to_head_in_place_keeping_its_rows(make_database, tmp_path):
@@ -229,8 +260,9 @@ def test_the_nightly_steps_refuse_a_warehouse_never_migrated_and_change_nothing(
     with pytest.raises(ConfigurationError, match=COMMAND):  # before any report is built
         publish("daily_census", D.isoformat(), url=url, smtp=None)
     with connect(url) as conn:  # the steps created nothing: no schema, no table
-        assert conn.execute("select count(*) from pg_namespace where nspname in "
-                            "('raw', 'audit', 'reporting', 'healthops')").fetchone() == (0,)
+        assert conn.execute(
+            "select count(*) from pg_namespace where nspname in ('raw', 'audit', 'reporting', 'healthops')"
+        ).fetchone() == (0,)
 
 
 def test_a_nightly_load_changes_no_ddl(warehouse_url, tmp_path):
@@ -283,8 +315,10 @@ def test_a_warehouse_one_revision_behind_stops_the_load_naming_the_command(wareh
     assert (result.before, result.after, result.adopted) == (HEAD, "0002_test", False)
     assert [b.status for b in load_adt_date(warehouse_url, tmp_path / "landing", D).batches] == ["loaded"]
     with connect(warehouse_url) as conn:
-        assert conn.execute("select count(*) from information_schema.columns "
-                            "where table_name = 'deliveries' and column_name = 'test_note'").fetchone() == (1,)
+        assert conn.execute(
+            "select count(*) from information_schema.columns "
+            "where table_name = 'deliveries' and column_name = 'test_note'"
+        ).fetchone() == (1,)
 
 
 def test_a_warehouse_migrated_by_a_newer_release_is_refused_too(make_database):

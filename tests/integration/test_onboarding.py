@@ -4,6 +4,7 @@ the interface engine resent a message, a malformed message among fifteen, a day 
 which nothing arrived, and a facility that no report recipient covers yet. Each runs
 the real command in its own process: Airflow runs the DAG, a real PostgreSQL, real
 dbt and GX, a real SMTP server on loopback."""
+
 from __future__ import annotations
 
 import os
@@ -29,11 +30,23 @@ HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 
 
 def _env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HEALTHOPS_WAREHOUSE_URL", "AIRFLOW_CONN_SMTP_DEFAULT", "HEALTHOPS_SMTP_URL",
-                        "HEALTHOPS_REPORT_CATALOG")}
-    env.update(HEALTHOPS_HOME=str(tmp_path / "home"), HEALTHOPS_LANDING=str(tmp_path / "landing"),
-               HEALTHOPS_OUT=str(tmp_path / "out"), **extra)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "HEALTHOPS_WAREHOUSE_URL",
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            "HEALTHOPS_SMTP_URL",
+            "HEALTHOPS_REPORT_CATALOG",
+        )
+    }
+    env.update(
+        HEALTHOPS_HOME=str(tmp_path / "home"),
+        HEALTHOPS_LANDING=str(tmp_path / "landing"),
+        HEALTHOPS_OUT=str(tmp_path / "out"),
+        **extra,
+    )
     return env
 
 
@@ -64,27 +77,73 @@ def _small_feed(landing: Path) -> dict:
     msgs = []
 
     def admit(day, i, visit, unit):
-        return build_message("A01", control_id=f"S{visit}", visit=visit, mrn=f"MRN{visit}", unit=unit,
-                             room=f"{100 + int(visit[1:])}", bed="A", msg_ts=_ts(day, 60 + 90 * i))
+        return build_message(
+            "A01",
+            control_id=f"S{visit}",
+            visit=visit,
+            mrn=f"MRN{visit}",
+            unit=unit,
+            room=f"{100 + int(visit[1:])}",
+            bed="A",
+            msg_ts=_ts(day, 60 + 90 * i),
+        )
 
     # D1: V1-V4 to ICU, V5-V10 to MS5, V11-V12 to TELE; V5 moves MS5 -> TELE; V6 goes home.
     units = ["ICU"] * 4 + ["MS5"] * 6
     msgs = [admit(D1, i, f"V{i + 1}", u) for i, u in enumerate(units)]
-    msgs.append(build_message("A02", control_id="SX1", visit="V5", mrn="MRNV5", unit="TELE", room="305",
-                              bed="A", prior_unit="MS5", prior_room="105", prior_bed="A", msg_ts=_ts(D1, 60 + 90 * 10)))
-    msgs.append(build_message("A03", control_id="SX2", visit="V6", mrn="MRNV6", unit="MS5", room="106", bed="A",
-                              msg_ts=_ts(D1, 60 + 90 * 11)))
+    msgs.append(
+        build_message(
+            "A02",
+            control_id="SX1",
+            visit="V5",
+            mrn="MRNV5",
+            unit="TELE",
+            room="305",
+            bed="A",
+            prior_unit="MS5",
+            prior_room="105",
+            prior_bed="A",
+            msg_ts=_ts(D1, 60 + 90 * 10),
+        )
+    )
+    msgs.append(
+        build_message(
+            "A03",
+            control_id="SX2",
+            visit="V6",
+            mrn="MRNV6",
+            unit="MS5",
+            room="106",
+            bed="A",
+            msg_ts=_ts(D1, 60 + 90 * 11),
+        )
+    )
     msgs += [admit(D1, 12, "V11", "TELE"), admit(D1, 13, "V12", "TELE")]
     assert len(msgs) == 14
     _write(landing, D1, "adt_01.hl7", msgs)
     _write(landing, D1, "adt_02_resend.hl7", [msgs[2]])  # V3's admission again, byte for byte
 
     # D2: V1, V2 leave the ICU; V13-V24 admitted to PEDS, PSY and MS5; one message unusable.
-    d2 = [build_message("A03", control_id=f"SD{v}", visit=v, mrn=f"MRN{v}", unit="ICU", room=f"{100 + n}",
-                        bed="A", msg_ts=_ts(D2, 60 + 90 * n)) for n, v in ((1, "V1"), (2, "V2"))]
+    d2 = [
+        build_message(
+            "A03",
+            control_id=f"SD{v}",
+            visit=v,
+            mrn=f"MRN{v}",
+            unit="ICU",
+            room=f"{100 + n}",
+            bed="A",
+            msg_ts=_ts(D2, 60 + 90 * n),
+        )
+        for n, v in ((1, "V1"), (2, "V2"))
+    ]
     d2 += [admit(D2, 3 + k, f"V{13 + k}", ("PEDS", "PSY", "MS5")[k % 3]) for k in range(12)]
-    d2.insert(7, build_message("A01", control_id="SBAD", visit="", mrn="MRNBAD", unit="MS5", room="199",
-                               msg_ts=_ts(D2, 60 + 90 * 2 + 30)))
+    d2.insert(
+        7,
+        build_message(
+            "A01", control_id="SBAD", visit="", mrn="MRNBAD", unit="MS5", room="199", msg_ts=_ts(D2, 60 + 90 * 2 + 30)
+        ),
+    )
     assert len(d2) == 15
     _write(landing, D2, "adt_01.hl7", d2)
 
@@ -99,8 +158,10 @@ def _small_feed(landing: Path) -> dict:
 
 def _census(url) -> dict:
     with psycopg.connect(libpq_url(url)) as conn:
-        rows = conn.execute("select census_date, unit_code, midnight_census from marts.fct_census_daily "
-                            "where facility_code = 'NGH' and midnight_census > 0").fetchall()
+        rows = conn.execute(
+            "select census_date, unit_code, midnight_census from marts.fct_census_daily "
+            "where facility_code = 'NGH' and midnight_census > 0"
+        ).fetchall()
     out: dict = {}
     for d, unit, n in rows:
         out.setdefault(d, {})[unit] = n
@@ -110,8 +171,16 @@ def _census(url) -> dict:
 def test_a_small_feed_with_a_resend_a_bad_message_and_a_silent_day(tmp_path, warehouse_url):
     expected = _small_feed(tmp_path / "landing")
     with start_outbox(tmp_path / "mail") as box:
-        proc = _healthops(tmp_path, "run", "--date", D1.isoformat(), "--to", D4.isoformat(),
-                          HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
+        proc = _healthops(
+            tmp_path,
+            "run",
+            "--date",
+            D1.isoformat(),
+            "--to",
+            D4.isoformat(),
+            HEALTHOPS_WAREHOUSE_URL=warehouse_url,
+            AIRFLOW_CONN_SMTP_DEFAULT=box.url,
+        )
         mails = box.messages()
     out, err = proc.stdout, proc.stderr
     assert proc.returncode == 1, out + err  # a night was held: the command says so in its exit code
@@ -126,8 +195,9 @@ def test_a_small_feed_with_a_resend_a_bad_message_and_a_silent_day(tmp_path, war
     assert "success" in lines[str(D4)]  # the backfill went on past the held night
     assert "HELD: 1 night(s)" in err and f"{D3}: CEN-023 (1 of 1)" in err
     # the only mail is the data engineers' alert for the held night; no manager got a report
-    assert [m.name for m in mails] and all(
-        b"To: data.engineering@example.org" in m.read_bytes() for m in mails), [m.name for m in mails]
+    assert [m.name for m in mails] and all(b"To: data.engineering@example.org" in m.read_bytes() for m in mails), [
+        m.name for m in mails
+    ]
 
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
         batches = conn.execute("""select received_date, sum(records_in), sum(records_loaded), sum(records_rejected),
@@ -135,12 +205,16 @@ def test_a_small_feed_with_a_resend_a_bad_message_and_a_silent_day(tmp_path, war
                                   group by 1 order by 1""").fetchall()
         dup = conn.execute("select received_date, control_id, first_message_index from raw.duplicates").fetchall()
         rejected = conn.execute("select reason_category from raw.rejected").fetchall()
-        results = dict(conn.execute(
-            """select r.rule_id || ' ' || v.logical_date, r.status from audit.rule_results r
+        results = dict(
+            conn.execute(
+                """select r.rule_id || ' ' || v.logical_date, r.status from audit.rule_results r
                join audit.validation_runs v using (validation_run_id)
-               where r.rule_id in ('CEN-016', 'CEN-024', 'CEN-021', 'CEN-023')""").fetchall())
-        archived = conn.execute("select period, count(*) from reporting.messages where delivery = 'archived' "
-                                "group by 1 order by 1").fetchall()
+               where r.rule_id in ('CEN-016', 'CEN-024', 'CEN-021', 'CEN-023')"""
+            ).fetchall()
+        )
+        archived = conn.execute(
+            "select period, count(*) from reporting.messages where delivery = 'archived' group by 1 order by 1"
+        ).fetchall()
         sent = conn.execute("select count(*) from reporting.deliveries").fetchone()[0]
     assert batches == [(D1, 15, 14, 0, 1), (D2, 15, 14, 1, 0), (D4, 3, 3, 0, 0)]
     assert dup == [(D1, "SV3", 3)]  # the resent copy, pointing at the loaded one
@@ -178,7 +252,8 @@ def _catalog_without(tmp_path, facility: str) -> Path:
     catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
     recipients = catalog["reports"]["daily_census"]["recipients"]
     catalog["reports"]["daily_census"]["recipients"] = [
-        r for r in recipients if not (isinstance(r, dict) and r["filter"].get("facility") == facility)]
+        r for r in recipients if not (isinstance(r, dict) and r["filter"].get("facility") == facility)
+    ]
     path = tmp_path / "catalog.yml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
     return path
@@ -190,16 +265,27 @@ def test_a_facility_with_no_recipient_yet_is_loaded_built_and_checked_and_the_ni
     generate(tmp_path / "landing", date(2025, 6, 2), 2, seed=5, facility="SGH")
     catalog = _catalog_without(tmp_path, "SGH")
     with start_outbox(tmp_path / "mail") as box:
-        proc = _healthops(tmp_path, "run", "--date", "2025-06-02", "--to", "2025-06-03", "--send",
-                          HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url,
-                          HEALTHOPS_REPORT_CATALOG=str(catalog))
+        proc = _healthops(
+            tmp_path,
+            "run",
+            "--date",
+            "2025-06-02",
+            "--to",
+            "2025-06-03",
+            "--send",
+            HEALTHOPS_WAREHOUSE_URL=warehouse_url,
+            AIRFLOW_CONN_SMTP_DEFAULT=box.url,
+            HEALTHOPS_REPORT_CATALOG=str(catalog),
+        )
         mails = box.messages()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING: facility SGH has census data but no recipient of daily_census" in proc.stderr
     assert mails == []  # nobody to send it to, and nothing failed
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        built = conn.execute("select count(distinct census_date), sum(midnight_census) from marts.fct_census_daily "
-                             "where facility_code = 'SGH'").fetchone()
+        built = conn.execute(
+            "select count(distinct census_date), sum(midnight_census) from marts.fct_census_daily "
+            "where facility_code = 'SGH'"
+        ).fetchone()
         checked = conn.execute("select count(distinct logical_date) from audit.validation_runs").fetchone()[0]
     assert built[0] == 2 and built[1] > 0 and checked == 2
     # every task ran once: nothing was retried (a retry waits minutes of backoff)
@@ -216,13 +302,22 @@ def test_a_configuration_error_fails_the_night_at_once_without_retries(tmp_path,
     catalog["reports"]["daily_census"]["recipients"].append("someone.without.a.facility@example.org")
     path = tmp_path / "catalog.yml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    proc = _healthops(tmp_path, "run", "--date", "2025-06-02", HEALTHOPS_WAREHOUSE_URL=warehouse_url,
-                      HEALTHOPS_REPORT_CATALOG=str(path))
+    proc = _healthops(
+        tmp_path,
+        "run",
+        "--date",
+        "2025-06-02",
+        HEALTHOPS_WAREHOUSE_URL=warehouse_url,
+        HEALTHOPS_REPORT_CATALOG=str(path),
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "failed: publish_daily_census" in proc.stderr
     db = sqlite3.connect(tmp_path / "home" / "airflow" / "airflow.db")
-    assert db.execute("select state, try_number from task_instance where task_id = 'publish_daily_census'"
-                      ).fetchall() == [("failed", 1)]
+    assert db.execute(
+        "select state, try_number from task_instance where task_id = 'publish_daily_census'"
+    ).fetchall() == [("failed", 1)]
     log = Path(proc.stderr.rsplit("Airflow log: ", 1)[1].strip()).read_text()
-    assert "AirflowFailException: ConfigurationError: report daily_census: recipient " \
-           "someone.without.a.facility@example.org: filter needs facility" in log
+    assert (
+        "AirflowFailException: ConfigurationError: report daily_census: recipient "
+        "someone.without.a.facility@example.org: filter needs facility" in log
+    )

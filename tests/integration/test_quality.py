@@ -1,6 +1,7 @@
 """The census rules run by real GX against a real PostgreSQL: a clean mart passes
 every rule; planted defects fail exactly the rules they should, with exact counts
 and the right severity; every run is kept in the audit schema, reruns append."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,8 +23,19 @@ ALL_RULES = [f"CEN-{i:03d}" for i in range(1, 14)]
 # (test_each_rule_fails_with_its_exact_count); tests/unit/test_rule_coverage.py
 # checks that the modules' PROVES_RULES together cover the whole catalog.
 PROVES_RULES = {
-    "CEN-001", "CEN-002", "CEN-003", "CEN-004", "CEN-005", "CEN-006", "CEN-007",
-    "CEN-008", "CEN-009", "CEN-010", "CEN-011", "CEN-012", "CEN-013",
+    "CEN-001",
+    "CEN-002",
+    "CEN-003",
+    "CEN-004",
+    "CEN-005",
+    "CEN-006",
+    "CEN-007",
+    "CEN-008",
+    "CEN-009",
+    "CEN-010",
+    "CEN-011",
+    "CEN-012",
+    "CEN-013",
 }
 
 DDL = """
@@ -61,8 +73,18 @@ DIRTY = CLEAN + NEGATIVE + DUPLICATE + UNKNOWN_UNIT + OVER_CAPACITY
 
 EXPECTED_VIOLATIONS = {"CEN-004": 2, "CEN-005": 2, "CEN-011": 1, "CEN-012": 1}
 
-COLUMNS = ("facility_code", "unit_code", "census_date", "midnight_census", "admissions", "discharges",
-           "transfers_in", "transfers_out", "patient_days", "staffed_beds")
+COLUMNS = (
+    "facility_code",
+    "unit_code",
+    "census_date",
+    "midnight_census",
+    "admissions",
+    "discharges",
+    "transfers_in",
+    "transfers_out",
+    "patient_days",
+    "staffed_beds",
+)
 SEED_UNITS = ("ICU", "SDU", "TELE", "MS5", "PEDS", "PSY")  # NGH's inpatient units in the units seed
 
 
@@ -70,9 +92,18 @@ def row(i: int, **changes) -> tuple:
     """A row that passes every rule, on a key (unit, date after D2) that no CLEAN row
     and no other ``row(j)`` has: a change to one column then violates that column's
     rule and nothing else, not uniqueness (CEN-004) nor the unit list (CEN-011)."""
-    r = dict(facility_code="NGH", unit_code=SEED_UNITS[i % len(SEED_UNITS)],
-             census_date=D2 + dt.timedelta(days=1 + i), midnight_census=5, admissions=1,
-             discharges=1, transfers_in=0, transfers_out=0, patient_days=5, staffed_beds=10)
+    r = dict(
+        facility_code="NGH",
+        unit_code=SEED_UNITS[i % len(SEED_UNITS)],
+        census_date=D2 + dt.timedelta(days=1 + i),
+        midnight_census=5,
+        admissions=1,
+        discharges=1,
+        transfers_in=0,
+        transfers_out=0,
+        patient_days=5,
+        staffed_beds=10,
+    )
     r.update(changes)
     return tuple(r[c] for c in COLUMNS)
 
@@ -92,20 +123,21 @@ PROOFS = [
     # a duplicated key violates, the CLEAN original included, so 4 rows planted, 5 counted
     ("CEN-004", CLEAN + [CLEAN[0], row(0), row(0), row(0)], 5, {}),
     # plus a null census: not negative, so not counted (nor by CEN-006/CEN-012, which skip it)
-    ("CEN-005", CLEAN + [row(i, midnight_census=-1 - i, patient_days=0) for i in range(4)]
-     + [row(4, midnight_census=None)], 4, {"CEN-005": 1, "CEN-006": 1, "CEN-012": 1}),
+    (
+        "CEN-005",
+        CLEAN + [row(i, midnight_census=-1 - i, patient_days=0) for i in range(4)] + [row(4, midnight_census=None)],
+        4,
+        {"CEN-005": 1, "CEN-006": 1, "CEN-012": 1},
+    ),
     # plus a null patient_days: ignore_row_if=either_value_is_missing skips the pair
-    ("CEN-006", CLEAN + [row(i, patient_days=4) for i in range(6)] + [row(6, patient_days=None)], 6,
-     {"CEN-006": 1}),
+    ("CEN-006", CLEAN + [row(i, patient_days=4) for i in range(6)] + [row(6, patient_days=None)], 6, {"CEN-006": 1}),
     ("CEN-007", CLEAN + [row(i, admissions=-1) for i in range(7)], 7, {}),
     ("CEN-008", CLEAN + [row(i, discharges=-2) for i in range(8)], 8, {}),
     ("CEN-009", CLEAN + [row(i, transfers_in=-1) for i in range(9)], 9, {}),
     ("CEN-010", CLEAN + [row(i, transfers_out=-3) for i in range(10)], 10, {}),
     # unknown units have no reference data, so no staffed beds: CEN-012 skips them
-    ("CEN-011", CLEAN + [row(i, unit_code=f"X{i:02d}", staffed_beds=None) for i in range(11)], 11,
-     {"CEN-012": 11}),
-    ("CEN-012", CLEAN + [row(i, midnight_census=13, patient_days=13, staffed_beds=12) for i in range(12)],
-     12, {}),
+    ("CEN-011", CLEAN + [row(i, unit_code=f"X{i:02d}", staffed_beds=None) for i in range(11)], 11, {"CEN-012": 11}),
+    ("CEN-012", CLEAN + [row(i, midnight_census=13, patient_days=13, staffed_beds=12) for i in range(12)], 12, {}),
     # table-level: no rows to count; the rule's count is the observed row count
     ("CEN-013", [], 0, {}),
 ]
@@ -153,11 +185,14 @@ def test_clean_mart_passes_every_rule(warehouse_url):
 
     runs, rules = audit_rows(warehouse_url)
     assert len(runs) == 1
-    (run_id, suite, asset, logical_date, dag_run_id, code_version, success, n_eval, n_ok,
-     run_at, gx_result) = runs[0]
+    (run_id, suite, asset, logical_date, dag_run_id, code_version, success, n_eval, n_ok, run_at, gx_result) = runs[0]
     assert run_id == s.validation_run_id
     assert (suite, asset, logical_date, dag_run_id) == (
-        "census_daily", "marts.fct_census_daily", D2, "scheduled__2025-03-02")
+        "census_daily",
+        "marts.fct_census_daily",
+        D2,
+        "scheduled__2025-03-02",
+    )
     assert code_version.startswith(healthops.__version__)
     assert (success, n_eval, n_ok) == (True, 13, 13)
     assert run_at.tzinfo is not None
@@ -169,17 +204,25 @@ def test_clean_mart_passes_every_rule(warehouse_url):
     assert url_parts(warehouse_url)["password"] not in json.dumps(gx_result)
 
     assert [r[1] for r in rules] == ALL_RULES
-    for (rid, rule_id, exp_type, column, _severity, ok, evaluated, violating, share, detail) in rules:
+    for rid, rule_id, exp_type, column, _severity, ok, evaluated, violating, share, detail in rules:
         assert rid == run_id and ok is True
         if rule_id == "CEN-013":  # table-level: observed row count, no per-row counts
             assert (exp_type, column, evaluated, violating, share) == (
-                "expect_table_row_count_to_be_between", None, None, None, None)
+                "expect_table_row_count_to_be_between",
+                None,
+                None,
+                None,
+                None,
+            )
             assert detail == {"observed_value": len(CLEAN)}
         else:
             assert (evaluated, violating, float(share)) == (len(CLEAN), 0, 0.0)
     by_rule = {r[1]: r for r in rules}
     assert by_rule["CEN-012"][2:5] == (
-        "expect_column_pair_values_a_to_be_greater_than_b", "staffed_beds,midnight_census", "warning")
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "staffed_beds,midnight_census",
+        "warning",
+    )
 
 
 def test_planted_defects_fail_exactly_their_rules(warehouse_url):
@@ -212,8 +255,10 @@ def test_planted_defects_fail_exactly_their_rules(warehouse_url):
     assert sorted(detail["CEN-005"]["partial_unexpected_list"]) == [-2, -1]
     assert detail["CEN-011"]["partial_unexpected_list"] == ["XRAY"]
     assert detail["CEN-012"]["partial_unexpected_list"] == [[12, 15]]
-    assert detail["CEN-004"]["partial_unexpected_list"] == [
-        {"facility_code": "NGH", "unit_code": "ICU", "census_date": "2025-03-01"}] * 2
+    assert (
+        detail["CEN-004"]["partial_unexpected_list"]
+        == [{"facility_code": "NGH", "unit_code": "ICU", "census_date": "2025-03-01"}] * 2
+    )
     # the over-capacity rule skips the unknown unit (no staffed beds) instead of failing it
     assert detail["CEN-012"]["missing_count"] == 1
     for d in by_rule.values():
@@ -225,7 +270,9 @@ def rule_result_rows(url, run_id):
         rows = conn.execute(
             """select rule_id, severity, success, status, rows_evaluated, rows_violating,
                       violating_share, violations_kept, detail
-               from audit.rule_results where validation_run_id = %s""", (run_id,)).fetchall()
+               from audit.rule_results where validation_run_id = %s""",
+            (run_id,),
+        ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
 
@@ -249,11 +296,15 @@ def test_each_rule_fails_with_its_exact_count(warehouse_url, rule_id, rows, viol
     table_level = o.expectation_type == "expect_table_row_count_to_be_between"
     if table_level:
         assert (o.success, o.severity, o.rows_violating, o.rows_evaluated, o.violating_share) == (
-            False, severity, None, None, None)
+            False,
+            severity,
+            None,
+            None,
+            None,
+        )
         assert o.detail == {"observed_value": violating}
     else:
-        assert (o.success, o.severity, o.rows_violating, o.rows_evaluated) == (
-            False, severity, violating, len(rows))
+        assert (o.success, o.severity, o.rows_violating, o.rows_evaluated) == (False, severity, violating, len(rows))
         assert o.violating_share == pytest.approx(violating / len(rows))
     for other in ALL_RULES:  # the planted rows trip their own rule only
         if other == rule_id:
@@ -263,7 +314,10 @@ def test_each_rule_fails_with_its_exact_count(warehouse_url, rule_id, rows, viol
         else:
             no_count = not rows and other not in MULTI_COLUMN
             assert (by[other].success, by[other].rows_violating, by[other].rows_evaluated) == (
-                True, None if no_count else 0, len(rows)), other
+                True,
+                None if no_count else 0,
+                len(rows),
+            ), other
     missing = {r: by[r].detail.get("missing_count", 0) for r in ALL_RULES if r != "CEN-013"}
     assert {r: n for r, n in missing.items() if n} == skipped
 
@@ -272,12 +326,17 @@ def test_each_rule_fails_with_its_exact_count(warehouse_url, rule_id, rows, viol
     assert set(kept) == set(ALL_RULES)
     sev, ok, status, evaluated, n_bad, share, n_kept, detail = kept[rule_id]
     if table_level:  # nothing to point at but the row count
-        assert (sev, ok, status, evaluated, n_bad, share, n_kept) == (
-            severity, False, "failed", None, None, None, None)
+        assert (sev, ok, status, evaluated, n_bad, share, n_kept) == (severity, False, "failed", None, None, None, None)
         assert detail == {"observed_value": violating}
     else:
         assert (sev, ok, status, evaluated, n_bad, n_kept) == (
-            severity, False, "failed", len(rows), violating, min(violating, gx_runner.PARTIAL_VALUES))
+            severity,
+            False,
+            "failed",
+            len(rows),
+            violating,
+            min(violating, gx_runner.PARTIAL_VALUES),
+        )
         assert float(share) == pytest.approx(violating / len(rows))
         assert detail["unexpected_count"] == violating
     for other, (_, ok, status, _, n_bad, _, n_kept, _) in kept.items():
@@ -292,8 +351,7 @@ def test_partial_lists_stay_short(warehouse_url):
     (o,) = [o for o in s.results if o.rule_id == "CEN-011"]
     assert o.rows_violating == 30
     assert len(o.detail["partial_unexpected_list"]) == gx_runner.PARTIAL_VALUES
-    (res,) = [r for r in s.gx_result["results"]
-              if r["expectation_config"]["meta"]["rule_id"] == "CEN-011"]
+    (res,) = [r for r in s.gx_result["results"] if r["expectation_config"]["meta"]["rule_id"] == "CEN-011"]
     assert len(res["result"]["partial_unexpected_list"]) == gx_runner.PARTIAL_VALUES
 
 

@@ -4,6 +4,7 @@ Every SMTP exchange here goes to a real aiosmtpd server on loopback: the
 healthops outbox, or a server with a hand-written handler for the retry cases.
 No mocks.
 """
+
 from __future__ import annotations
 
 import html as html_lib
@@ -33,8 +34,20 @@ from healthops.reports.render import render_daily_census, write_outputs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPORT_DATE = date(2026, 11, 2)
-UNIT_KEYS = ("unit_code", "unit_name", "unit_type", "staffed_beds", "midnight_census", "admissions",
-             "discharges", "transfers_in", "transfers_out", "patient_days", "occupancy_pct", "is_inpatient_unit")
+UNIT_KEYS = (
+    "unit_code",
+    "unit_name",
+    "unit_type",
+    "staffed_beds",
+    "midnight_census",
+    "admissions",
+    "discharges",
+    "transfers_in",
+    "transfers_out",
+    "patient_days",
+    "occupancy_pct",
+    "is_inpatient_unit",
+)
 # The units seed of Northgate General Hospital (dbt_project/seeds/units.csv), one census day, as
 # rpt_daily_census_units gives it (occupancy = census / staffed beds, one decimal, half up).
 UNITS = [
@@ -48,14 +61,25 @@ UNITS = [
 ]
 # The sums of the inpatient rows (ED excluded): 11+14+22+34+7+13 = 101 of 12+16+24+32+12+14 = 110
 # beds (91.8%); the day before (TREND[-2]) 98.
-TOTALS = {"staffed_beds": 110, "midnight_census": 101, "admissions": 20, "discharges": 19, "transfers_in": 9,
-          "transfers_out": 9, "patient_days": 103, "occupancy_pct": Decimal("91.8"), "unit_count": 6,
-          "previous_day_census": 98, "census_change": 3}
+TOTALS = {
+    "staffed_beds": 110,
+    "midnight_census": 101,
+    "admissions": 20,
+    "discharges": 19,
+    "transfers_in": 9,
+    "transfers_out": 9,
+    "patient_days": 103,
+    "occupancy_pct": Decimal("91.8"),
+    "unit_count": 6,
+    "previous_day_census": 98,
+    "census_change": 3,
+}
 TREND = [96, 99, 101, 104, 100, 97, 95, 98, 102, 105, 103, 100, 98, 101]  # ends on REPORT_DATE
 
 
-def census_context(*, quality=None, units=UNITS, totals=None, facility_name="Northgate General Hospital",
-                   report_date=REPORT_DATE) -> dict:
+def census_context(
+    *, quality=None, units=UNITS, totals=None, facility_name="Northgate General Hospital", report_date=REPORT_DATE
+) -> dict:
     return {
         "facility_code": "NGH",
         "facility_name": facility_name,
@@ -63,13 +87,24 @@ def census_context(*, quality=None, units=UNITS, totals=None, facility_name="Nor
         "generated_at": datetime(2026, 11, 3, 5, 12, tzinfo=ZoneInfo("America/Los_Angeles")),
         "units": [dict(zip(UNIT_KEYS, u)) for u in units],
         "totals": dict(totals or TOTALS),
-        "trend": [{"census_date": report_date - timedelta(days=13 - i), "midnight_census": v}
-                  for i, v in enumerate(TREND)],
-        "quality": quality if quality is not None else [
-            {"rule": "adt_messages_parsed", "status": "passed", "severity": "blocking",
-             "detail": "1284 of 1284 parsed"},
-            {"rule": "unit_census_balances", "status": "failed", "severity": "warning",
-             "detail": "Medical/Surgical 5 East: 33 + 9 - 8 + 2 - 3 = 33, midnight census 34"},
+        "trend": [
+            {"census_date": report_date - timedelta(days=13 - i), "midnight_census": v} for i, v in enumerate(TREND)
+        ],
+        "quality": quality
+        if quality is not None
+        else [
+            {
+                "rule": "adt_messages_parsed",
+                "status": "passed",
+                "severity": "blocking",
+                "detail": "1284 of 1284 parsed",
+            },
+            {
+                "rule": "unit_census_balances",
+                "status": "failed",
+                "severity": "warning",
+                "detail": "Medical/Surgical 5 East: 33 + 9 - 8 + 2 - 3 = 33, midnight census 34",
+            },
             {"rule": "adt_feed_fresh", "status": "passed", "severity": "blocking", "detail": "last message 23:58"},
         ],
         "data_docs_url": "http://localhost:8080/data_docs/index.html",
@@ -109,6 +144,7 @@ def parse_eml(path: Path):
 
 # ----------------------------------------------------------------------------- rendering
 
+
 def test_pdf_is_valid(rendered):
     assert rendered.pdf.startswith(b"%PDF-")
     assert rendered.pdf.rstrip().endswith(b"%%EOF")
@@ -138,25 +174,38 @@ def test_totals_occupancy_and_ed_exclusion(rendered):
     assert (totals["midnight_census"], totals["staffed_beds"], totals["patient_days"]) == (101, 110, 103)
     assert (totals["admissions"], totals["discharges"]) == (20, 19)
     assert totals["occupancy_label"] == "91.8%"
-    assert "106.3%" in rendered.html            # 34 / 32, flagged above staffed beds
+    assert "106.3%" in rendered.html  # 34 / 32, flagged above staffed beds
     assert "occ-over" in rendered.html
-    assert "16.7%" in rendered.html             # ED 5 / 30, listed but not in the totals
+    assert "16.7%" in rendered.html  # ED 5 / 30, listed but not in the totals
     assert "Not an inpatient unit: not counted above." in rendered.text
     assert "up 3 from Sunday (98)" in rendered.html
     assert "Inpatients at midnight: 101 in 110 staffed beds, 91.8% occupancy." in rendered.text
 
 
 def test_occupancy_labels_and_no_beds(catalog):
-    units = [("A", "Unit A", "medical_surgical", 16, 1, 0, 0, 0, 0, 1, Decimal("6.3"), True),
-             ("B", "Unit B", "medical_surgical", 0, 0, 0, 0, 0, 0, 0, None, True)]   # no staffed beds -> "—"
-    totals = {**TOTALS, "staffed_beds": 16, "midnight_census": 1, "admissions": 0, "discharges": 0,
-              "transfers_in": 0, "transfers_out": 0, "patient_days": 1, "occupancy_pct": Decimal("6.3"),
-              "unit_count": 2, "previous_day_census": None, "census_change": None}
+    units = [
+        ("A", "Unit A", "medical_surgical", 16, 1, 0, 0, 0, 0, 1, Decimal("6.3"), True),
+        ("B", "Unit B", "medical_surgical", 0, 0, 0, 0, 0, 0, 0, None, True),
+    ]  # no staffed beds -> "—"
+    totals = {
+        **TOTALS,
+        "staffed_beds": 16,
+        "midnight_census": 1,
+        "admissions": 0,
+        "discharges": 0,
+        "transfers_in": 0,
+        "transfers_out": 0,
+        "patient_days": 1,
+        "occupancy_pct": Decimal("6.3"),
+        "unit_count": 2,
+        "previous_day_census": None,
+        "census_change": None,
+    }
     r = render_daily_census(census_context(units=units, totals=totals, quality=[]), catalog=catalog)
     assert "6.3%" in r.html and "—" in r.html
     assert r.meta["totals"]["occupancy_label"] == "6.3%"
-    assert " from " not in r.text.split("\n")[4]   # no day before: no change stated
-    assert "Data quality" not in r.html          # no checks supplied: no section, no banner
+    assert " from " not in r.text.split("\n")[4]  # no day before: no change stated
+    assert "Data quality" not in r.html  # no checks supplied: no section, no banner
     assert not r.subject.startswith("[")
 
 
@@ -164,11 +213,17 @@ def test_quality_banner_and_section(rendered, catalog):
     assert 'class="banner warning"' in rendered.html
     assert "unit_census_balances" in rendered.html
     assert rendered.subject.startswith("[DATA QUALITY: 1 failed] ")
-    failing = census_context(quality=[
-        {"rule": "census_not_above_licensed_beds", "status": "failed", "severity": "blocking",
-         "detail": "MS5 census 37 > licensed 36"},
-        {"rule": "adt_feed_fresh", "status": "passed", "severity": "blocking", "detail": ""},
-    ])
+    failing = census_context(
+        quality=[
+            {
+                "rule": "census_not_above_licensed_beds",
+                "status": "failed",
+                "severity": "blocking",
+                "detail": "MS5 census 37 > licensed 36",
+            },
+            {"rule": "adt_feed_fresh", "status": "passed", "severity": "blocking", "detail": ""},
+        ]
+    )
     r = render_daily_census(failing, catalog=catalog)
     assert 'class="banner error"' in r.html and "1 data quality check failed" in r.html
     assert "MS5 census 37 &gt; licensed 36" in r.html
@@ -176,27 +231,30 @@ def test_quality_banner_and_section(rendered, catalog):
 
 
 def test_banner_names_the_failing_rules_and_links_data_docs(rendered, catalog):
-    banner = rendered.html[rendered.html.index('<div class="banner warning"'):]
-    banner = banner[:banner.index("</div>")]
+    banner = rendered.html[rendered.html.index('<div class="banner warning"') :]
+    banner = banner[: banner.index("</div>")]
     assert "1 data quality check failed:" in banner and "unit_census_balances" in banner
     assert "adt_messages_parsed" not in banner  # passed checks are not named
     assert '<a href="http://localhost:8080/data_docs/index.html">Data-quality details (Data Docs)</a>' in rendered.html
     assert "(unit_census_balances): warnings only." in rendered.text
     assert "Data-quality details (Data Docs): http://localhost:8080/data_docs/index.html" in rendered.text
-    two = census_context(quality=[
-        {"rule": "CEN-012", "status": "failed", "severity": "warning", "detail": "over staffed beds"},
-        {"rule": "CEN-015", "status": "failed", "severity": "warning", "detail": "feed gap"},
-        {"rule": "CEN-011", "status": "passed", "severity": "blocking", "detail": ""},
-    ])
+    two = census_context(
+        quality=[
+            {"rule": "CEN-012", "status": "failed", "severity": "warning", "detail": "over staffed beds"},
+            {"rule": "CEN-015", "status": "failed", "severity": "warning", "detail": "feed gap"},
+            {"rule": "CEN-011", "status": "passed", "severity": "blocking", "detail": ""},
+        ]
+    )
     r = render_daily_census(two, catalog=catalog)
-    banner = r.html[r.html.index('<div class="banner warning"'):]
-    assert "2 data quality checks failed:" in banner and "CEN-012, CEN-015" in banner[:banner.index("</div>")]
+    banner = r.html[r.html.index('<div class="banner warning"') :]
+    assert "2 data quality checks failed:" in banner and "CEN-012, CEN-015" in banner[: banner.index("</div>")]
 
 
 def test_values_are_escaped(catalog):
     units = [("X", '<script>alert("x")</script> & Co', "telemetry", 10, 5, 1, 1, 0, 0, 5, Decimal("50.0"), True)]
-    r = render_daily_census(census_context(units=units, facility_name='St. Mary\'s "North" </style> & Co'),
-                            catalog=catalog)
+    r = render_daily_census(
+        census_context(units=units, facility_name='St. Mary\'s "North" </style> & Co'), catalog=catalog
+    )
     assert "<script>" not in r.html and "&lt;script&gt;" in r.html
     assert "</style> & Co" not in r.html
     assert r.pdf.startswith(b"%PDF-") and r.pdf_pages >= 1
@@ -244,21 +302,26 @@ def test_catalog_and_env_override(tmp_path, monkeypatch):
     assert entry["formats"] == ["html", "pdf", "csv"]
     assert "healthops@localhost" in entry["sender"]
     assert "nurse.manager.icu@example.org" in entry["recipients"] and len(entry["recipients"]) == 4
-    assert {"address": "nurse.manager.icu@example.org", "filter": {"facility": "NGH", "units": ["ICU", "SDU"]}} \
-        in entry["distribution"]
+    assert {
+        "address": "nurse.manager.icu@example.org",
+        "filter": {"facility": "NGH", "units": ["ICU", "SDU"]},
+    } in entry["distribution"]
     bad = tmp_path / "bad.yml"
-    for recipients, problem in (("[{address: a@example.org, filter: {ward: X}}]", "unknown filter keys"),
-                                ("[{address: a@example.org, filter: {units: ICU}}]", "units must be a list"),
-                                ("[a@example.org, A@example.org]", "listed twice"),
-                                ("[{filter: {facility: NGH}}]", "e-mail address")):
-        bad.write_text("reports:\n  daily_census:\n    template: t\n    subject: s\n"
-                       f"    recipients: {recipients}\n")
+    for recipients, problem in (
+        ("[{address: a@example.org, filter: {ward: X}}]", "unknown filter keys"),
+        ("[{address: a@example.org, filter: {units: ICU}}]", "units must be a list"),
+        ("[a@example.org, A@example.org]", "listed twice"),
+        ("[{filter: {facility: NGH}}]", "e-mail address"),
+    ):
+        bad.write_text(f"reports:\n  daily_census:\n    template: t\n    subject: s\n    recipients: {recipients}\n")
         with pytest.raises(ValueError, match=problem):
             load_catalog(bad)
     alt = tmp_path / "catalog.yml"
-    alt.write_text("reports:\n  daily_census:\n    template: daily_census.html.j2\n"
-                   "    subject: 'Census {facility_code} {report_date}'\n    recipients: [a@example.org]\n"
-                   "    period: day\n    schedule: {after: healthops_census_nightly}\n")
+    alt.write_text(
+        "reports:\n  daily_census:\n    template: daily_census.html.j2\n"
+        "    subject: 'Census {facility_code} {report_date}'\n    recipients: [a@example.org]\n"
+        "    period: day\n    schedule: {after: healthops_census_nightly}\n"
+    )
     monkeypatch.setenv("HEALTHOPS_REPORT_CATALOG", str(alt))
     cat = load_catalog()
     assert cat["reports"]["daily_census"]["sender"] == "healthops@localhost"
@@ -266,6 +329,7 @@ def test_catalog_and_env_override(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- delivery
+
 
 def test_send_to_outbox_and_read_back(rendered, catalog, outbox):
     entry = catalog["reports"]["daily_census"]
@@ -331,12 +395,25 @@ def test_message_is_deterministic_per_report_period_and_recipients(rendered, cat
 def test_smtp_settings_from_url():
     s = SmtpSettings.from_url("smtp://user:pass@mail.example.org:2525?starttls=true")
     assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl) == (
-        "mail.example.org", 2525, "user", "pass", True, False)
+        "mail.example.org",
+        2525,
+        "user",
+        "pass",
+        True,
+        False,
+    )
     assert "pass" not in repr(s) and "pass" not in s.redacted_url()
 
     s = SmtpSettings.from_url("smtp://127.0.0.1:8025")
     assert (s.host, s.port, s.username, s.password, s.starttls, s.ssl, s.timeout) == (
-        "127.0.0.1", 8025, None, None, False, False, 30)
+        "127.0.0.1",
+        8025,
+        None,
+        None,
+        False,
+        False,
+        30,
+    )
 
     assert SmtpSettings.from_url("smtp://relay").port == 25
     assert SmtpSettings.from_url("smtp://relay?starttls=1").port == 587
@@ -347,8 +424,15 @@ def test_smtp_settings_from_url():
     assert (s.username, s.password) == ("svc@hospital.org", "p:s@ss")
     assert SmtpSettings.from_url("smtp://[::1]:2525").host == "::1"
 
-    for bad in ("http://relay", "smtp://", "smtp://relay?starttls=maybe", "smtp://relay?tls=true",
-                "smtp://relay?starttls=true&ssl=true", "smtp://relay/path", "smtp://relay:99999"):
+    for bad in (
+        "http://relay",
+        "smtp://",
+        "smtp://relay?starttls=maybe",
+        "smtp://relay?tls=true",
+        "smtp://relay?starttls=true&ssl=true",
+        "smtp://relay/path",
+        "smtp://relay:99999",
+    ):
         with pytest.raises(ValueError):
             SmtpSettings.from_url(bad)
 
@@ -426,7 +510,11 @@ def test_outbox_module_runs_in_foreground(rendered, tmp_path):
     outdir = tmp_path / "relay"
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthops.reports.outbox", "--dir", str(outdir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stdout.readline()
         assert f"smtp://127.0.0.1:{port}" in line, line + proc.stderr.read() if proc.poll() is not None else line

@@ -3,6 +3,7 @@ SMTP server on loopback: one message per report, period and recipient with the
 recipient's filter applied; nothing new on a retry; exactly one revised message per
 affected recipient after a late change; a planted MRN or name stops the report and
 names the column; the archive lists and resends what was sent."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,6 +46,7 @@ def census_rows():
 def marts_template(pg_server, migrated_template):
     """Hand-made census marts and one raw message (a known MRN and name), with the daily
     census reporting models built over them: built once, copied for each test."""
+
     def prepare(url):
         with connect(url) as conn:
             conn.execute("""create table marts.fct_census_daily (
@@ -52,14 +54,17 @@ def marts_template(pg_server, migrated_template):
                 admissions integer, discharges integer, transfers_in integer, transfers_out integer,
                 patient_days integer, staffed_beds integer)""")
             with conn.cursor() as cur:
-                cur.executemany("insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                                census_rows())
+                cur.executemany(
+                    "insert into marts.fct_census_daily values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", census_rows()
+                )
             conn.execute(
                 """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
                        sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn,
                        patient_name, birth_date, raw_text)
                    values (%s, %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1', %s,
-                           'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""", (uuid.uuid4(), D1, MRN))
+                           'WINTERBOTTOM^ROSALIND^Q', '1948-07-19', 'MSH|...')""",
+                (uuid.uuid4(), D1, MRN),
+            )
         build_models(url, DAILY_CENSUS_MODELS)
 
     with template_database(pg_server, migrated_template, prepare) as name:
@@ -94,8 +99,10 @@ def test_one_message_per_recipient_with_their_filter(marts, box):
         assert m["X-Healthops-Report"] == "daily_census" and m["X-Healthops-Period"] == D1.isoformat()
     icu = html_of(got["nurse.manager.icu@example.org"])
     assert "Intensive Care Unit" in icu and "Step-Down Unit" in icu and "Telemetry 4 West" not in icu
-    assert got["nurse.manager.icu@example.org"]["Subject"] == \
-        "Daily census — Northgate General Hospital (ICU, SDU) — 2026-11-02"
+    assert (
+        got["nurse.manager.icu@example.org"]["Subject"]
+        == "Daily census — Northgate General Hospital (ICU, SDU) — 2026-11-02"
+    )
     medsurg = html_of(got["nurse.manager.medsurg@example.org"])
     assert "Telemetry 4 West" in medsurg and "Intensive Care Unit" not in medsurg
     ngh = html_of(got["house.supervisor@example.org"])
@@ -112,14 +119,16 @@ def test_one_message_per_recipient_with_their_filter(marts, box):
         assert parts["application/pdf"].get_content().startswith(b"%PDF")
         assert parts["text/csv"].get_filename().endswith(".csv")
         inline = [p for p in m.walk() if p.get("Content-ID")]
-        assert len(inline) == 2 and all(p.get_content().startswith(PNG) and len(p.get_content()) > 3000
-                                        for p in inline)
+        assert len(inline) == 2 and all(p.get_content().startswith(PNG) and len(p.get_content()) > 3000 for p in inline)
     with connect(marts) as conn:
-        rows = conn.execute("select recipient, revision, recipient_filter from reporting.deliveries "
-                            "order by recipient").fetchall()
+        rows = conn.execute(
+            "select recipient, revision, recipient_filter from reporting.deliveries order by recipient"
+        ).fetchall()
     assert [r[1] for r in rows] == [0, 0, 0, 0]
-    assert dict((r[0], r[2]) for r in rows)["nurse.manager.icu@example.org"] == {"facility": "NGH",
-                                                                                   "units": ["ICU", "SDU"]}
+    assert dict((r[0], r[2]) for r in rows)["nurse.manager.icu@example.org"] == {
+        "facility": "NGH",
+        "units": ["ICU", "SDU"],
+    }
 
 
 def test_retry_sends_nothing_and_a_late_change_sends_one_revision_per_affected_recipient(marts, box):
@@ -132,9 +141,12 @@ def test_retry_sends_nothing_and_a_late_change_sends_one_revision_per_affected_r
 
     # late data: one more ICU patient at NGH on D1 (already reported)
     with connect(marts) as conn:
-        conn.execute("update marts.fct_census_daily set midnight_census = midnight_census + 1, "
-                     "patient_days = patient_days + 1 where facility_code = 'NGH' and unit_code = 'ICU' "
-                     "and census_date = %s", (D1,))
+        conn.execute(
+            "update marts.fct_census_daily set midnight_census = midnight_census + 1, "
+            "patient_days = patient_days + 1 where facility_code = 'NGH' and unit_code = 'ICU' "
+            "and census_date = %s",
+            (D1,),
+        )
     revised = publish("daily_census", D2.isoformat(), url=marts, smtp=smtp)
     assert sorted((s["period"], s["recipient"], s["revision"]) for s in revised.sent) == [
         (D1.isoformat(), "house.supervisor@example.org", 1),
@@ -153,8 +165,11 @@ def test_retry_sends_nothing_and_a_late_change_sends_one_revision_per_affected_r
 
 def test_a_planted_mrn_stops_the_report_and_names_the_column(marts, box):
     with connect(marts) as conn:
-        conn.execute("update marts.fct_census_daily set unit_code = %s where facility_code = 'NGH' "
-                     "and unit_code = 'PSY' and census_date = %s", (MRN, D1))
+        conn.execute(
+            "update marts.fct_census_daily set unit_code = %s where facility_code = 'NGH' "
+            "and unit_code = 'PSY' and census_date = %s",
+            (MRN, D1),
+        )
     with pytest.raises(phi.PhiFound) as e:
         publish("daily_census", D1.isoformat(), url=marts, smtp=SmtpSettings.from_url(box.url))
     assert "MRN in rpt.rpt_daily_census_units.unit_code" in str(e.value)
@@ -166,21 +181,36 @@ def test_a_planted_mrn_stops_the_report_and_names_the_column(marts, box):
 
 def test_scan_finds_names_mrns_and_birth_dates_but_not_census_dates(marts):
     with connect(marts) as conn:
-        hits = phi.scan(conn, [("marts.dim_units.unit_name", "Rosalind Winterbottom ward"),
-                               ("marts.x.note", "born 1948-07-19"), ("marts.x.ok", "Winterbottom Pavilion")],
-                        {"rendered html": "Census on 1948-07-19 and 2026-11-02", "rendered text": f"see {MRN}.",
-                         "attachment a.csv": "WINTERBOTTOM, ROSALIND"})
+        hits = phi.scan(
+            conn,
+            [
+                ("marts.dim_units.unit_name", "Rosalind Winterbottom ward"),
+                ("marts.x.note", "born 1948-07-19"),
+                ("marts.x.ok", "Winterbottom Pavilion"),
+            ],
+            {
+                "rendered html": "Census on 1948-07-19 and 2026-11-02",
+                "rendered text": f"see {MRN}.",
+                "attachment a.csv": "WINTERBOTTOM, ROSALIND",
+            },
+        )
     assert [(h.kind, h.where) for h in hits] == [
-        ("patient name", "marts.dim_units.unit_name"), ("birth date", "marts.x.note"),
-        ("MRN", "rendered text"), ("patient name", "attachment a.csv")]
+        ("patient name", "marts.dim_units.unit_name"),
+        ("birth date", "marts.x.note"),
+        ("MRN", "rendered text"),
+        ("patient name", "attachment a.csv"),
+    ]
 
 
 def test_reader_reads_declared_models_and_non_phi_columns_only(marts):
     with connect(marts) as conn:
         reader = ReportReader(conn, ["rpt_daily_census_units"])
-        rows = reader.select("rpt_daily_census_units", ["unit_code", "midnight_census"],
-                             {"facility_code": "SGH", "census_date": D1, "unit_code": ("in", ["ICU", "ONC"])},
-                             order_by=["unit_code"])
+        rows = reader.select(
+            "rpt_daily_census_units",
+            ["unit_code", "midnight_census"],
+            {"facility_code": "SGH", "census_date": D1, "unit_code": ("in", ["ICU", "ONC"])},
+            order_by=["unit_code"],
+        )
         assert [r["unit_code"] for r in rows] == ["ICU", "ONC"]
         assert ("rpt.rpt_daily_census_units.unit_code", "ICU") in reader.strings
         with pytest.raises(ColumnNotAllowed, match="not reporting-layer models: fct_census_daily"):
@@ -191,7 +221,7 @@ def test_reader_reads_declared_models_and_non_phi_columns_only(marts):
             reader.select("rpt_daily_census_units", ["facility_code"], {"patient_key": "x"})
         with pytest.raises(ColumnNotAllowed, match="unit_name is not additive"):
             reader.sums("rpt_daily_census_units", ["unit_name"])
-        assert len(reader.queries) == 1   # refused requests issue no SQL
+        assert len(reader.queries) == 1  # refused requests issue no SQL
 
 
 def test_unit_rows_totals_and_subset_sums_are_computed_in_the_model(marts):
@@ -200,10 +230,22 @@ def test_unit_rows_totals_and_subset_sums_are_computed_in_the_model(marts):
     # ED (i=6, 30 beds) is not an inpatient unit.
     with connect(marts) as conn:
         reader = ReportReader(conn, ["rpt_daily_census_units"])
-        rows = {r["unit_code"]: r for r in reader.select(
-            "rpt_daily_census_units", ["unit_code", "unit_name", "is_inpatient_unit", "midnight_census",
-                                       "occupancy_pct", "previous_day_census", "census_change"],
-            {"facility_code": "NGH", "census_date": D2})}
+        rows = {
+            r["unit_code"]: r
+            for r in reader.select(
+                "rpt_daily_census_units",
+                [
+                    "unit_code",
+                    "unit_name",
+                    "is_inpatient_unit",
+                    "midnight_census",
+                    "occupancy_pct",
+                    "previous_day_census",
+                    "census_change",
+                ],
+                {"facility_code": "NGH", "census_date": D2},
+            )
+        }
         assert rows["ICU"]["unit_name"] == "Intensive Care Unit"
         assert (rows["ICU"]["midnight_census"], rows["ICU"]["occupancy_pct"]) == (10, Decimal("83.3"))
         assert (rows["SDU"]["midnight_census"], rows["SDU"]["occupancy_pct"]) == (12, Decimal("75.0"))
@@ -211,28 +253,45 @@ def test_unit_rows_totals_and_subset_sums_are_computed_in_the_model(marts):
         assert rows["ED"]["is_inpatient_unit"] is False
         # Inpatient total of NGH on D2 (ED excluded): 10+12+17+22+6+6 = 73 of 12+16+24+32+12+14 = 110
         # beds -> 66.4%; every unit one up from D1.
-        (t,) = reader.sums("rpt_daily_census_units", ["midnight_census", "staffed_beds", "occupancy_pct",
-                                                      "unit_count", "census_change"],
-                           {"facility_code": "NGH", "census_date": D2, "is_inpatient_unit": True})
-        assert t == {"midnight_census": 73, "staffed_beds": 110, "occupancy_pct": Decimal("66.4"),
-                     "unit_count": 6, "census_change": 6}
+        (t,) = reader.sums(
+            "rpt_daily_census_units",
+            ["midnight_census", "staffed_beds", "occupancy_pct", "unit_count", "census_change"],
+            {"facility_code": "NGH", "census_date": D2, "is_inpatient_unit": True},
+        )
+        assert t == {
+            "midnight_census": 73,
+            "staffed_beds": 110,
+            "occupancy_pct": Decimal("66.4"),
+            "unit_count": 6,
+            "census_change": 6,
+        }
         # A nurse manager's two units: 10 + 12 of 12 + 16 beds = 78.6%; on D1 nothing precedes.
-        sub = reader.sums("rpt_daily_census_units", ["midnight_census", "occupancy_pct", "census_change"],
-                          {"facility_code": "NGH", "unit_code": ("in", ["ICU", "SDU"]), "is_inpatient_unit": True},
-                          group_by=["census_date"])
-        assert sub == [{"census_date": D1, "midnight_census": 20, "occupancy_pct": Decimal("71.4"),
-                        "census_change": None},
-                       {"census_date": D2, "midnight_census": 22, "occupancy_pct": Decimal("78.6"),
-                        "census_change": 2}]
+        sub = reader.sums(
+            "rpt_daily_census_units",
+            ["midnight_census", "occupancy_pct", "census_change"],
+            {"facility_code": "NGH", "unit_code": ("in", ["ICU", "SDU"]), "is_inpatient_unit": True},
+            group_by=["census_date"],
+        )
+        assert sub == [
+            {"census_date": D1, "midnight_census": 20, "occupancy_pct": Decimal("71.4"), "census_change": None},
+            {"census_date": D2, "midnight_census": 22, "occupancy_pct": Decimal("78.6"), "census_change": 2},
+        ]
         # No inpatient row selected (the ED alone): zero, not null.
-        (ed,) = reader.sums("rpt_daily_census_units", ["midnight_census", "occupancy_pct"],
-                            {"facility_code": "NGH", "unit_code": "ED", "is_inpatient_unit": True})
+        (ed,) = reader.sums(
+            "rpt_daily_census_units",
+            ["midnight_census", "occupancy_pct"],
+            {"facility_code": "NGH", "unit_code": "ED", "is_inpatient_unit": True},
+        )
         assert ed == {"midnight_census": 0, "occupancy_pct": None}
 
 
 def test_small_cells_are_suppressed_with_their_complement():
-    rows = [{"unit": "ICU", "discharges": 4, "alos": "3.2"}, {"unit": "MS5", "discharges": 40, "alos": "4.1"},
-            {"unit": "TELE", "discharges": 25, "alos": "3.9"}, {"unit": "PSY", "discharges": 0, "alos": None}]
+    rows = [
+        {"unit": "ICU", "discharges": 4, "alos": "3.2"},
+        {"unit": "MS5", "discharges": 40, "alos": "4.1"},
+        {"unit": "TELE", "discharges": 25, "alos": "3.9"},
+        {"unit": "PSY", "discharges": 0, "alos": None},
+    ]
     n = phi.suppress_table(rows, ["discharges"], total={"discharges": 69}, derived={"discharges": ["alos"]})
     assert n == 2  # ICU's 4, and TELE's 25 (the smallest other) so 69 - 40 - 0 cannot reveal it
     assert [r["discharges"] for r in rows] == ["<11", 40, "<11", 0]
@@ -250,7 +309,8 @@ def test_archive_lists_and_resends_byte_for_byte(marts, box, tmp_path):
         icu = next(r for r in listed if r["recipient"] == "nurse.manager.icu@example.org")
         resend(conn, icu["message_id"], smtp, to="deputy.manager@example.org", by="HIM desk")
         assert conn.execute("select recipient, resent_by from reporting.resends").fetchall() == [
-            ("deputy.manager@example.org", "HIM desk")]
+            ("deputy.manager@example.org", "HIM desk")
+        ]
     last = mails(box)[-1]
     assert last["Message-ID"] == icu["message_id"] and last["Resent-To"] == "deputy.manager@example.org"
     with pytest.raises(LookupError):
@@ -260,8 +320,7 @@ def test_archive_lists_and_resends_byte_for_byte(marts, box, tmp_path):
 
 def test_revision_lookback_and_filters_are_checked():
     entry = load_catalog()["reports"]["daily_census"]
-    assert periods_to_check("day", entry, "2026-11-10")[:3] == [
-        "2026-11-10", "2026-11-09", "2026-11-08"]
+    assert periods_to_check("day", entry, "2026-11-10")[:3] == ["2026-11-10", "2026-11-09", "2026-11-08"]
     assert len(periods_to_check("day", entry, "2026-11-10")) == 8
     assert periods_to_check("month", {}, "2026-01") == ["2026-01", "2025-12"]
 
@@ -275,7 +334,8 @@ def test_daily_census_renders_from_its_models_with_no_other_sql(marts):
         ctx = KIND.build_context(reader, D2.isoformat(), {"facility": "NGH", "units": ["ICU", "SDU", "ED"]}, entry)
         rendered = KIND.render(ctx, entry)
     assert reader.queries and all(
-        q.startswith("select ") and ' from "rpt"."rpt_' in q and " join " not in q.lower() for q in reader.queries)
+        q.startswith("select ") and ' from "rpt"."rpt_' in q and " join " not in q.lower() for q in reader.queries
+    )
     # the nurse manager's own units: ICU 10 + SDU 12 of 28 beds (78.6%), up 2 from the day before;
     # the ED (3 * 30 // 4 - 6 + 1 = 17 of 30 beds) listed apart, in no total
     t = rendered.meta["totals"]

@@ -1,5 +1,6 @@
 """The embedded warehouse starts on loopback with password auth and survives a stop
 and restart with its data (its tables: test_migrations.py)."""
+
 import psycopg
 import pytest
 
@@ -12,7 +13,12 @@ def test_url_normalization():
     assert normalize_url("postgresql+psycopg2://u@h/d") == "postgresql+psycopg://u@h/d"
     assert libpq_url("postgresql+psycopg://u:p%40x@h:5/d") == "postgresql://u:p%40x@h:5/d"
     assert url_parts("postgresql://u:p%40x@h:5/d") == {
-        "host": "h", "port": 5, "user": "u", "password": "p@x", "dbname": "d"}
+        "host": "h",
+        "port": 5,
+        "user": "u",
+        "password": "p@x",
+        "dbname": "d",
+    }
     with pytest.raises(ValueError):
         normalize_url("mysql://h/d")
 

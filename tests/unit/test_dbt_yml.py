@@ -3,6 +3,7 @@ every seed has a yml entry with a description, every yml entry names a model or 
 that exists, and every column the yml lists has a description; sources and their
 tables and columns too. Columns are checked against the yml only (a model's SQL may
 select more than its yml lists). Pure file reading: no dbt, no database."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,13 +50,14 @@ def test_every_model_has_a_yml_entry_with_a_description():
     assert sql_models, "no models found"
     _none("models with no yml entry", sorted(sql_models - set(documented)))
     _none("yml entries with no model .sql", sorted(set(documented) - sql_models))
-    _none("models without a description",
-          [f"{path}: {name}" for name, (path, m) in documented.items() if not _described(m)])
+    _none(
+        "models without a description",
+        [f"{path}: {name}" for name, (path, m) in documented.items() if not _described(m)],
+    )
 
 
 def test_every_model_column_in_the_yml_has_a_description():
-    missing = [c for name, (path, m) in _entries("models", MODELS).items()
-               for c in _undescribed_columns(path, name, m)]
+    missing = [c for name, (path, m) in _entries("models", MODELS).items() for c in _undescribed_columns(path, name, m)]
     _none("columns without a description", missing)
 
 

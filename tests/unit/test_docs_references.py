@@ -9,6 +9,7 @@
 The files are those git knows (``git ls-files``: tracked, plus new ones not ignored),
 read from the working tree. Pure file reading: no server, no database.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -70,8 +71,12 @@ def repository_files() -> dict[str, str]:
     """Path (repository-relative, POSIX) -> text, for every text file git knows."""
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: no file list to check")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, check=True).stdout.decode()
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     files = {}
     for rel in sorted(set(filter(None, listed.split("\0")))):
         path = REPO / rel
@@ -161,12 +166,17 @@ def files() -> dict[str, str]:
 
 
 def test_nothing_outside_docs_cites_the_internal_notes(files):
-    hits = [f"{rel}:{lineno}: {name}"
-            for rel, text in files.items() if not rel.startswith("docs/")
-            for lineno, line in enumerate(text.splitlines(), 1)
-            for name in INTERNAL_NOTES if name in line]
-    assert not hits, ("cite docs/<page>.md#<anchor> or a public source instead of notes outside "
-                      "the repository:\n" + "\n".join(hits))
+    hits = [
+        f"{rel}:{lineno}: {name}"
+        for rel, text in files.items()
+        if not rel.startswith("docs/")
+        for lineno, line in enumerate(text.splitlines(), 1)
+        for name in INTERNAL_NOTES
+        if name in line
+    ]
+    assert not hits, (
+        "cite docs/<page>.md#<anchor> or a public source instead of notes outside the repository:\n" + "\n".join(hits)
+    )
 
 
 def test_every_docs_reference_names_a_page_and_a_heading(files):
@@ -180,8 +190,7 @@ def test_every_docs_reference_names_a_page_and_a_heading(files):
 
 
 def test_links_between_docs_pages_resolve():
-    assert {"README.md", "definitions.md", "sources.md", "architecture.md"} <= {
-        p.name for p in DOCS.glob("*.md")}
+    assert {"README.md", "definitions.md", "sources.md", "architecture.md"} <= {p.name for p in DOCS.glob("*.md")}
     problems = broken_links_in_docs(DOCS)
     assert not problems, "broken links in docs/:\n" + "\n".join(problems)
 

@@ -2,6 +2,7 @@
 the shipped rules load with dbt's thresholds behind them, and every way a rule file
 could drift from the dbt project (unknown source, a level dbt has no threshold for,
 a threshold of its own, SQL, a mix of engines, another table) is refused at load."""
+
 from __future__ import annotations
 
 import copy
@@ -40,23 +41,35 @@ VALID = {
     "data_asset": {"schema": "raw", "table": "messages"},
     "description": "Freshness of the feed.",
     "defaults": {"domain": "demo", "owner": "data-engineering"},
-    "rules": [RULE, {**RULE, "id": "F-002", "severity": "blocking",
-                     "kwargs": {"source": "feed", "table": "messages", "level": "error"}}],
+    "rules": [
+        RULE,
+        {
+            **RULE,
+            "id": "F-002",
+            "severity": "blocking",
+            "kwargs": {"source": "feed", "table": "messages", "level": "error"},
+        },
+    ],
 }
 SOURCES = {
     "version": 2,
-    "sources": [{
-        "name": "feed",
-        "schema": "raw",
-        "freshness": {"warn_after": {"count": 6, "period": "hour"}},
-        "loaded_at_field": "message_ts",
-        "tables": [
-            {"name": "messages", "freshness": {"error_after": {"count": 24, "period": "hour"}}},
-            {"name": "quiet", "freshness": None},  # freshness switched off for this table
-            {"name": "renamed", "identifier": "messages_v2",
-             "config": {"freshness": {"warn_after": {"count": 2, "period": "hour"}}}},
-        ],
-    }],
+    "sources": [
+        {
+            "name": "feed",
+            "schema": "raw",
+            "freshness": {"warn_after": {"count": 6, "period": "hour"}},
+            "loaded_at_field": "message_ts",
+            "tables": [
+                {"name": "messages", "freshness": {"error_after": {"count": 24, "period": "hour"}}},
+                {"name": "quiet", "freshness": None},  # freshness switched off for this table
+                {
+                    "name": "renamed",
+                    "identifier": "messages_v2",
+                    "config": {"freshness": {"warn_after": {"count": 2, "period": "hour"}}},
+                },
+            ],
+        }
+    ],
 }
 
 
@@ -89,13 +102,19 @@ def mutated(fn):
 
 # --- the shipped rules ---------------------------------------------------------------
 
+
 def test_shipped_freshness_rules_read_their_thresholds_from_dbt():
     rf = load_rules(SHIPPED)
     assert (rf.suite_name, rf.data_asset, rf.engine) == (
-        "census_source_freshness", "raw.adt_messages", FRESHNESS_ENGINE)
+        "census_source_freshness",
+        "raw.adt_messages",
+        FRESHNESS_ENGINE,
+    )
     by = {r.id: r for r in rf.rules}
     assert {i: (r.severity, r.kwargs["level"]) for i, r in by.items()} == {
-        "CEN-022": ("warning", "warn"), "CEN-023": ("blocking", "error")}
+        "CEN-022": ("warning", "warn"),
+        "CEN-023": ("blocking", "error"),
+    }
     for r in rf.rules:
         assert r.kwargs == {"source": "adt", "table": "adt_messages", "level": r.kwargs["level"]}
         assert (r.threshold, r.params, r.domain, r.kahn_category) == (0.0, {}, "census", "completeness")
@@ -125,11 +144,14 @@ def test_valid_file_against_its_dbt_project(tmp_path, dbt_dir):
     assert rf.engine == FRESHNESS_ENGINE
     # source-level warn_after and table-level error_after are merged, as dbt does
     assert rf.rule("F-001").resolved["freshness"] == {
-        "warn_after": {"count": 6, "period": "hour"}, "error_after": {"count": 24, "period": "hour"}}
+        "warn_after": {"count": 6, "period": "hour"},
+        "error_after": {"count": 24, "period": "hour"},
+    }
     assert rf.rule("F-001").column_name == "message_ts"  # inherited from the source
 
 
 # --- drift between the catalog and dbt is refused ------------------------------------
+
 
 def test_unknown_source_or_table(tmp_path, dbt_dir):
     doc = mutated(lambda d: d["rules"][0]["kwargs"].update(table="mesages"))
@@ -146,7 +168,8 @@ def test_level_without_a_threshold_in_dbt(tmp_path, dbt_dir):
     (dbt_dir / "models" / "staging" / "_sources.yml").write_text(yaml.safe_dump(sources))
     assert problems(tmp_path, dbt_dir, VALID) == [
         "rule F-002: dbt source feed.messages (models/staging/_sources.yml) has no freshness error_after "
-        "for a level 'error' rule: the threshold lives in dbt's sources yml; set it there"]
+        "for a level 'error' rule: the threshold lives in dbt's sources yml; set it there"
+    ]
 
 
 def test_table_with_freshness_switched_off(tmp_path, dbt_dir):
@@ -154,6 +177,7 @@ def test_table_with_freshness_switched_off(tmp_path, dbt_dir):
         d["data_asset"]["table"] = "quiet"
         for r in d["rules"]:
             r["kwargs"]["table"] = "quiet"
+
     found = problems(tmp_path, dbt_dir, mutated(to_quiet))
     assert [p.split(":")[0] for p in found] == ["rule F-001", "rule F-002"]
     assert all("has no freshness" in p for p in found)
@@ -164,6 +188,7 @@ def test_config_block_and_identifier_are_read(tmp_path, dbt_dir):
         d["data_asset"]["table"] = "messages_v2"
         d["rules"] = [d["rules"][0]]
         d["rules"][0]["kwargs"]["table"] = "renamed"
+
     rf = load_rules(write(tmp_path, mutated(to_renamed)), dbt_project_dir=dbt_dir)
     assert rf.rules[0].resolved["freshness"]["warn_after"] == {"count": 2, "period": "hour"}
     assert rf.rules[0].resolved["relation"] == "raw.messages_v2"
@@ -182,48 +207,77 @@ def test_threshold_above_zero(tmp_path, dbt_dir, value):
     doc = mutated(lambda d: d["rules"][0].update(threshold=value))
     assert problems(tmp_path, dbt_dir, doc) == [
         "rule F-001: threshold must be 0 for DbtSourceFreshness (it evaluates one row, the source "
-        "table; the tolerance is dbt's warn_after / error_after)"]
+        "table; the tolerance is dbt's warn_after / error_after)"
+    ]
     # ... from the file's defaults too
     doc = mutated(lambda d: d["defaults"].update(threshold=value))
     assert len(problems(tmp_path, dbt_dir, doc)) == 2
 
 
 def test_mixing_engines_in_one_file(tmp_path, dbt_dir):
-    gx_rule = {**RULE, "id": "F-003", "expectation": "ExpectColumnValuesToNotBeNull",
-               "kwargs": {"column": "message_ts"}}
+    gx_rule = {
+        **RULE,
+        "id": "F-003",
+        "expectation": "ExpectColumnValuesToNotBeNull",
+        "kwargs": {"column": "message_ts"},
+    }
     doc = mutated(lambda d: d["rules"].append(gx_rule))
     assert problems(tmp_path, dbt_dir, doc) == [
         "a file runs on one engine, this one mixes dbt_source_freshness and great_expectations "
-        "(put the rules in separate files)"]
+        "(put the rules in separate files)"
+    ]
 
 
 def test_data_asset_must_be_the_source_table(tmp_path, dbt_dir):
     doc = mutated(lambda d: d["data_asset"].update(table="other"))
     assert problems(tmp_path, dbt_dir, doc) == [
         f"rule {i}: dbt source feed.messages is the table raw.messages, not the file's data_asset raw.other"
-        for i in ("F-001", "F-002")]
+        for i in ("F-001", "F-002")
+    ]
 
 
-@pytest.mark.parametrize("kwargs, params, expected", [
-    ({"source": "feed", "table": "messages", "level": "stale"}, None,
-     "level must be one of warn, error, got 'stale'"),
-    ({"source": "feed", "table": "messages"}, None, "DbtSourceFreshness needs kwarg 'level'"),
-    ({"source": "feed", "table": "messages", "level": "warn", "column": "x"}, None,
-     "unknown kwarg 'column' for DbtSourceFreshness (it takes source, table, level)"),
-    ({"source": "feed", "table": "messages", "level": "warn", "mostly": 0.5}, None,
-     "kwargs may not set 'mostly' (the rule's own fields do)"),
-    ({"source": "feed", "table": "messages", "level": "warn", "unexpected_rows_query": "select 1"}, None,
-     "DbtSourceFreshness takes no SQL (*_query kwargs); dbt's sources yml says what it reads"),
-    ({"source": "feed", "table": "messages", "level": "warn"}, {"hours": 6},
-     "params are only for SQL rules (DbtSourceFreshness takes none)"),
-    ({"source": "feed; drop", "table": "messages", "level": "warn"}, None,
-     "source must be a plain dbt name, got 'feed; drop'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, params, expected",
+    [
+        (
+            {"source": "feed", "table": "messages", "level": "stale"},
+            None,
+            "level must be one of warn, error, got 'stale'",
+        ),
+        ({"source": "feed", "table": "messages"}, None, "DbtSourceFreshness needs kwarg 'level'"),
+        (
+            {"source": "feed", "table": "messages", "level": "warn", "column": "x"},
+            None,
+            "unknown kwarg 'column' for DbtSourceFreshness (it takes source, table, level)",
+        ),
+        (
+            {"source": "feed", "table": "messages", "level": "warn", "mostly": 0.5},
+            None,
+            "kwargs may not set 'mostly' (the rule's own fields do)",
+        ),
+        (
+            {"source": "feed", "table": "messages", "level": "warn", "unexpected_rows_query": "select 1"},
+            None,
+            "DbtSourceFreshness takes no SQL (*_query kwargs); dbt's sources yml says what it reads",
+        ),
+        (
+            {"source": "feed", "table": "messages", "level": "warn"},
+            {"hours": 6},
+            "params are only for SQL rules (DbtSourceFreshness takes none)",
+        ),
+        (
+            {"source": "feed; drop", "table": "messages", "level": "warn"},
+            None,
+            "source must be a plain dbt name, got 'feed; drop'",
+        ),
+    ],
+)
 def test_bad_freshness_rules(tmp_path, dbt_dir, kwargs, params, expected):
     def change(d):
         d["rules"][0]["kwargs"] = kwargs
         if params:
             d["rules"][0]["params"] = params
+
     assert f"rule F-001: {expected}" in problems(tmp_path, dbt_dir, mutated(change))
 
 
@@ -236,11 +290,15 @@ def test_catalog_checks_freshness_rules_against_the_dbt_project(tmp_path, dbt_di
 
 # --- the as-of instant -----------------------------------------------------------------
 
-@pytest.mark.parametrize("day, utc", [
-    (dt.date(2025, 3, 1), "2025-03-02T08:00:00+00:00"),   # PST
-    (dt.date(2025, 3, 9), "2025-03-10T07:00:00+00:00"),   # the 23-hour day: ends in PDT
-    (dt.date(2025, 11, 2), "2025-11-03T08:00:00+00:00"),  # the 25-hour day: ends in PST
-])
+
+@pytest.mark.parametrize(
+    "day, utc",
+    [
+        (dt.date(2025, 3, 1), "2025-03-02T08:00:00+00:00"),  # PST
+        (dt.date(2025, 3, 9), "2025-03-10T07:00:00+00:00"),  # the 23-hour day: ends in PDT
+        (dt.date(2025, 11, 2), "2025-11-03T08:00:00+00:00"),  # the 25-hour day: ends in PST
+    ],
+)
 def test_as_of_is_local_midnight_ending_the_day(day, utc):
     assert freshness.as_of(day, "America/Los_Angeles").isoformat() == utc
 

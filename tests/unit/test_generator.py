@@ -1,4 +1,5 @@
 """Synthetic ADT generator: deterministic, parseable, realistic, within bed capacity."""
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,7 @@ from healthops.synthetic.adt_feed import UNITS_CSV, generate
 
 from census_reference import compute_census, encounter_segments
 
-START = date(2024, 3, 1)          # spans the DST change on 2024-03-10
+START = date(2024, 3, 1)  # spans the DST change on 2024-03-10
 DAYS = 14
 END = START + timedelta(days=DAYS - 1)
 EXPECTED_REJECTIONS = ("PV1-19 visit number missing", "unknown trigger event 'A99'", "unparseable time in EVN-2")
@@ -31,8 +32,11 @@ def _units() -> list[dict]:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _parse(root: Path):
@@ -68,14 +72,14 @@ def test_layout_and_files(feed):
     assert days == [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
     for d in days:
         files = sorted(p.name for p in (root / "adt" / d).iterdir())
-        assert 2 <= len(files) <= 3 and all(f.endswith(".hl7") for f in files)   # no *.tmp left behind
+        assert 2 <= len(files) <= 3 and all(f.endswith(".hl7") for f in files)  # no *.tmp left behind
     assert summary["files"] == len(list((root / "adt").glob("*/*.hl7")))
     blobs = [p.read_bytes() for p in (root / "adt").glob("*/*.hl7")]
-    assert any(b.startswith(b"\x0b") and b"\x1c\r" in b for b in blobs)          # MLLP
+    assert any(b.startswith(b"\x0b") and b"\x1c\r" in b for b in blobs)  # MLLP
     assert any(b.startswith(b"FHS|") and b"BTS|" in b and b"FTS|" in b for b in blobs)  # batch envelope
     assert any(b"\r\n" in b for b in blobs) and any(b"\r" in b and b"\r\n" not in b for b in blobs)
     everything = b"".join(blobs)
-    assert b"O\\T\\BRIEN" in everything                     # escape sequences in names
+    assert b"O\\T\\BRIEN" in everything  # escape sequences in names
     assert b"|8859/1" in everything and b"|UNICODE UTF-8" in everything
     assert b"ZPV|" in everything
 
@@ -95,10 +99,11 @@ def test_every_event_type_and_variety(feed):
     events = Counter(m.trigger_event for _, _, m in messages)
     assert set(events) == set(KNOWN_EVENTS)
     assert len({m.hl7_version for _, _, m in messages}) >= 6
-    assert any(m.patient_name and "&" in m.patient_name for _, _, m in messages)      # O&BRIEN decoded
+    assert any(m.patient_name and "&" in m.patient_name for _, _, m in messages)  # O&BRIEN decoded
     assert any(m.patient_name and "Ü" in m.patient_name or "Í" in (m.patient_name or "") for _, _, m in messages)
-    assert any(m.event_ts.tzinfo is not None and str(m.event_ts.tzinfo) != "America/Los_Angeles"
-               for _, _, m in messages)                                                # explicit offsets
+    assert any(
+        m.event_ts.tzinfo is not None and str(m.event_ts.tzinfo) != "America/Los_Angeles" for _, _, m in messages
+    )  # explicit offsets
     assert any(m.patient_type == "OBS" for _, _, m in messages)
     assert any(m.trigger_event == "A03" and m.discharge_ts for _, _, m in messages)
     assert all(m.mrn for _, _, m in messages)
@@ -127,14 +132,16 @@ def test_census_within_capacity_and_balanced(feed):
     assert set((f, u) for f, u, _ in c) == set(beds)
     for (f, u, d), row in c.items():
         assert 0 <= row["midnight_census"] <= beds[(f, u)], (u, d, row)
-    assert max(r["midnight_census"] for (f, u, d), r in c.items() if u == "MS5") > 10   # a realistic house
+    assert max(r["midnight_census"] for (f, u, d), r in c.items() if u == "MS5") > 10  # a realistic house
     assert all(r["midnight_census"] == 0 for (f, u, d), r in c.items() if u == "ED")
     dates = sorted({d for _, _, d in c})
     for key in beds:
         for prev, cur in zip(dates, dates[1:]):
             r0, r = c[key + (prev,)], c[key + (cur,)]
-            assert r0["midnight_census"] + r["admissions"] + r["transfers_in"] - r["discharges"] \
-                - r["transfers_out"] == r["midnight_census"]
+            assert (
+                r0["midnight_census"] + r["admissions"] + r["transfers_in"] - r["discharges"] - r["transfers_out"]
+                == r["midnight_census"]
+            )
     assert sum(r["transfers_in"] for r in c.values()) > 0
 
 
@@ -175,7 +182,7 @@ def _double_booked(messages) -> list:
     for bed, ss in spans.items():
         ss.sort()
         for i, (s0, e0, v0) in enumerate(ss):
-            for s1, e1, v1 in ss[i + 1:]:
+            for s1, e1, v1 in ss[i + 1 :]:
                 if s1 >= e0:
                     break
                 if v1 != v0:
@@ -192,8 +199,9 @@ def test_no_bed_held_twice_on_any_night_and_ed_visits_close(fixture, request):
     root, summary, messages, _ = request.getfixturevalue(fixture)
     first, last = date.fromisoformat(summary["first_day"]), date.fromisoformat(summary["last_day"])
     assert summary["late"] >= 2
-    assert any(m.trigger_event == "A03" and m.patient_class == "E" and m.event_ts.date() < d
-               for d, _, m in messages)                       # late ED discharges are among them
+    assert any(
+        m.trigger_event == "A03" and m.patient_class == "E" and m.event_ts.date() < d for d, _, m in messages
+    )  # late ED discharges are among them
     night = first
     while night <= last:
         assert _double_booked([t for t in messages if t[0] <= night]) == [], night
@@ -215,8 +223,8 @@ def test_no_bed_held_twice_on_any_night_and_ed_visits_close(fixture, request):
                 still_open += 1
             else:
                 assert (nxt.event, nxt.unit) == ("A03", None) or (
-                    nxt.event == "A06" and nxt.census_class == "inpatient"
-                    and (nxt.facility, nxt.unit) not in ed_units), (s, nxt)
+                    nxt.event == "A06" and nxt.census_class == "inpatient" and (nxt.facility, nxt.unit) not in ed_units
+                ), (s, nxt)
     assert visits > 50 * (last - first).days and still_open < visits / 50
 
 
@@ -229,9 +237,11 @@ def test_one_day_run(tmp_path):
 
 
 def test_units_argument(tmp_path):
-    units = [dict(facility_code="NGH", unit_code="ICU", unit_type="critical_care", staffed_beds="2"),
-             dict(facility_code="NGH", unit_code="MS5", unit_type="medical_surgical", staffed_beds="3"),
-             dict(facility_code="NGH", unit_code="ED", unit_type="emergency", staffed_beds="2")]
+    units = [
+        dict(facility_code="NGH", unit_code="ICU", unit_type="critical_care", staffed_beds="2"),
+        dict(facility_code="NGH", unit_code="MS5", unit_type="medical_surgical", staffed_beds="3"),
+        dict(facility_code="NGH", unit_code="ED", unit_type="emergency", staffed_beds="2"),
+    ]
     generate(tmp_path, START, 5, seed=1, units=units)
     messages, _ = _parse(tmp_path)
     assert {m.unit for _, _, m in messages if m.unit} <= {"ICU", "MS5", "ED"}
@@ -240,6 +250,7 @@ def test_units_argument(tmp_path):
 
 
 # --------------------------------------------------------------------------- scale and realism
+
 
 @pytest.fixture(scope="module")
 def month(tmp_path_factory):
@@ -251,8 +262,11 @@ def month(tmp_path_factory):
 
 
 def _staffed(summary) -> dict:
-    return {(u["facility_code"], u["unit_code"]): int(u["staffed_beds"]) for u in summary["units"]
-            if u["unit_type"] != "emergency"}
+    return {
+        (u["facility_code"], u["unit_code"]): int(u["staffed_beds"])
+        for u in summary["units"]
+        if u["unit_type"] != "emergency"
+    }
 
 
 def test_two_facilities_both_present(month):
@@ -266,10 +280,11 @@ def test_two_facilities_both_present(month):
             units_seen[m.sending_facility].add(m.unit)
             assert m.location_facility == m.sending_facility
     assert set(units_seen) == {"NGH", "SGH"}
-    assert {"LD", "MBU", "ANTE", "ONC"} <= units_seen["SGH"]          # obstetrics and oncology
+    assert {"LD", "MBU", "ANTE", "ONC"} <= units_seen["SGH"]  # obstetrics and oncology
     assert units_seen["SGH"] <= {u for f, u in seed if f == "SGH"}
-    assert summary["staffed_beds"] == {f: sum(n for (g, _), n in _staffed(summary).items() if g == f)
-                                       for f in ("NGH", "SGH")}
+    assert summary["staffed_beds"] == {
+        f: sum(n for (g, _), n in _staffed(summary).items() if g == f) for f in ("NGH", "SGH")
+    }
 
 
 def test_census_within_staffed_beds_and_settles(month):
@@ -283,8 +298,10 @@ def test_census_within_staffed_beds_and_settles(month):
     # after two weeks' warm-up the house runs at roughly 70–92% of staffed beds
     for fac in summary["facilities"]:
         beds = summary["staffed_beds"][fac]
-        late = [sum(r["midnight_census"] for (f, _, d), r in c.items() if f == fac and d == day) / beds
-                for day in (START + timedelta(days=i) for i in range(14, 7 * WEEKS))]
+        late = [
+            sum(r["midnight_census"] for (f, _, d), r in c.items() if f == fac and d == day) / beds
+            for day in (START + timedelta(days=i) for i in range(14, 7 * WEEKS))
+        ]
         assert 0.65 <= sum(late) / len(late) <= 0.92, (fac, late)
         assert max(late) <= 1.0
 
@@ -326,15 +343,20 @@ def test_weekday_pattern(month):
 def test_long_stays_step_downs_and_observation(month):
     _, summary, messages, _ = month
     segs = encounter_segments(messages)
-    window_end = datetime.combine(START + timedelta(days=7 * WEEKS), datetime.min.time(),
-                                  ZoneInfo("America/Los_Angeles"))
-    stay_len = {k: max(s.end or window_end for s in v) - min(s.start for s in v)
-                for k, v in segs.items() if any(s.inpatient for s in v)}
-    assert sum(d >= timedelta(days=14) for d in stay_len.values()) >= 3                 # 2-6 week tail
+    window_end = datetime.combine(
+        START + timedelta(days=7 * WEEKS), datetime.min.time(), ZoneInfo("America/Los_Angeles")
+    )
+    stay_len = {
+        k: max(s.end or window_end for s in v) - min(s.start for s in v)
+        for k, v in segs.items()
+        if any(s.inpatient for s in v)
+    }
+    assert sum(d >= timedelta(days=14) for d in stay_len.values()) >= 3  # 2-6 week tail
     assert max(stay_len.values()) <= timedelta(days=7 * WEEKS)
     assert all(st["long_stays"] >= 1 for st in summary["stays"].values())
-    step_downs = [s for v in segs.values() for a, s in zip(v, v[1:])
-                  if a.unit == "ICU" and s.unit == "SDU" and s.event == "A02"]
+    step_downs = [
+        s for v in segs.values() for a, s in zip(v, v[1:]) if a.unit == "ICU" and s.unit == "SDU" and s.event == "A02"
+    ]
     assert len(step_downs) >= 20
     obs = [v for v in segs.values() if v and v[0].census_class == "observation"]
     assert len(obs) >= 20
@@ -348,7 +370,7 @@ def test_beds_scale_the_units(tmp_path):
     summary = generate(tmp_path, START, 3, seed=2, beds=200)
     staffed = _staffed(summary)
     assert sum(staffed.values()) == 200 == summary["staffed_beds"]["NGH"]
-    assert all(n <= 40 for n in staffed.values())                   # big units are split
+    assert all(n <= 40 for n in staffed.values())  # big units are split
     types = Counter(u["unit_type"] for u in summary["units"])
     assert types["medical_surgical"] >= 2 and types["emergency"] == 1
     assert all(int(u["licensed_beds"]) >= int(u["staffed_beds"]) for u in summary["units"])

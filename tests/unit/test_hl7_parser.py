@@ -1,5 +1,6 @@
 """HL7 v2 ADT reader/parser: framing, terminators, batches, escapes, character sets,
 repetitions, times, and every rejection reason."""
+
 from __future__ import annotations
 
 import sys
@@ -38,14 +39,34 @@ def reason(data: str | bytes) -> str:
 
 # --------------------------------------------------------------------------- fields
 
+
 def test_a01_fields():
-    m = one(build_message("A01", control_id="C1", msg_ts="20240115103000", recorded_ts="202401151025",
-                          pid3="X9^^^EPI^PI~M123^^^NGH^MR", name="DOE^JANE^Q", birth_date="19800102",
-                          sex="F", unit="ICU", room="201", bed="A", visit="V100", admit_ts="202401151020",
-                          version="2.5.1"))
+    m = one(
+        build_message(
+            "A01",
+            control_id="C1",
+            msg_ts="20240115103000",
+            recorded_ts="202401151025",
+            pid3="X9^^^EPI^PI~M123^^^NGH^MR",
+            name="DOE^JANE^Q",
+            birth_date="19800102",
+            sex="F",
+            unit="ICU",
+            room="201",
+            bed="A",
+            visit="V100",
+            admit_ts="202401151020",
+            version="2.5.1",
+        )
+    )
     assert isinstance(m, AdtMessage)
-    assert (m.control_id, m.sending_facility, m.message_type, m.trigger_event, m.hl7_version) == \
-        ("C1", "NGH", "ADT", "A01", "2.5.1")
+    assert (m.control_id, m.sending_facility, m.message_type, m.trigger_event, m.hl7_version) == (
+        "C1",
+        "NGH",
+        "ADT",
+        "A01",
+        "2.5.1",
+    )
     assert m.message_ts == datetime(2024, 1, 15, 10, 30, tzinfo=LA)
     assert m.recorded_ts == datetime(2024, 1, 15, 10, 25, tzinfo=LA)
     assert m.event_occurred_ts is None and m.event_ts == m.recorded_ts
@@ -72,8 +93,7 @@ def test_event_ts_prefers_evn6_then_evn2_then_msh7():
 
 
 def test_a02_prior_location_and_a03_discharge():
-    m = one(build_message("A02", unit="SDU", room="301", bed="B", prior_unit="ICU", prior_room="201",
-                          prior_bed="A"))
+    m = one(build_message("A02", unit="SDU", room="301", bed="B", prior_unit="ICU", prior_room="201", prior_bed="A"))
     assert (m.unit, m.prior_unit, m.prior_room, m.prior_bed) == ("SDU", "ICU", "201", "A")
     m = one(build_message("A03", discharge_ts="20240116113000-0800"))
     assert m.discharge_ts == datetime(2024, 1, 16, 19, 30, tzinfo=timezone.utc)
@@ -104,14 +124,18 @@ def test_z_segments_ignored_but_kept_in_raw_text():
 
 # --------------------------------------------------------------------------- times
 
-@pytest.mark.parametrize("value,expected", [
-    ("202401151030", datetime(2024, 1, 15, 10, 30, tzinfo=LA)),
-    ("20240115103045", datetime(2024, 1, 15, 10, 30, 45, tzinfo=LA)),
-    ("20240115103045.1234", datetime(2024, 1, 15, 10, 30, 45, 123400, tzinfo=LA)),
-    ("20240715103045-0700", datetime(2024, 7, 15, 17, 30, 45, tzinfo=timezone.utc)),
-    ("202401151030+0100", datetime(2024, 1, 15, 9, 30, tzinfo=timezone.utc)),
-    ("20240715103045.5+0000", datetime(2024, 7, 15, 10, 30, 45, 500000, tzinfo=timezone.utc)),
-])
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("202401151030", datetime(2024, 1, 15, 10, 30, tzinfo=LA)),
+        ("20240115103045", datetime(2024, 1, 15, 10, 30, 45, tzinfo=LA)),
+        ("20240115103045.1234", datetime(2024, 1, 15, 10, 30, 45, 123400, tzinfo=LA)),
+        ("20240715103045-0700", datetime(2024, 7, 15, 17, 30, 45, tzinfo=timezone.utc)),
+        ("202401151030+0100", datetime(2024, 1, 15, 9, 30, tzinfo=timezone.utc)),
+        ("20240715103045.5+0000", datetime(2024, 7, 15, 10, 30, 45, 500000, tzinfo=timezone.utc)),
+    ],
+)
 def test_time_formats(value, expected):
     m = one(build_message(recorded_ts=value))
     assert m.event_ts == expected
@@ -133,6 +157,7 @@ def test_time_with_ts_precision_component():
 
 
 # --------------------------------------------------------------------------- framing, terminators
+
 
 def _three() -> list[str]:
     return [build_message("A01", control_id=f"C{i}", visit=f"V{i}") for i in range(3)]
@@ -206,38 +231,43 @@ def test_parse_file_reads_in_chunks(tmp_path, monkeypatch):
 @given(st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=30))
 def test_chunk_boundaries_do_not_matter(cuts):
     msgs = _three()
-    data = (mllp(msgs[0].replace("\r", "\r\n")) + msgs[1].replace("\r", "\r\n").encode()
-            + batch([msgs[2]]).encode() + b"garbage line\r")
+    data = (
+        mllp(msgs[0].replace("\r", "\r\n"))
+        + msgs[1].replace("\r", "\r\n").encode()
+        + batch([msgs[2]]).encode()
+        + b"garbage line\r"
+    )
     whole = [(type(i).__name__, i.message_index, i.raw_text, getattr(i, "reason", None)) for i in parse(data)]
     chunks, pos = [], 0
     for c in cuts:
-        chunks.append(data[pos:pos + c])
+        chunks.append(data[pos : pos + c])
         pos += c
     chunks.append(data[pos:])
-    split = [(type(i).__name__, i.message_index, i.raw_text, getattr(i, "reason", None))
-             for i in parse_chunks(chunks)]
+    split = [(type(i).__name__, i.message_index, i.raw_text, getattr(i, "reason", None)) for i in parse_chunks(chunks)]
     assert split == whole
 
 
 # --------------------------------------------------------------------------- escapes, delimiters, charsets
+
 
 def test_escape_sequences_are_decoded():
     m = one(build_message(name="O\\T\\BRIEN^A\\S\\B\\F\\C\\R\\D\\E\\E"))
     assert m.patient_name == "O&BRIEN^A^B|C~D\\E"
     m = one(build_message(name="JOS\\XC389\\^ANN\\H\\A\\N\\"))
     assert m.patient_name == "JOSÉ^ANNA"
-    m = one(build_message(name="ODD\\Z12\\^X"))           # unknown sequences are kept
+    m = one(build_message(name="ODD\\Z12\\^X"))  # unknown sequences are kept
     assert m.patient_name == "ODD\\Z12\\^X"
 
 
 def test_escaped_subcomponent_is_not_split():
-    m = one(build_message(name="O\\T\\BRIEN&VAN^PAT"))    # raw & splits; escaped & does not
+    m = one(build_message(name="O\\T\\BRIEN&VAN^PAT"))  # raw & splits; escaped & does not
     assert m.patient_name == "O&BRIEN^PAT"
 
 
 def test_non_default_delimiters():
-    msg = build_message(name="O#T#BRIEN$ANN", pid3="1$$$NGH$AN!2$$$NGH$MR", unit="ICU", room="201",
-                        field_sep="%", delimiters="$!#@")
+    msg = build_message(
+        name="O#T#BRIEN$ANN", pid3="1$$$NGH$AN!2$$$NGH$MR", unit="ICU", room="201", field_sep="%", delimiters="$!#@"
+    )
     msg = msg.replace("^", "$")
     m = one(msg)
     assert m.patient_name == "O@BRIEN^ANN"
@@ -265,7 +295,7 @@ def test_each_message_uses_its_own_charset():
 
 
 def test_undecodable_utf8_is_rejected_and_file_continues():
-    bad = build_message(control_id="BAD", name="MÜLLER^X").encode("iso-8859-1")   # latin-1 bytes, no MSH-18
+    bad = build_message(control_id="BAD", name="MÜLLER^X").encode("iso-8859-1")  # latin-1 bytes, no MSH-18
     good = build_message(control_id="GOOD").encode()
     items = parse(bad + good)
     assert isinstance(items[0], Rejection)
@@ -280,27 +310,31 @@ def test_unsupported_charset():
 
 # --------------------------------------------------------------------------- rejections
 
-@pytest.mark.parametrize("kwargs,expected", [
-    ({"control_id": ""}, "MSH-10 message control id missing"),
-    ({"facility": ""}, "MSH-4 sending facility missing"),
-    ({"msh9": "ORU^R01^ORU_R01"}, "not an ADT message: MSH-9 is 'ORU^R01^ORU_R01'"),
-    ({"msh9": ""}, "not an ADT message: MSH-9 message type is empty"),
-    ({"event": "A99"}, "unknown trigger event 'A99' (MSH-9 'ADT^A99^ADT_A01')"),
-    ({"msh9": "ADT", "evn_event": ""}, "trigger event missing: MSH-9.2 and EVN-1 are empty"),
-    ({"msg_ts": ""}, "MSH-7 message time missing"),
-    ({"msg_ts": "2024-01-15 10:30"}, "unparseable time in MSH-7: '2024-01-15 10:30'"),
-    ({"recorded_ts": "20240115"}, "unparseable time in EVN-2: '20240115'"),
-    ({"recorded_ts": "2024011510"}, "unparseable time in EVN-2: '2024011510'"),
-    ({"recorded_ts": "202401152530"}, "unparseable time in EVN-2: '202401152530'"),
-    ({"occurred_ts": "20240230101010"}, "unparseable time in EVN-6: '20240230101010'"),
-    ({"admit_ts": "yesterday"}, "unparseable time in PV1-44: 'yesterday'"),
-    ({"discharge_ts": "202401151030+9900"}, "unparseable time in PV1-45: '202401151030+9900'"),
-    ({"birth_date": "1980"}, "unparseable date in PID-7: '1980'"),
-    ({"omit": ["PV1"]}, "PV1 segment missing"),
-    ({"visit": ""}, "PV1-19 visit number missing"),
-    ({"patient_class": ""}, "PV1-2 patient class missing (required for A01)"),
-    ({"name": "BAD\\XZZ\\^X"}, "invalid escape sequence in PID-5: \\XZZ\\"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        ({"control_id": ""}, "MSH-10 message control id missing"),
+        ({"facility": ""}, "MSH-4 sending facility missing"),
+        ({"msh9": "ORU^R01^ORU_R01"}, "not an ADT message: MSH-9 is 'ORU^R01^ORU_R01'"),
+        ({"msh9": ""}, "not an ADT message: MSH-9 message type is empty"),
+        ({"event": "A99"}, "unknown trigger event 'A99' (MSH-9 'ADT^A99^ADT_A01')"),
+        ({"msh9": "ADT", "evn_event": ""}, "trigger event missing: MSH-9.2 and EVN-1 are empty"),
+        ({"msg_ts": ""}, "MSH-7 message time missing"),
+        ({"msg_ts": "2024-01-15 10:30"}, "unparseable time in MSH-7: '2024-01-15 10:30'"),
+        ({"recorded_ts": "20240115"}, "unparseable time in EVN-2: '20240115'"),
+        ({"recorded_ts": "2024011510"}, "unparseable time in EVN-2: '2024011510'"),
+        ({"recorded_ts": "202401152530"}, "unparseable time in EVN-2: '202401152530'"),
+        ({"occurred_ts": "20240230101010"}, "unparseable time in EVN-6: '20240230101010'"),
+        ({"admit_ts": "yesterday"}, "unparseable time in PV1-44: 'yesterday'"),
+        ({"discharge_ts": "202401151030+9900"}, "unparseable time in PV1-45: '202401151030+9900'"),
+        ({"birth_date": "1980"}, "unparseable date in PID-7: '1980'"),
+        ({"omit": ["PV1"]}, "PV1 segment missing"),
+        ({"visit": ""}, "PV1-19 visit number missing"),
+        ({"patient_class": ""}, "PV1-2 patient class missing (required for A01)"),
+        ({"name": "BAD\\XZZ\\^X"}, "invalid escape sequence in PID-5: \\XZZ\\"),
+    ],
+)
 def test_rejection_reasons(kwargs, expected):
     # a second message behind the bad one so "PV1 missing" is not the end-of-file case
     bad = build_message(**kwargs)
@@ -313,8 +347,9 @@ def test_rejection_reasons(kwargs, expected):
 
 @pytest.mark.parametrize("event", ["A01", "A02", "A04", "A06", "A07"])
 def test_location_required(event):
-    assert reason(build_message(event, unit="", room="", bed="")) \
-        == f"PV1-3 assigned unit missing (required for {event})"
+    assert (
+        reason(build_message(event, unit="", room="", bed="")) == f"PV1-3 assigned unit missing (required for {event})"
+    )
 
 
 @pytest.mark.parametrize("event", ["A03", "A08", "A11", "A12", "A13"])
@@ -356,10 +391,11 @@ def test_empty_input():
 
 # --------------------------------------------------------------------------- truncated files
 
+
 def test_truncated_file_missing_pv1():
     a = build_message(control_id="A")
     cut = build_message(control_id="B")
-    cut = cut[:cut.index("PV1|")]
+    cut = cut[: cut.index("PV1|")]
     items = parse(a + cut)
     assert isinstance(items[0], AdtMessage)
     assert isinstance(items[1], Rejection) and items[1].control_id == "B"
@@ -368,7 +404,7 @@ def test_truncated_file_missing_pv1():
 
 def test_truncated_file_cut_inside_last_segment():
     cut = build_message(control_id="B", visit="V12345")
-    cut = cut[:cut.index("V12345")]           # PV1-19 never arrived, no final terminator
+    cut = cut[: cut.index("V12345")]  # PV1-19 never arrived, no final terminator
     assert reason(cut) == "file ends mid-message: PV1-19 visit number missing"
 
 
@@ -388,7 +424,7 @@ def test_mllp_end_block_missing_mid_file():
 
 def test_truncated_batch():
     text = batch(_three())
-    text = text[:text.index("BTS|")]
+    text = text[: text.index("BTS|")]
     items = parse(text)
     assert [type(i) for i in items] == [AdtMessage, AdtMessage, Rejection]
     assert items[2].reason == "file ends mid-message: batch trailer (BTS/FTS) missing after the last message"
@@ -419,6 +455,7 @@ def test_non_ascii_digits_are_not_times():
 
 # --------------------------------------------------------------------------- fast paths (times, ASCII)
 
+
 def _regex_ts(value: str, tz: str) -> datetime:
     """The general (regex) path of parse_ts, the reference for its fast paths."""
     import healthops.sources.adt.hl7 as hl7
@@ -432,15 +469,38 @@ def _regex_ts(value: str, tz: str) -> datetime:
     return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s) if s else 0, us, tzinfo=tzinfo)
 
 
-@pytest.mark.parametrize("value", [
-    "20241103013000", "202411030130", "20241103015959", "20241103020000",   # fall back: 01:xx twice
-    "20240310023000", "202403100200", "20240310035959", "20240310015959",   # spring forward: 02:xx missing
-    "20240229120000", "20230229120000", "20240115250000", "20240115106000", "20240115103060",
-    "00000115103000", "99991231235959", "20241301103000", "20240100103000",
-    "20240115103045-0800", "202401151030+0530", "20240715103045+0000", "20240115103045-2400",
-    "20240115103045+0060", "202401151030-0", "2024011510304-0800", "20240115103045.5-0800",
-    "٢٠٢٤٠١١٥١٠٣٠", "2024011510３0",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20241103013000",
+        "202411030130",
+        "20241103015959",
+        "20241103020000",  # fall back: 01:xx twice
+        "20240310023000",
+        "202403100200",
+        "20240310035959",
+        "20240310015959",  # spring forward: 02:xx missing
+        "20240229120000",
+        "20230229120000",
+        "20240115250000",
+        "20240115106000",
+        "20240115103060",
+        "00000115103000",
+        "99991231235959",
+        "20241301103000",
+        "20240100103000",
+        "20240115103045-0800",
+        "202401151030+0530",
+        "20240715103045+0000",
+        "20240115103045-2400",
+        "20240115103045+0060",
+        "202401151030-0",
+        "2024011510304-0800",
+        "20240115103045.5-0800",
+        "٢٠٢٤٠١١٥١٠٣٠",
+        "2024011510３0",
+    ],
+)
 @pytest.mark.parametrize("tz", ["America/Los_Angeles", "America/New_York", "Europe/London", "UTC"])
 def test_fast_time_paths_match_the_regex_path(value, tz):
     from healthops.sources.adt.hl7 import parse_ts
@@ -448,14 +508,14 @@ def test_fast_time_paths_match_the_regex_path(value, tz):
     try:
         expected = _regex_ts(value, tz)
     except ValueError:
-        for _ in range(2):                   # an invalid date-hour is never cached as valid
+        for _ in range(2):  # an invalid date-hour is never cached as valid
             with pytest.raises(ValueError):
                 parse_ts(value, tz)
         return
     got = parse_ts(value, tz)
     assert got == expected
     assert (got.fold, got.tzinfo, got.utcoffset()) == (expected.fold, expected.tzinfo, expected.utcoffset())
-    assert got.replace(tzinfo=None) == expected.replace(tzinfo=None)        # same wall clock
+    assert got.replace(tzinfo=None) == expected.replace(tzinfo=None)  # same wall clock
 
 
 def test_dst_ambiguous_and_nonexistent_local_times():
@@ -494,7 +554,9 @@ def test_ascii_message_declaring_latin1_decodes_hex_escapes_as_latin1():
 
 
 def test_repeated_times_and_birth_dates_give_equal_values():
-    a, b = parse(build_message(control_id="A", recorded_ts="20240115103045", birth_date="19800102")
-                 + build_message(control_id="B", recorded_ts="20240115103045", birth_date="19800102"))
+    a, b = parse(
+        build_message(control_id="A", recorded_ts="20240115103045", birth_date="19800102")
+        + build_message(control_id="B", recorded_ts="20240115103045", birth_date="19800102")
+    )
     assert a.recorded_ts == b.recorded_ts == datetime(2024, 1, 15, 10, 30, 45, tzinfo=LA)
     assert a.birth_date == b.birth_date == date(1980, 1, 2)

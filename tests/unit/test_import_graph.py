@@ -1,6 +1,7 @@
 """The package's import graph, read from the source (every import, function-level
 ones included): no cycle between modules, no private name imported from another
 module, and the layers point one way (reports never import the orchestration)."""
+
 from __future__ import annotations
 
 import ast
@@ -107,7 +108,11 @@ def test_no_private_name_is_imported_from_another_module():
 
 def test_layers_point_one_way():
     edges, _ = _imports(_modules())
-    wrong = [f"{m} imports {t}" for m, targets in sorted(edges.items()) for t in sorted(targets)
-             for layer, banned in FORBIDDEN.items() if (m == layer or m.startswith(layer + "."))
-             and any(t == b or t.startswith(b + ".") for b in banned)]
+    wrong = [
+        f"{m} imports {t}"
+        for m, targets in sorted(edges.items())
+        for t in sorted(targets)
+        for layer, banned in FORBIDDEN.items()
+        if (m == layer or m.startswith(layer + ".")) and any(t == b or t.startswith(b + ".") for b in banned)
+    ]
     assert wrong == []

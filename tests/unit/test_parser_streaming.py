@@ -1,5 +1,6 @@
 """The ADT parser streams: memory stays bounded by the chunk size, not the input size,
 and where the chunks are cut never changes the result."""
+
 from __future__ import annotations
 
 import sys
@@ -16,15 +17,20 @@ from healthops.sources.adt.schema import AdtMessage, Rejection  # noqa: E402
 
 from hl7_builders import batch, build_message, mllp  # noqa: E402
 
-CHUNK = 16 * 1024     # bytes per chunk the "socket" delivers
+CHUNK = 16 * 1024  # bytes per chunk the "socket" delivers
 
 
 @lru_cache(maxsize=None)
 def _template(kind: int) -> bytes:
-    text = build_message(("A01", "A02", "A03", "A08")[kind % 4], control_id="C#######", visit="V#######",
-                         mrn="M#######", name="O\\T\\BRIEN^ZO\\XC3AB\\",
-                         msg_ts=f"202403{10 + kind % 3:02d}{kind % 24:02d}{kind % 60:02d}00",
-                         prior_unit="ICU" if kind % 4 == 1 else "")
+    text = build_message(
+        ("A01", "A02", "A03", "A08")[kind % 4],
+        control_id="C#######",
+        visit="V#######",
+        mrn="M#######",
+        name="O\\T\\BRIEN^ZO\\XC3AB\\",
+        msg_ts=f"202403{10 + kind % 3:02d}{kind % 24:02d}{kind % 60:02d}00",
+        prior_unit="ICU" if kind % 4 == 1 else "",
+    )
     return mllp(text.replace("\r", "\r\n"))
 
 
@@ -42,8 +48,8 @@ def _stream(n: int, chunk: int = 0):
     for i in range(n):
         buf += _message(i)
         while len(buf) >= sizes[k % 4]:
-            yield buf[:sizes[k % 4]]
-            buf = buf[sizes[k % 4]:]
+            yield buf[: sizes[k % 4]]
+            buf = buf[sizes[k % 4] :]
             k += 1
     if buf:
         yield buf
@@ -69,19 +75,28 @@ def test_memory_is_bounded_by_the_chunk_not_the_input():
     finally:
         tracemalloc.stop()
     assert count == n
-    assert size > 4_000_000                        # ~4.5 MB of HL7 went through
+    assert size > 4_000_000  # ~4.5 MB of HL7 went through
     # Everything traced counts, this test's own chunk generator included: the framing
     # holds a few copies of one chunk plus its segments (~8 chunks' worth at most).
-    assert peak < size / 10, (peak, size)          # far below the input size
-    assert peak < 16 * CHUNK, (peak, CHUNK)        # a small multiple of the chunk size
+    assert peak < size / 10, (peak, size)  # far below the input size
+    assert peak < 16 * CHUNK, (peak, CHUNK)  # a small multiple of the chunk size
     # ... and does not grow with the input: 10x the messages, the same peak
     assert peak < early_peak * 1.25 + 16 * 1024, (early_peak, peak)
 
 
 def _key(items) -> list:
-    return [(type(i).__name__, i.message_index, i.raw_text, getattr(i, "reason", None),
-             getattr(i, "control_id", None), getattr(i, "patient_name", None), getattr(i, "event_ts", None))
-            for i in items]
+    return [
+        (
+            type(i).__name__,
+            i.message_index,
+            i.raw_text,
+            getattr(i, "reason", None),
+            getattr(i, "control_id", None),
+            getattr(i, "patient_name", None),
+            getattr(i, "event_ts", None),
+        )
+        for i in items
+    ]
 
 
 def _mixed() -> bytes:
@@ -89,29 +104,37 @@ def _mixed() -> bytes:
     a = build_message("A01", control_id="A", name="M\\XC39C\\LLER^ZOË")
     b = build_message("A02", control_id="B", prior_unit="ICU")
     c = build_message("A03", control_id="C", discharge_ts="20240116113000-0800")
-    return (b"\xef\xbb\xbf" + mllp(a.replace("\r", "\r\n")) + b"\r\n" + mllp(b)
-            + c.replace("\r", "\n").encode() + batch([a, b]).encode() + b"not hl7\r\n" + mllp(c))
+    return (
+        b"\xef\xbb\xbf"
+        + mllp(a.replace("\r", "\r\n"))
+        + b"\r\n"
+        + mllp(b)
+        + c.replace("\r", "\n").encode()
+        + batch([a, b]).encode()
+        + b"not hl7\r\n"
+        + mllp(c)
+    )
 
 
 def test_every_two_chunk_cut_parses_like_the_whole_buffer():
     data = _mixed()
     whole = _key(parse_bytes(data))
     assert [t for t, *_ in whole] == ["AdtMessage"] * 5 + ["Rejection", "AdtMessage"]
-    for cut in range(len(data) + 1):                 # inside MLLP bytes, between \r and \n, in the BOM
+    for cut in range(len(data) + 1):  # inside MLLP bytes, between \r and \n, in the BOM
         assert _key(parse_chunks([data[:cut], data[cut:]])) == whole, cut
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 64])
 def test_small_chunks_parse_like_the_whole_buffer(size):
     data = _mixed()
-    chunks = (data[i:i + size] for i in range(0, len(data), size))
+    chunks = (data[i : i + size] for i in range(0, len(data), size))
     assert _key(parse_chunks(chunks)) == _key(parse_bytes(data))
 
 
 def test_boundaries_at_terminators_and_block_bytes():
     data = _mixed()
     whole = _key(parse_bytes(data))
-    special = [i for i in range(1, len(data)) if data[i - 1:i] in (b"\r", b"\n", b"\x0b", b"\x1c")]
+    special = [i for i in range(1, len(data)) if data[i - 1 : i] in (b"\r", b"\n", b"\x0b", b"\x1c")]
     assert len(special) > 30
     # every chunk ends right after a terminator or MLLP byte (and the next one starts with \n, \r, ...)
     cuts = [0] + special + [len(data)]
@@ -130,7 +153,7 @@ def _chunks_of(data: bytes, sizes: tuple[int, ...]):
     pos, k = 0, 0
     while pos < len(data):
         n = sizes[k % len(sizes)]
-        yield data[pos:pos + n]
+        yield data[pos : pos + n]
         pos += n
         k += 1
 
@@ -138,7 +161,7 @@ def _chunks_of(data: bytes, sizes: tuple[int, ...]):
 def test_bom_split_across_the_first_chunks():
     body = build_message(control_id="X").encode()
     for first in (b"\xef", b"\xef\xbb"):
-        rest = (b"\xef\xbb\xbf" + body)[len(first):]
+        rest = (b"\xef\xbb\xbf" + body)[len(first) :]
         items = list(parse_chunks([b"", first, rest]))
         assert len(items) == 1 and isinstance(items[0], AdtMessage) and items[0].control_id == "X"
     # a lone BOM prefix is text outside any message, as before

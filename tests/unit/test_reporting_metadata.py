@@ -2,6 +2,7 @@
 reporting and mart layers says whether it is PHI (the report reader's allow-list is
 built from it), every report of the catalog is a dbt exposure whose depends_on is
 exactly what its kind reads, and the reader refuses what the metadata refuses."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,12 @@ def test_every_model_has_yml_and_every_column_says_whether_it_is_phi(layer):
     documented = {m["name"]: (path, m) for path, m in _yml_models(layer)}
     assert sql_models, f"no models under models/{layer}"
     assert sorted(sql_models - set(documented)) == [], "models without a yml entry"
-    missing = [f"{path.name}: {m['name']}.{c['name']}" for path, m in documented.values()
-               for c in m.get("columns") or [] if not isinstance(column_meta(c).get("phi"), bool)]
+    missing = [
+        f"{path.name}: {m['name']}.{c['name']}"
+        for path, m in documented.values()
+        for c in m.get("columns") or []
+        if not isinstance(column_meta(c).get("phi"), bool)
+    ]
     assert missing == [], "columns without meta phi: true|false"
     for _, m in documented.values():
         assert m.get("columns"), f"{m['name']} lists no columns"
@@ -41,8 +46,8 @@ def test_every_model_has_yml_and_every_column_says_whether_it_is_phi(layer):
 def _select_list_names(sql: str) -> list[str]:
     """The output column names of a model's final select: each top-level item's `as`
     alias, or the column name of a bare `t.column`."""
-    final = sql[sql.lower().rindex("\nselect") + len("\nselect"):]
-    final = final[:re.search(r"\n(from|where|group by|order by)\b", final).start()]
+    final = sql[sql.lower().rindex("\nselect") + len("\nselect") :]
+    final = final[: re.search(r"\n(from|where|group by|order by)\b", final).start()]
     final = re.sub(r"--[^\n]*", "", final)
     items, depth, current = [], 0, ""
     for ch in final:
@@ -65,7 +70,7 @@ def test_reporting_yml_lists_exactly_the_columns_the_sql_selects():
     checked = 0
     for path, m in _yml_models("reporting"):
         sql = next((MODELS / "reporting").rglob(f"{m['name']}.sql")).read_text(encoding="utf-8")
-        final = sql[sql.lower().rindex("\nselect"):]
+        final = sql[sql.lower().rindex("\nselect") :]
         if "{%" in final:  # a select list written by a Jinja loop: see the warehouse test
             continue
         selected = _select_list_names(sql)
@@ -95,7 +100,8 @@ def test_a_column_without_phi_meta_is_refused(tmp_path):
     (project / "dbt_project.yml").write_text("models:\n  healthops:\n    reporting:\n      '+schema': rpt\n")
     (project / "models" / "reporting" / "m.yml").write_text(
         "models:\n  - name: rpt_m\n    columns:\n      - name: a\n        config: {meta: {phi: false}}\n"
-        "      - name: b\n        description: no meta\n")
+        "      - name: b\n        description: no meta\n"
+    )
     with pytest.raises(ValueError, match=r"rpt_m\.b has no meta phi"):
         reporting_models(project)
 

@@ -4,6 +4,7 @@ in a module-level ``PROVES_RULES = {"CEN-...", ...}`` (a set literal); this test
 reads those sets from the source with ``ast`` (importing the modules would pull in
 their fixtures and GX) and compares their union with the catalog, so a rule added
 to ``expectations/`` without a proof fails here, naming the rule."""
+
 from __future__ import annotations
 
 import ast
@@ -63,24 +64,29 @@ def test_every_catalog_rule_is_proven_to_fail():
     unproven = sorted(catalog - proven)
     unknown = sorted(proven - catalog)
     assert not unproven and not unknown, (
-        (f"rules with no exact-count failure test (declare them in a test module's {NAME}): "
-         f"{', '.join(unproven) or 'none'}; ")
-        + (f"{NAME} names ids that are not in the catalog: "
-           + (", ".join(f"{i} ({', '.join(m for m, ids in by_module.items() if i in ids)})"
-                        for i in unknown) or "none"))
+        f"rules with no exact-count failure test (declare them in a test module's {NAME}): "
+        f"{', '.join(unproven) or 'none'}; "
+    ) + (
+        f"{NAME} names ids that are not in the catalog: "
+        + (", ".join(f"{i} ({', '.join(m for m, ids in by_module.items() if i in ids)})" for i in unknown) or "none")
     )
 
 
 def test_the_reader_takes_literal_sets_only(tmp_path):
     ok = tmp_path / "test_ok.py"
-    ok.write_text('PROVES_RULES: set[str] = {"R-1", "R-2"}\n'
-                  'def test_x():\n    PROVES_RULES = {"R-9"}  # not module level: ignored\n')
+    ok.write_text(
+        'PROVES_RULES: set[str] = {"R-1", "R-2"}\n'
+        'def test_x():\n    PROVES_RULES = {"R-9"}  # not module level: ignored\n'
+    )
     assert proves_rules(ok) == {"R-1", "R-2"}
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "test_none.py").write_text("RULES = {'R-3'}\n")
     assert proofs(tmp_path) == {"test_ok.py": {"R-1", "R-2"}}
-    for text in ('PROVES_RULES = {f"R-{i}" for i in range(3)}\n', 'PROVES_RULES = ["R-1"]\n',
-                 'PROVES_RULES = {"R-1"}\nPROVES_RULES = {"R-2"}\n'):
+    for text in (
+        'PROVES_RULES = {f"R-{i}" for i in range(3)}\n',
+        'PROVES_RULES = ["R-1"]\n',
+        'PROVES_RULES = {"R-1"}\nPROVES_RULES = {"R-2"}\n',
+    ):
         bad = tmp_path / "test_bad.py"
         bad.write_text(text)
         with pytest.raises(ValueError, match=NAME):

@@ -2,6 +2,7 @@
 fields (domain, threshold, owner) are there for every rule, SQL templates are filled
 with safe literals only, and every kind of bad file is refused with a message that
 names the rule and the problem."""
+
 from __future__ import annotations
 
 import copy
@@ -81,6 +82,7 @@ def mutated(fn):
 
 # --- the shipped rule file -----------------------------------------------------
 
+
 def test_census_rules_load_as_reviewed():
     rf = load_rules(CENSUS_RULES)
     assert rf.suite_name == "census_daily"
@@ -133,6 +135,7 @@ def test_valid_minimal_file(tmp_path, seeds):
 
 # --- refused files ---------------------------------------------------------------
 
+
 def test_unknown_expectation_name(tmp_path, seeds):
     doc = mutated(lambda d: d["rules"][0].update(expectation="ExpectColumnValuesToNotBeNul"))
     (p,) = problems(tmp_path, seeds, doc)
@@ -147,8 +150,9 @@ def test_non_expectation_names_are_refused(tmp_path, seeds):
     assert "unknown GX expectation 'Expectation'" in p
 
 
-@pytest.mark.parametrize("missing", ["id", "description", "kahn_category", "severity",
-                                     "citation", "expectation", "kwargs"])
+@pytest.mark.parametrize(
+    "missing", ["id", "description", "kahn_category", "severity", "citation", "expectation", "kwargs"]
+)
 def test_missing_rule_field(tmp_path, seeds, missing):
     doc = mutated(lambda d: d["rules"][1].pop(missing))
     ps = problems(tmp_path, seeds, doc)
@@ -181,6 +185,7 @@ def test_duplicate_ids(tmp_path, seeds):
 def test_misspelled_field_is_not_ignored(tmp_path, seeds):
     def typo(d):
         d["rules"][0]["severty"] = d["rules"][0].pop("severity")
+
     ps = problems(tmp_path, seeds, mutated(typo))
     assert "rule D-001: missing field 'severity'" in ps
     assert "rule D-001: unknown field 'severty'" in ps
@@ -199,11 +204,14 @@ def test_bad_kwargs_fail_at_load(tmp_path, seeds):
     assert p.startswith("rule D-001: invalid kwargs for ExpectColumnValuesToNotBeNull")
 
 
-@pytest.mark.parametrize("ref, expected", [
-    ("units", "must look like '<seed>.<column>'"),
-    ("nope.unit_code", "seed file"),
-    ("units.unit_name", "has no column 'unit_name'"),
-])
+@pytest.mark.parametrize(
+    "ref, expected",
+    [
+        ("units", "must look like '<seed>.<column>'"),
+        ("nope.unit_code", "seed file"),
+        ("units.unit_name", "has no column 'unit_name'"),
+    ],
+)
 def test_bad_seed_reference(tmp_path, seeds, ref, expected):
     doc = mutated(lambda d: d["rules"][1]["kwargs"].update(value_set_from_seed=ref))
     (p,) = problems(tmp_path, seeds, doc)
@@ -221,6 +229,7 @@ def test_every_problem_is_reported_at_once(tmp_path, seeds):
         d["rules"][0]["severity"] = "fatal"
         d["rules"][1]["expectation"] = "ExpectMagic"
         d["rules"].append(copy.deepcopy(d["rules"][0]) | {"severity": "info"})
+
     ps = problems(tmp_path, seeds, mutated(many))
     assert len(ps) == 3, ps
     assert "duplicate rule id 'D-001' (rules #1 and #3)" in ps
@@ -232,10 +241,13 @@ def test_bad_data_asset(tmp_path, seeds):
     assert "data_asset.table must be a plain SQL identifier" in p
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("rules: [unclosed", "not valid YAML"),
-    ("- just\n- a list\n", "top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("rules: [unclosed", "not valid YAML"),
+        ("- just\n- a list\n", "top level must be a mapping"),
+    ],
+)
 def test_not_a_rule_file(tmp_path, seeds, text, expected):
     ps = problems(tmp_path, seeds, text)
     assert expected in ps[0]
@@ -254,6 +266,7 @@ def test_error_names_the_file(tmp_path, seeds):
 
 # --- the catalog -------------------------------------------------------------------
 
+
 def test_every_shipped_rule_is_a_complete_catalog_entry():
     rfs = load_catalog()
     rules = [r for rf in rfs for r in rf.rules]
@@ -265,11 +278,22 @@ def test_every_shipped_rule_is_a_complete_catalog_entry():
         assert r.kahn_category in ("conformance", "completeness", "plausibility")
         assert 0 <= r.threshold < 1
     sev = {r.id: r.severity for r in rules}
-    assert {k for k, v in sev.items() if v == "warning"} == {"CEN-012", "CEN-015", "CEN-017", "CEN-019", "CEN-024",
-                                                             "CEN-022"}
+    assert {k for k, v in sev.items() if v == "warning"} == {
+        "CEN-012",
+        "CEN-015",
+        "CEN-017",
+        "CEN-019",
+        "CEN-024",
+        "CEN-022",
+    }
     assert [rf.suite_name for rf in rule_files("census")] == [
-        "census_adt_feed", "census_daily", "census_encounters", "census_load_batches",
-        "census_location_timeline", "census_source_freshness"]
+        "census_adt_feed",
+        "census_daily",
+        "census_encounters",
+        "census_load_batches",
+        "census_location_timeline",
+        "census_source_freshness",
+    ]
     assert rule_files("staffing") == []
 
 
@@ -294,8 +318,10 @@ def test_rule_fields_override_defaults(tmp_path, seeds):
 @pytest.mark.parametrize("missing", ["domain", "owner"])
 def test_catalog_field_needed_from_rule_or_defaults(tmp_path, seeds, missing):
     doc = mutated(lambda d: d["defaults"].pop(missing))
-    assert problems(tmp_path, seeds, doc) == [f"rule D-001: missing field {missing!r}",
-                                              f"rule D-002: missing field {missing!r}"]
+    assert problems(tmp_path, seeds, doc) == [
+        f"rule D-001: missing field {missing!r}",
+        f"rule D-002: missing field {missing!r}",
+    ]
 
 
 @pytest.mark.parametrize("value", [1, 1.5, -0.1, "5%", True])
@@ -311,35 +337,59 @@ def test_defaults_only_set_catalog_fields(tmp_path, seeds):
 
 
 def test_threshold_needs_a_share(tmp_path, seeds):
-    doc = mutated(lambda d: d["rules"].append({
-        "id": "D-003", "description": "Not empty.", "kahn_category": "completeness", "severity": "blocking",
-        "citation": "test", "expectation": "ExpectTableRowCountToBeBetween", "kwargs": {"min_value": 1},
-        "threshold": 0.1}))
+    doc = mutated(
+        lambda d: d["rules"].append(
+            {
+                "id": "D-003",
+                "description": "Not empty.",
+                "kahn_category": "completeness",
+                "severity": "blocking",
+                "citation": "test",
+                "expectation": "ExpectTableRowCountToBeBetween",
+                "kwargs": {"min_value": 1},
+                "threshold": 0.1,
+            }
+        )
+    )
     (p,) = problems(tmp_path, seeds, doc)
     assert p.startswith("rule D-003: threshold above 0 needs a share of rows")
 
 
 # --- SQL rules --------------------------------------------------------------------
 
+
 def sql_rule(**kwargs):
-    rule = {"id": "S-001", "description": "No negative a.", "kahn_category": "plausibility",
-            "severity": "blocking", "citation": "test", "expectation": "UnexpectedRowsShareExpectation",
-            "kwargs": {"unexpected_rows_query": "select * from {batch} where a < 0",
-                       "evaluated_rows_query": "select * from {batch}"}}
+    rule = {
+        "id": "S-001",
+        "description": "No negative a.",
+        "kahn_category": "plausibility",
+        "severity": "blocking",
+        "citation": "test",
+        "expectation": "UnexpectedRowsShareExpectation",
+        "kwargs": {
+            "unexpected_rows_query": "select * from {batch} where a < 0",
+            "evaluated_rows_query": "select * from {batch}",
+        },
+    }
     rule.update(kwargs)
     return mutated(lambda d: d.update(rules=[rule]))
 
 
 def test_sql_rule_is_filled_in_for_the_logical_date(tmp_path, seeds):
-    doc = sql_rule(params={"limit": 4, "code": "adt"}, kwargs={
-        "unexpected_rows_query": "with m as (select * from {batch} where d = {logical_date} and s = {code}) "
-                                 "select * from m where n > {limit} and t = {facility_tz} and j = '{{}}'",
-        "evaluated_rows_query": "select * from {batch}"})
+    doc = sql_rule(
+        params={"limit": 4, "code": "adt"},
+        kwargs={
+            "unexpected_rows_query": "with m as (select * from {batch} where d = {logical_date} and s = {code}) "
+            "select * from m where n > {limit} and t = {facility_tz} and j = '{{}}'",
+            "evaluated_rows_query": "select * from {batch}",
+        },
+    )
     rule = load_rules(write(tmp_path, doc), seeds_dir=seeds).rule("S-001")
     exp = build_expectation(rule, dt.date(2025, 3, 1))
     assert exp.unexpected_rows_query == (
         "with m as (select * from {batch} where d = DATE '2025-03-01' and s = 'adt') "
-        "select * from m where n > 4 and t = 'America/Los_Angeles' and j = '{{}}'")
+        "select * from m where n > 4 and t = 'America/Los_Angeles' and j = '{{}}'"
+    )
     assert exp.threshold == 0.0 and exp.meta["rule_id"] == "S-001"
     with pytest.raises(ValueError, match="needs the logical date"):
         build_expectation(rule)
@@ -348,41 +398,54 @@ def test_sql_rule_is_filled_in_for_the_logical_date(tmp_path, seeds):
 def test_join_queries_get_a_batch_alias():
     # GX leaves the batch subquery unaliased in a query with a JOIN (PostgreSQL < 16 needs one)
     assert render_query("with m as (select * from {batch}) select * from m join u using (k)", {}) == (
-        "with m as (select * from {batch} AS batch_rows) select * from m join u using (k)")
+        "with m as (select * from {batch} AS batch_rows) select * from m join u using (k)"
+    )
     assert render_query("with m as (select * from {batch}) select * from m -- no join here", {}) == (
-        "with m as (select * from {batch}) select * from m -- no join here")
+        "with m as (select * from {batch}) select * from m -- no join here"
+    )
 
 
-@pytest.mark.parametrize("value, literal", [
-    (dt.date(2025, 3, 1), "DATE '2025-03-01'"), (4, "4"), (0.05, "0.05"),
-    ("America/Los_Angeles", "'America/Los_Angeles'"),
-])
+@pytest.mark.parametrize(
+    "value, literal",
+    [
+        (dt.date(2025, 3, 1), "DATE '2025-03-01'"),
+        (4, "4"),
+        (0.05, "0.05"),
+        ("America/Los_Angeles", "'America/Los_Angeles'"),
+    ],
+)
 def test_sql_literals(value, literal):
     assert sql_literal(value) == literal
 
 
-@pytest.mark.parametrize("value", ["x'; drop table t; --", "a:b", "{batch}", True, None, [1],
-                                   float("nan"), dt.datetime(2025, 3, 1)])
+@pytest.mark.parametrize(
+    "value", ["x'; drop table t; --", "a:b", "{batch}", True, None, [1], float("nan"), dt.datetime(2025, 3, 1)]
+)
 def test_unsafe_values_are_refused(value):
     with pytest.raises(ValueError):
         sql_literal(value)
 
 
-@pytest.mark.parametrize("kwargs, params, expected", [
-    ({"unexpected_rows_query": "select * from {batch} where d = {day}"}, None,
-     "unknown placeholder {day}"),
-    ({"unexpected_rows_query": "select * from {batch} b where b.a < 0"}, None,
-     "write {batch} without an alias"),
-    ({"unexpected_rows_query": "select * from marts.t where a < 0"}, None,
-     "must read the asset through {batch}"),
-    ({"unexpected_rows_query": "select * from {batch} where a = {logical_date!r}"}, None,
-     "may not carry a format or conversion"),
-    ({"unexpected_rows_query": "select * from {batch} where a in '{1'"}, None, "malformed brace"),
-    ({"unexpected_rows_query": "select * from {batch} where s = {code}"}, {"code": "x'y"},
-     "params code: "),
-    ({"unexpected_rows_query": "select * from {batch} where s = {logical_date}"}, {"logical_date": 1},
-     "params name 'logical_date' must be a plain name other than"),
-])
+@pytest.mark.parametrize(
+    "kwargs, params, expected",
+    [
+        ({"unexpected_rows_query": "select * from {batch} where d = {day}"}, None, "unknown placeholder {day}"),
+        ({"unexpected_rows_query": "select * from {batch} b where b.a < 0"}, None, "write {batch} without an alias"),
+        ({"unexpected_rows_query": "select * from marts.t where a < 0"}, None, "must read the asset through {batch}"),
+        (
+            {"unexpected_rows_query": "select * from {batch} where a = {logical_date!r}"},
+            None,
+            "may not carry a format or conversion",
+        ),
+        ({"unexpected_rows_query": "select * from {batch} where a in '{1'"}, None, "malformed brace"),
+        ({"unexpected_rows_query": "select * from {batch} where s = {code}"}, {"code": "x'y"}, "params code: "),
+        (
+            {"unexpected_rows_query": "select * from {batch} where s = {logical_date}"},
+            {"logical_date": 1},
+            "params name 'logical_date' must be a plain name other than",
+        ),
+    ],
+)
 def test_bad_sql_rules(tmp_path, seeds, kwargs, params, expected):
     extra = {"params": params} if params else {}
     doc = sql_rule(kwargs={**kwargs, "evaluated_rows_query": "select * from {batch}"}, **extra)
@@ -398,8 +461,9 @@ def test_share_rule_needs_a_denominator(tmp_path, seeds):
 
 def test_gx_sql_rule_without_share(tmp_path, seeds):
     # GX's own UnexpectedRowsExpectation is accepted (no denominator, so no threshold)
-    doc = sql_rule(expectation="UnexpectedRowsExpectation",
-                   kwargs={"unexpected_rows_query": "select * from {batch} where a < 0"})
+    doc = sql_rule(
+        expectation="UnexpectedRowsExpectation", kwargs={"unexpected_rows_query": "select * from {batch} where a < 0"}
+    )
     rf = load_rules(write(tmp_path, doc), seeds_dir=seeds)
     assert rf.rule("S-001").is_sql
     bad = mutated(lambda d: d.update(rules=[dict(doc["rules"][0], threshold=0.1)]))

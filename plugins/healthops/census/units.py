@@ -1,4 +1,5 @@
 """The units reference data (the dbt seed the hospital edits), read from the file."""
+
 from __future__ import annotations
 
 import csv

@@ -8,6 +8,7 @@ send everything else (parser rejections, a control id reused for other content) 
 ``raw.rejected`` with a reason; then record the batch in ``audit.load_batches``
 (in = loaded + rejected + duplicate).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ def adt_folder(landing: Path, received_date: date) -> Path:
     return Path(landing) / "adt" / received_date.isoformat()
 
 
-def load_adt_date(url: str, landing: Path, received_date: date, dag_run_id: str | None = None,
-                  facility_tz: str | None = None) -> LoadSummary:
+def load_adt_date(
+    url: str, landing: Path, received_date: date, dag_run_id: str | None = None, facility_tz: str | None = None
+) -> LoadSummary:
     from healthops import config
 
     tz = facility_tz or config.facility_tz()
@@ -70,14 +72,10 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
             return BatchResult(rel, str(done[0]), "skipped")
 
         batch_id = uuid.uuid4()
-        conn.execute(
-            "create temp table _adt_in (like raw.adt_messages including defaults) on commit drop"
-        )
+        conn.execute("create temp table _adt_in (like raw.adt_messages including defaults) on commit drop")
         rejected: list[Rejection] = []
         n_in = 0
-        with conn.cursor().copy(
-            f"copy _adt_in (batch_id, received_date, file_path, {_COLS}) from stdin"
-        ) as copy:
+        with conn.cursor().copy(f"copy _adt_in (batch_id, received_date, file_path, {_COLS}) from stdin") as copy:
             for item in parse_file(path, default_tz=tz):
                 n_in += 1
                 if isinstance(item, Rejection):
@@ -112,16 +110,23 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
         ).fetchall()
         duplicates = []
         for idx, control_id, facility, raw_text, first_batch, first_idx, same_text in repeats:
-            where = ("earlier in this file" if first_batch == batch_id
-                     else f"in batch {first_batch}") + f", message {first_idx}"
+            where = (
+                "earlier in this file" if first_batch == batch_id else f"in batch {first_batch}"
+            ) + f", message {first_idx}"
             if same_text:
-                duplicates.append((batch_id, SOURCE, received_date, rel, idx, facility, control_id,
-                                   first_batch, first_idx, raw_text))
+                duplicates.append(
+                    (batch_id, SOURCE, received_date, rel, idx, facility, control_id, first_batch, first_idx, raw_text)
+                )
             else:
-                rejected.append(Rejection(
-                    idx, f"control id reused with different content: control id {control_id} from {facility} "
-                         f"was already loaded ({where}) with other text; this message is not loaded",
-                    raw_text, control_id))
+                rejected.append(
+                    Rejection(
+                        idx,
+                        f"control id reused with different content: control id {control_id} from {facility} "
+                        f"was already loaded ({where}) with other text; this message is not loaded",
+                        raw_text,
+                        control_id,
+                    )
+                )
         loaded = conn.execute(
             f"""
             insert into raw.adt_messages (batch_id, received_date, file_path, {_COLS})
@@ -149,16 +154,23 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
                 " raw_text) from stdin"
             ) as copy:
                 for r in rejected:
-                    copy.write_row((batch_id, SOURCE, received_date, rel, r.message_index, r.control_id,
-                                    r.reason, r.raw_text))
+                    copy.write_row(
+                        (batch_id, SOURCE, received_date, rel, r.message_index, r.control_id, r.reason, r.raw_text)
+                    )
         conn.execute(
             """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, file_bytes,
                                                records_in, records_loaded, records_rejected, records_duplicate,
                                                dag_run_id)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (batch_id, SOURCE, received_date, rel, sha, size, n_in, loaded, len(rejected), len(duplicates),
-             dag_run_id),
+            (batch_id, SOURCE, received_date, rel, sha, size, n_in, loaded, len(rejected), len(duplicates), dag_run_id),
         )
-        log.info("%s: %d in, %d loaded, %d rejected, %d duplicate (batch %s)", rel, n_in, loaded, len(rejected),
-                 len(duplicates), batch_id)
+        log.info(
+            "%s: %d in, %d loaded, %d rejected, %d duplicate (batch %s)",
+            rel,
+            n_in,
+            loaded,
+            len(rejected),
+            len(duplicates),
+            batch_id,
+        )
         return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected), len(duplicates))

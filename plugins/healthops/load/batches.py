@@ -4,6 +4,7 @@ A file already loaded with the same hash is skipped, so re-running a date change
 nothing. Counts always reconcile: records_in = records_loaded + records_rejected
 + records_duplicate (enforced by a check constraint on audit.load_batches).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -48,6 +48,7 @@ catalog fields from each entry's ``expectation_config.meta``, as in GX's results
 and for a failed freshness rule one violation row: the source table, its newest
 loaded_at value, the as-of instant and the age (``evidence = 'dbt_freshness'``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,10 +66,26 @@ SQL_RULE_TYPES = ("unexpected_rows_expectation", "unexpected_rows_share_expectat
 FRESHNESS_RULE_TYPE = "dbt_source_freshness"  # rules.FRESHNESS_ENGINE
 # Never kept as evidence, whatever a rule's query selects (raw.adt_messages' PHI and
 # the usual names of identifying columns).
-PHI_COLUMNS = frozenset({
-    "mrn", "patient_name", "name", "first_name", "last_name", "given_name", "family_name",
-    "birth_date", "date_of_birth", "dob", "sex", "ssn", "address", "phone", "email", "raw_text",
-})
+PHI_COLUMNS = frozenset(
+    {
+        "mrn",
+        "patient_name",
+        "name",
+        "first_name",
+        "last_name",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "date_of_birth",
+        "dob",
+        "sex",
+        "ssn",
+        "address",
+        "phone",
+        "email",
+        "raw_text",
+    }
+)
 _FINDING_ID = re.compile(r"^\s*(?:F-?)?0*(\d{1,18})\s*$", re.IGNORECASE)
 MAX_NOTE = 4000
 
@@ -97,10 +114,21 @@ def append_validation_run(conn, summary) -> None:
                logical_date, dag_run_id, code_version, success, evaluated_expectations,
                successful_expectations, run_at, gx_result, rules_file, rules_sha256)
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (summary.validation_run_id, summary.suite_name, summary.data_asset, summary.logical_date,
-         summary.dag_run_id, summary.code_version, summary.success,
-         summary.evaluated_expectations, summary.successful_expectations, summary.run_at,
-         Jsonb(summary.gx_result), hops.get("rules_file"), hops.get("rules_sha256")),
+        (
+            summary.validation_run_id,
+            summary.suite_name,
+            summary.data_asset,
+            summary.logical_date,
+            summary.dag_run_id,
+            summary.code_version,
+            summary.success,
+            summary.evaluated_expectations,
+            summary.successful_expectations,
+            summary.run_at,
+            Jsonb(summary.gx_result),
+            hops.get("rules_file"),
+            hops.get("rules_sha256"),
+        ),
     )
 
 
@@ -122,11 +150,28 @@ def append_rule_results(conn, summary) -> None:
                    detail, status, threshold, description, kahn_category, citation, domain, owner,
                    evidence, violations_kept, violations_cap)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (summary.validation_run_id, o.rule_id, o.expectation_type, o.column_name, o.severity,
-             o.success, o.rows_evaluated, o.rows_violating, o.violating_share, Jsonb(o.detail), status,
-             meta.get("threshold", o.detail.get("threshold", 0)), o.description or meta.get("description"),
-             meta.get("kahn_category"), meta.get("citation"), meta.get("domain"), meta.get("owner"),
-             evidence, len(keys) if evidence else None, cap),
+            (
+                summary.validation_run_id,
+                o.rule_id,
+                o.expectation_type,
+                o.column_name,
+                o.severity,
+                o.success,
+                o.rows_evaluated,
+                o.rows_violating,
+                o.violating_share,
+                Jsonb(o.detail),
+                status,
+                meta.get("threshold", o.detail.get("threshold", 0)),
+                o.description or meta.get("description"),
+                meta.get("kahn_category"),
+                meta.get("citation"),
+                meta.get("domain"),
+                meta.get("owner"),
+                evidence,
+                len(keys) if evidence else None,
+                cap,
+            ),
         )
         if keys:
             append_violations(conn, summary.validation_run_id, o.rule_id, keys)
@@ -159,8 +204,10 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
     if o.expectation_type == FRESHNESS_RULE_TYPE:
         if "exception" in o.detail:  # dbt gave no verdict: nothing to point at
             return None, None, []
-        key = {k: o.detail.get(k) for k in ("source", "loaded_at_field", "max_loaded_at", "snapshotted_at",
-                                            "age_hours", "status")}
+        key = {
+            k: o.detail.get(k)
+            for k in ("source", "loaded_at_field", "max_loaded_at", "snapshotted_at", "age_hours", "status")
+        }
         return "dbt_freshness", 1, _keys([key])
     if o.expectation_type in SQL_RULE_TYPES:
         query = ((res.get("expectation_config") or {}).get("kwargs") or {}).get("unexpected_rows_query")
@@ -169,8 +216,12 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
             complete = len(rows) <= VIOLATION_CAP
             if not complete or len(rows) == o.rows_violating:
                 return "rows_query", VIOLATION_CAP, _keys(rows[:VIOLATION_CAP])
-            log.warning("rule %s: its query now returns %d rows, GX counted %s; keeping GX's sample",
-                        o.rule_id, len(rows), o.rows_violating)
+            log.warning(
+                "rule %s: its query now returns %d rows, GX counted %s; keeping GX's sample",
+                o.rule_id,
+                len(rows),
+                o.rows_violating,
+            )
         sample = o.detail.get("unexpected_rows") or []
         return "gx_sample", PARTIAL_VALUES, _keys(sample)
     values = o.detail.get("partial_unexpected_list")
@@ -267,9 +318,11 @@ def verify(conn) -> VerifyResult:
         expected_seq, expected_prev = 1, GENESIS_HASH
         keys = ", ".join(f"t.{k}" for k in t.key)
         # Unchained rows first (nulls first), then the chain in order; streamed.
-        query = (f"select t.chain_seq, t.prev_hash, t.row_hash, "
-                 f"{row_hash_sql(t, 't', 't.prev_hash')}, {keys} "
-                 f"from {t.qualified} t order by t.chain_seq nulls first")
+        query = (
+            f"select t.chain_seq, t.prev_hash, t.row_hash, "
+            f"{row_hash_sql(t, 't', 't.prev_hash')}, {keys} "
+            f"from {t.qualified} t order by t.chain_seq nulls first"
+        )
         with conn.cursor(name=f"verify_{t.name}") as cur:
             cur.itersize = 2000
             cur.execute(query)
@@ -278,24 +331,38 @@ def verify(conn) -> VerifyResult:
                 key = dict(zip(t.key, (str(v) for v in key_values)))
                 problem = None
                 if seq is None or stored is None or prev is None:
-                    problem = Problem(t.qualified, seq, key, "unchained row",
-                                      "no chain values: written with the chain trigger off")
+                    problem = Problem(
+                        t.qualified, seq, key, "unchained row", "no chain values: written with the chain trigger off"
+                    )
                 elif seq < expected_seq:
-                    problem = Problem(t.qualified, seq, key, "duplicate seq",
-                                      f"seq {seq} is used twice")
+                    problem = Problem(t.qualified, seq, key, "duplicate seq", f"seq {seq} is used twice")
                 elif seq > expected_seq:
-                    missing = (f"seq {expected_seq}" if seq == expected_seq + 1
-                               else f"seqs {expected_seq}..{seq - 1}")
-                    problem = Problem(t.qualified, expected_seq, None, "gap in seq",
-                                      f"{missing} missing (deleted); the next row is seq {seq} ({_fmt(key)})")
+                    missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seqs {expected_seq}..{seq - 1}"
+                    problem = Problem(
+                        t.qualified,
+                        expected_seq,
+                        None,
+                        "gap in seq",
+                        f"{missing} missing (deleted); the next row is seq {seq} ({_fmt(key)})",
+                    )
                 elif stored != recomputed:
-                    problem = Problem(t.qualified, seq, key, "content hash mismatch",
-                                      f"stored row_hash {stored[:12]}..., content hashes to {recomputed[:12]}...: "
-                                      "the row was changed after it was written")
+                    problem = Problem(
+                        t.qualified,
+                        seq,
+                        key,
+                        "content hash mismatch",
+                        f"stored row_hash {stored[:12]}..., content hashes to {recomputed[:12]}...: "
+                        "the row was changed after it was written",
+                    )
                 elif prev != expected_prev:
-                    problem = Problem(t.qualified, seq, key, "broken link",
-                                      f"prev_hash {prev[:12]}... is not the row_hash {expected_prev[:12]}... "
-                                      f"of seq {seq - 1}: that row's hash or this link was rewritten")
+                    problem = Problem(
+                        t.qualified,
+                        seq,
+                        key,
+                        "broken link",
+                        f"prev_hash {prev[:12]}... is not the row_hash {expected_prev[:12]}... "
+                        f"of seq {seq - 1}: that row's hash or this link was rewritten",
+                    )
                 if problem:
                     result.problems.append(problem)
                 if seq is not None and stored is not None:
@@ -311,20 +378,36 @@ def verify(conn) -> VerifyResult:
 def _count_problems(conn) -> list[Problem]:
     problems = []
     for run_id, seq, expected, found in conn.execute(
-            """select v.validation_run_id, v.chain_seq, v.evaluated_expectations, count(r.rule_id)
+        """select v.validation_run_id, v.chain_seq, v.evaluated_expectations, count(r.rule_id)
                from audit.validation_runs v left join audit.rule_results r using (validation_run_id)
                group by 1, 2, 3 having count(r.rule_id) <> v.evaluated_expectations
-               order by v.chain_seq"""):
-        problems.append(Problem("audit.validation_runs", seq, {"validation_run_id": str(run_id)},
-                                "count mismatch", f"{expected} rules evaluated, {found} rule_results rows found"))
+               order by v.chain_seq"""
+    ):
+        problems.append(
+            Problem(
+                "audit.validation_runs",
+                seq,
+                {"validation_run_id": str(run_id)},
+                "count mismatch",
+                f"{expected} rules evaluated, {found} rule_results rows found",
+            )
+        )
     for run_id, rule_id, seq, expected, found in conn.execute(
-            """select r.validation_run_id, r.rule_id, r.chain_seq, r.violations_kept, count(x.violation_no)
+        """select r.validation_run_id, r.rule_id, r.chain_seq, r.violations_kept, count(x.violation_no)
                from audit.rule_results r left join audit.rule_violations x using (validation_run_id, rule_id)
                where r.violations_kept is not null
                group by 1, 2, 3, 4 having count(x.violation_no) <> r.violations_kept
-               order by r.chain_seq"""):
-        problems.append(Problem("audit.rule_results", seq, {"validation_run_id": str(run_id), "rule_id": rule_id},
-                                "count mismatch", f"{expected} violation rows kept, {found} found"))
+               order by r.chain_seq"""
+    ):
+        problems.append(
+            Problem(
+                "audit.rule_results",
+                seq,
+                {"validation_run_id": str(run_id), "rule_id": rule_id},
+                "count mismatch",
+                f"{expected} violation rows kept, {found} found",
+            )
+        )
     return problems
 
 
@@ -353,13 +436,16 @@ class Finding:
     reviews: int
 
 
-_FINDING_COLUMNS = ("finding_id, validation_run_id::text, rule_id, suite_name, logical_date, run_at, "
-                    "severity, result_status, rows_evaluated, rows_violating, violating_share::float8, "
-                    "threshold::float8, description, violations_kept, status, reviews")
+_FINDING_COLUMNS = (
+    "finding_id, validation_run_id::text, rule_id, suite_name, logical_date, run_at, "
+    "severity, result_status, rows_evaluated, rows_violating, violating_share::float8, "
+    "threshold::float8, description, violations_kept, status, reviews"
+)
 
 
-def findings(conn, since: dt.date | None = None, rule: str | None = None,
-             include_reviewed: bool = False) -> list[Finding]:
+def findings(
+    conn, since: dt.date | None = None, rule: str | None = None, include_reviewed: bool = False
+) -> list[Finding]:
     """Findings of validation runs for logical dates on or after ``since``, of one
     rule id if given, oldest first; open ones only unless ``include_reviewed``."""
     rows = conn.execute(
@@ -368,7 +454,8 @@ def findings(conn, since: dt.date | None = None, rule: str | None = None,
               and (%(rule)s::text is null or upper(rule_id) = upper(%(rule)s::text))
               and (%(all)s or status = 'open')
             order by chain_seq""",
-        {"since": since, "rule": rule, "all": include_reviewed}).fetchall()
+        {"since": since, "rule": rule, "all": include_reviewed},
+    ).fetchall()
     return [Finding(*r) for r in rows]
 
 
@@ -379,9 +466,14 @@ def open_findings(conn, since: dt.date | None = None, rule: str | None = None) -
 def violations(conn, finding_id: str) -> list[dict]:
     """The kept keys behind a finding, in order."""
     f = _finding(conn, finding_id)
-    return [r[0] for r in conn.execute(
-        "select keys from audit.rule_violations where validation_run_id = %s and rule_id = %s "
-        "order by violation_no", (f.validation_run_id, f.rule_id))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "select keys from audit.rule_violations where validation_run_id = %s and rule_id = %s "
+            "order by violation_no",
+            (f.validation_run_id, f.rule_id),
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -410,17 +502,26 @@ def review(conn, finding_id: str, by: str, note: str) -> Review:
     no, at, seq, h = conn.execute(
         """insert into audit.reviews (finding_id, validation_run_id, rule_id, reviewed_by, note)
            values (%s, %s, %s, %s, %s) returning review_no, reviewed_at, chain_seq, row_hash""",
-        (f.finding_id, f.validation_run_id, f.rule_id, by, note)).fetchone()
-    return Review(review_id=f"R-{no:06d}", finding_id=f.finding_id, reviewed_by=by, note=note,
-                  reviewed_at=at, chain_seq=seq, row_hash=h)
+        (f.finding_id, f.validation_run_id, f.rule_id, by, note),
+    ).fetchone()
+    return Review(
+        review_id=f"R-{no:06d}",
+        finding_id=f.finding_id,
+        reviewed_by=by,
+        note=note,
+        reviewed_at=at,
+        chain_seq=seq,
+        row_hash=h,
+    )
 
 
 def _finding(conn, finding_id: str) -> Finding:
     m = _FINDING_ID.match(finding_id or "")
     row = None
     if m:
-        row = conn.execute(f"select {_FINDING_COLUMNS} from audit.findings where chain_seq = %s",
-                           (int(m.group(1)),)).fetchone()
+        row = conn.execute(
+            f"select {_FINDING_COLUMNS} from audit.findings where chain_seq = %s", (int(m.group(1)),)
+        ).fetchone()
     if row is None:
         raise LookupError(f"no finding {finding_id!r} (see `healthops audit findings`)")
     return Finding(*row)

@@ -17,6 +17,7 @@ the validation context, renders only their pages (and the suites'), and rewrites
 the index, so a nightly build costs the same on night 400 as on night 1, apart
 from the index (capped at ``INDEX_RUNS`` runs, newest first).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,20 +84,28 @@ def docs_context(root: Path | None = None, site: Path | None = None):
             )
 
             defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
-            for name, sub in ((defaults.expectations_store_name, "expectations"),
-                              (defaults.validation_results_store_name, "validations")):
+            for name, sub in (
+                (defaults.expectations_store_name, "expectations"),
+                (defaults.validation_results_store_name, "validations"),
+            ):
                 defaults.stores[name]["store_backend"] = {
-                    "class_name": "TupleFilesystemStoreBackend", "base_directory": str(root / sub)}
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(root / sub),
+                }
             project_config = DataContextConfig(
                 store_backend_defaults=defaults,
-                data_docs_sites={SITE_NAME: {
-                    "class_name": "SiteBuilder",
-                    "show_how_to_buttons": False,  # no GX Cloud advertising in an auditor's site
-                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                           "validation_results_limit": INDEX_RUNS},
-                    "site_section_builders": {"profiling": "None"},  # we never profile data
-                }},
+                data_docs_sites={
+                    SITE_NAME: {
+                        "class_name": "SiteBuilder",
+                        "show_how_to_buttons": False,  # no GX Cloud advertising in an auditor's site
+                        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+                        "site_index_builder": {
+                            "class_name": "DefaultSiteIndexBuilder",
+                            "validation_results_limit": INDEX_RUNS,
+                        },
+                        "site_section_builders": {"profiling": "None"},  # we never profile data
+                    }
+                },
                 analytics_enabled=False,
                 progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
             )
@@ -132,17 +141,26 @@ def build(summaries: Iterable, *, root: Path | None = None, site: Path | None = 
     site = (site or site_dir()).resolve()
     if not summaries:
         index = site / "index.html"
-        return {"index": str(index), "url": site_url() if site == site_dir().resolve() else index.as_uri(),
-                "runs": 0, "seconds": round(time.perf_counter() - t0, 3)}
+        return {
+            "index": str(index),
+            "url": site_url() if site == site_dir().resolve() else index.as_uri(),
+            "runs": 0,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     source = get_context()
     docs = docs_context(root, site)
     wanted = {(s.suite_name, s.run_at) for s in summaries}
     with _lock:
-        keys = [k for k in source.validation_results_store.list_keys()
-                if (k.expectation_suite_identifier.name, k.run_id.run_time) in wanted]
+        keys = [
+            k
+            for k in source.validation_results_store.list_keys()
+            if (k.expectation_suite_identifier.name, k.run_id.run_time) in wanted
+        ]
         if len(keys) != len(wanted):
-            raise LookupError(f"Data Docs: {len(wanted)} validation runs given, {len(keys)} found in this "
-                              "process's GX context (validate and build in the same process)")
+            raise LookupError(
+                f"Data Docs: {len(wanted)} validation runs given, {len(keys)} found in this "
+                "process's GX context (validate and build in the same process)"
+            )
         suite_ids = [ExpectationSuiteIdentifier(name) for name in sorted({s.suite_name for s in summaries})]
         for key in keys:
             docs.validation_results_store.set(key, source.validation_results_store.get(key))
@@ -153,5 +171,9 @@ def build(summaries: Iterable, *, root: Path | None = None, site: Path | None = 
     index = site / "index.html"
     seconds = time.perf_counter() - t0
     log.info("Data Docs: %d validation run(s) added to %s (%.2fs)", len(keys), index, seconds)
-    return {"index": str(index), "url": site_url() if site == site_dir().resolve() else index.as_uri(),
-            "runs": len(keys), "seconds": round(seconds, 3)}
+    return {
+        "index": str(index),
+        "url": site_url() if site == site_dir().resolve() else index.as_uri(),
+        "runs": len(keys),
+        "seconds": round(seconds, 3),
+    }

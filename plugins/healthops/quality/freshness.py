@@ -28,6 +28,7 @@ nights validated at once must not read each other's sources.json, nor a
 freshness run's state unsettle the partial parse of ``dbt build`` in target/),
 seeded with the last freshness run's partial-parse file.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -74,8 +75,9 @@ def work_dir(project_dir: Path | None = None) -> Path:
     return Path(project_dir or config.DBT_PROJECT_DIR) / "target" / "source_freshness"
 
 
-def run_source_freshness(url: str, selectors: list[str], instant: dt.datetime,
-                         project_dir: Path | None = None) -> tuple[dict, dict]:
+def run_source_freshness(
+    url: str, selectors: list[str], instant: dt.datetime, project_dir: Path | None = None
+) -> tuple[dict, dict]:
     """``dbt source freshness --select <selectors>`` as of ``instant``: (dbt's
     sources.json, {"seconds", "returncode", "output", "runtime_errors"}).
 
@@ -94,9 +96,24 @@ def run_source_freshness(url: str, selectors: list[str], instant: dt.datetime,
             shutil.copyfile(cached, target / PARTIAL_PARSE)
         t0 = time.perf_counter()
         proc = run_dbt(
-            ["source", "freshness", "--select", *selectors, "--target-path", str(target),
-             "--log-path", str(target), "--log-format-file", "json", "--log-level-file", "info"],
-            url, project, check=False, capture=True,
+            [
+                "source",
+                "freshness",
+                "--select",
+                *selectors,
+                "--target-path",
+                str(target),
+                "--log-path",
+                str(target),
+                "--log-format-file",
+                "json",
+                "--log-level-file",
+                "info",
+            ],
+            url,
+            project,
+            check=False,
+            capture=True,
             env={AS_OF_ENV: instant.astimezone(dt.timezone.utc).isoformat()},
         )
         seconds = time.perf_counter() - t0
@@ -110,11 +127,15 @@ def run_source_freshness(url: str, selectors: list[str], instant: dt.datetime,
         if not sources_json.is_file():
             raise FreshnessRunError(
                 f"dbt source freshness --select {' '.join(selectors)} gave no results "
-                f"(exit code {proc.returncode})\n{output[-4000:]}")
+                f"(exit code {proc.returncode})\n{output[-4000:]}"
+            )
         log.debug("dbt source freshness output:\n%s", output)
         return json.loads(sources_json.read_text()), {
-            "seconds": seconds, "returncode": proc.returncode, "output": output,
-            "runtime_errors": _runtime_errors(target / "dbt.log")}
+            "seconds": seconds,
+            "returncode": proc.returncode,
+            "output": output,
+            "runtime_errors": _runtime_errors(target / "dbt.log"),
+        }
     finally:
         shutil.rmtree(target, ignore_errors=True)
 
@@ -138,14 +159,21 @@ def _runtime_errors(log_file: Path) -> dict[tuple[str, str], dict]:
             failed[uid] = (data.get("source_name"), data.get("table_name"))
         elif name == "RunResultError" and uid and data.get("msg"):
             messages.setdefault(uid, data["msg"])
-    return {key: {"unique_id": uid, "status": RUNTIME_ERROR,
-                  "error": messages.get(uid) or "dbt reported a runtime error"}
-            for uid, key in failed.items()}
+    return {
+        key: {"unique_id": uid, "status": RUNTIME_ERROR, "error": messages.get(uid) or "dbt reported a runtime error"}
+        for uid, key in failed.items()
+    }
 
 
-def validate(url: str, rule_file: RuleFile | Path | str, logical_date: dt.date,
-             dag_run_id: str | None = None, *, facility_tz: str | None = None,
-             project_dir: Path | None = None):
+def validate(
+    url: str,
+    rule_file: RuleFile | Path | str,
+    logical_date: dt.date,
+    dag_run_id: str | None = None,
+    *,
+    facility_tz: str | None = None,
+    project_dir: Path | None = None,
+):
     """Run a DbtSourceFreshness rule file for ``logical_date``; a
     ``gx_runner.ValidationSummary`` (engine FRESHNESS_ENGINE). Writes nothing."""
     from healthops.quality.outcomes import RuleOutcome, ValidationSummary, code_version
@@ -170,7 +198,8 @@ def validate(url: str, rule_file: RuleFile | Path | str, logical_date: dt.date,
     if missing:
         raise FreshnessRunError(
             f"dbt source freshness gave no result for {', '.join(missing)} (exit code "
-            f"{run['returncode']}): is freshness configured in dbt's sources yml?\n{run['output'][-4000:]}")
+            f"{run['returncode']}): is freshness configured in dbt's sources yml?\n{run['output'][-4000:]}"
+        )
 
     outcomes = []
     for rule in rf.rules:
@@ -191,21 +220,31 @@ def validate(url: str, rule_file: RuleFile | Path | str, logical_date: dt.date,
         # Not a GX validation result: the engine says what produced it.
         "engine": FRESHNESS_ENGINE,
         "success": ok == len(outcomes),
-        "statistics": {"evaluated_expectations": len(outcomes), "successful_expectations": ok,
-                       "unsuccessful_expectations": len(outcomes) - ok,
-                       "success_percent": 100.0 * ok / len(outcomes)},
+        "statistics": {
+            "evaluated_expectations": len(outcomes),
+            "successful_expectations": ok,
+            "unsuccessful_expectations": len(outcomes) - ok,
+            "success_percent": 100.0 * ok / len(outcomes),
+        },
         "meta": {"healthops": hops},
         # One entry per rule, shaped like GX's so readers of the audit trail find the
         # rule's catalog fields in the same place (expectation_config.meta).
         "results": [
-            {"success": o.success,
-             "expectation_config": {"type": FRESHNESS_ENGINE, "kwargs": dict(rule.kwargs), "meta": rule.meta},
-             "result": o.detail}
-            for rule, o in zip(rf.rules, outcomes)],
+            {
+                "success": o.success,
+                "expectation_config": {"type": FRESHNESS_ENGINE, "kwargs": dict(rule.kwargs), "meta": rule.meta},
+                "result": o.detail,
+            }
+            for rule, o in zip(rf.rules, outcomes)
+        ],
         # dbt's own artifact (sources.json), as dbt wrote it.
-        "dbt": {"command": "source freshness", "returncode": run["returncode"],
-                "metadata": sources.get("metadata"), "elapsed_time": sources.get("elapsed_time"),
-                "results": [by_table[t] for t in tables]},
+        "dbt": {
+            "command": "source freshness",
+            "returncode": run["returncode"],
+            "metadata": sources.get("metadata"),
+            "elapsed_time": sources.get("elapsed_time"),
+            "results": [by_table[t] for t in tables],
+        },
     }
     summary = ValidationSummary(
         validation_run_id=run_id,
@@ -225,9 +264,12 @@ def validate(url: str, rule_file: RuleFile | Path | str, logical_date: dt.date,
         timings={"dbt_source_freshness": run["seconds"]},
         engine=FRESHNESS_ENGINE,
     )
-    log.info("freshness %s as of %s: %s", rf.suite_name, instant.isoformat(),
-             ", ".join(f"{o.rule_id} {'passed' if o.success else 'failed'} ({o.detail.get('status')})"
-                       for o in outcomes))
+    log.info(
+        "freshness %s as of %s: %s",
+        rf.suite_name,
+        instant.isoformat(),
+        ", ".join(f"{o.rule_id} {'passed' if o.success else 'failed'} ({o.detail.get('status')})" for o in outcomes),
+    )
     return summary
 
 
@@ -246,30 +288,42 @@ def _outcome(rule, res: dict, instant: dt.datetime, outcome_cls):
         # No verdict on the data: the rule fails and says why (audit status 'error').
         detail["exception"] = str(res.get("error") or res.get("message") or f"dbt status {status!r}")[:500]
         return outcome_cls(
-            rule_id=rule.id, severity=rule.severity, success=False, rows_violating=None,
-            description=rule.description, expectation_type=FRESHNESS_ENGINE,
-            column_name=rule.column_name, rows_evaluated=1, violating_share=None, detail=detail)
+            rule_id=rule.id,
+            severity=rule.severity,
+            success=False,
+            rows_violating=None,
+            description=rule.description,
+            expectation_type=FRESHNESS_ENGINE,
+            column_name=rule.column_name,
+            rows_evaluated=1,
+            violating_share=None,
+            detail=detail,
+        )
     snapshotted = res.get("snapshotted_at")
     if not snapshotted or _instant(snapshotted) != instant:
         # dbt took "now": the as-of override (macros/collect_freshness.sql) did not run,
         # and a verdict taken now would change with the day the night is re-run.
         raise FreshnessRunError(
             f"rule {rule.id}: dbt measured {detail['source']} at {snapshotted}, not as of {instant.isoformat()}: "
-            "is dbt_project/macros/collect_freshness.sql (postgres__collect_freshness) in place?")
+            "is dbt_project/macros/collect_freshness.sql (postgres__collect_freshness) in place?"
+        )
     threshold = criteria.get(FRESHNESS_LEVELS[level]) or {}
     if not (threshold.get("count") and threshold.get("period")):
         # load_rules checked the sources yml; dbt resolved something else
         # (e.g. a dbt_project.yml sources: config): catalog and dbt disagree.
         raise FreshnessRunError(
             f"rule {rule.id}: dbt ran {detail['source']} without a {FRESHNESS_LEVELS[level]} "
-            f"threshold (criteria {criteria}); the catalog and dbt's sources yml disagree")
+            f"threshold (criteria {criteria}); the catalog and dbt's sources yml disagree"
+        )
     age = res.get("max_loaded_at_time_ago_in_s")
-    detail.update({
-        "max_loaded_at": res.get("max_loaded_at"),
-        "snapshotted_at": res.get("snapshotted_at"),
-        "age_hours": round(float(age) / 3600, 2) if age is not None else None,
-        "criteria": {k: criteria.get(k) for k in ("warn_after", "error_after", "filter")},
-    })
+    detail.update(
+        {
+            "max_loaded_at": res.get("max_loaded_at"),
+            "snapshotted_at": res.get("snapshotted_at"),
+            "age_hours": round(float(age) / 3600, 2) if age is not None else None,
+            "criteria": {k: criteria.get(k) for k in ("warn_after", "error_after", "filter")},
+        }
+    )
     failed = status in FAILS_AT[level]
     return outcome_cls(
         rule_id=rule.id,

@@ -13,6 +13,7 @@ small machine) and quietens GX first, so every importer benefits:
   upgrade that brings analytics back finds it off: a hospital network allows no
   calls to third parties.
 """
+
 from __future__ import annotations
 
 import logging

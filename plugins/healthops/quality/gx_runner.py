@@ -9,6 +9,7 @@ The data source, table asset
 and whole-table batch definition are made once per warehouse URL and table and
 reused, so a process that validates many nights pays the set-up once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -105,9 +106,7 @@ def validate(
         bd = _batch_definition(url, rf.schema, rf.table)
         suite = context.suites.add_or_update(suite)
         vd = context.validation_definitions.add_or_update(
-            import_gx().ValidationDefinition(
-                name=f"{suite.name}:{bd.data_asset.datasource.name}", data=bd, suite=suite
-            )
+            import_gx().ValidationDefinition(name=f"{suite.name}:{bd.data_asset.datasource.name}", data=bd, suite=suite)
         )
         t3 = time.perf_counter()
         timings["datasource"] = t3 - t2
@@ -148,8 +147,7 @@ def validate(
     )
 
 
-def _validate_other_engine(url: str, rf: RuleFile, logical_date: dt.date,
-                           dag_run_id: str | None) -> ValidationSummary:
+def _validate_other_engine(url: str, rf: RuleFile, logical_date: dt.date, dag_run_id: str | None) -> ValidationSummary:
     from healthops.quality import freshness
 
     if rf.engine == FRESHNESS_ENGINE:
@@ -171,8 +169,15 @@ def _outcome(rf: RuleFile, r) -> RuleOutcome:
     elif evaluated == 0 and violating is not None:
         share = 0.0
     detail: dict[str, Any] = {}
-    for k in ("observed_value", "element_count", "missing_count", "unexpected_count",
-              "unexpected_percent", "unexpected_percent_nonmissing", "threshold"):
+    for k in (
+        "observed_value",
+        "element_count",
+        "missing_count",
+        "unexpected_count",
+        "unexpected_percent",
+        "unexpected_percent_nonmissing",
+        "threshold",
+    ):
         if k in res and res[k] is not None:
             detail[k] = res[k]
     if rule.threshold:
@@ -247,9 +252,14 @@ def validate_and_record(
         persist(conn, summary)
     log.info(
         "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
-        summary.suite_name, summary.data_asset, logical_date, summary.successful_expectations,
-        summary.evaluated_expectations, summary.blocking_failures or "none",
-        summary.warnings or "none", sum(summary.timings.values()),
+        summary.suite_name,
+        summary.data_asset,
+        logical_date,
+        summary.successful_expectations,
+        summary.evaluated_expectations,
+        summary.blocking_failures or "none",
+        summary.warnings or "none",
+        sum(summary.timings.values()),
     )
     return summary
 
@@ -288,8 +298,13 @@ def validate_domain_and_record(
     for s in summaries:
         log.info(
             "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
-            s.suite_name, s.data_asset, logical_date, s.successful_expectations,
-            s.evaluated_expectations, s.blocking_failures or "none", s.warnings or "none",
+            s.suite_name,
+            s.data_asset,
+            logical_date,
+            s.successful_expectations,
+            s.evaluated_expectations,
+            s.blocking_failures or "none",
+            s.warnings or "none",
             sum(s.timings.values()),
         )
     return summaries

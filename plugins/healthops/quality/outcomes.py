@@ -1,6 +1,7 @@
 """What a validation of a rule file yields, whichever engine ran it (Great
 Expectations, or the freshness rules' dbt engine): one ``RuleOutcome`` per rule and
 a ``ValidationSummary`` per run, which the audit trail records."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,6 +17,7 @@ from healthops.quality.rules import GX_ENGINE
 # Values of failing rows kept per rule (in gx_result and in rule_results.detail):
 # enough to find the rows, short enough to keep findings free of bulk data.
 PARTIAL_VALUES = 5
+
 
 @dataclass(frozen=True)
 class RuleOutcome:
@@ -63,7 +65,10 @@ def code_version() -> str:
     try:
         sha = subprocess.run(
             ["git", "-C", str(config.REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return version

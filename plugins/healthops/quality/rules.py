@@ -30,6 +30,7 @@ suites are never built from such a file.
 expectation names, placeholders, the expectation's own argument validation) and
 reports all problems of a file at once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -52,8 +53,18 @@ from healthops import config
 
 SEVERITIES = ("blocking", "warning", "info")
 KAHN_CATEGORIES = ("conformance", "completeness", "plausibility")
-RULE_FIELDS = ("id", "description", "domain", "kahn_category", "severity", "citation", "threshold",
-               "owner", "expectation", "kwargs")
+RULE_FIELDS = (
+    "id",
+    "description",
+    "domain",
+    "kahn_category",
+    "severity",
+    "citation",
+    "threshold",
+    "owner",
+    "expectation",
+    "kwargs",
+)
 OPTIONAL_RULE_FIELDS = ("params",)
 # Catalog fields a file's ``defaults:`` may give every rule; threshold defaults to 0.
 DEFAULTABLE = ("domain", "owner", "threshold")
@@ -62,8 +73,18 @@ OPTIONAL_TOP_FIELDS = ("defaults",)
 # GX 1.x has its own severity on every expectation; keep it in step with ours.
 GX_SEVERITY = {"blocking": "critical", "warning": "warning", "info": "info"}
 # Set from the rule's own fields, never from kwargs (they would shadow the review).
-RESERVED_KWARGS = ("meta", "severity", "description", "id", "notes", "result_format",
-                   "rendered_content", "catch_exceptions", "mostly", "threshold")
+RESERVED_KWARGS = (
+    "meta",
+    "severity",
+    "description",
+    "id",
+    "notes",
+    "result_format",
+    "rendered_content",
+    "catch_exceptions",
+    "mostly",
+    "threshold",
+)
 # SQL rules: GX's own, and ours with a denominator and a threshold (sql_expectations.py).
 SQL_EXPECTATIONS = ("UnexpectedRowsExpectation", "UnexpectedRowsShareExpectation")
 CUSTOM_EXPECTATIONS = ("UnexpectedRowsShareExpectation",)
@@ -77,8 +98,9 @@ _PLAIN_STRING = re.compile(r"^[A-Za-z0-9_ /+.\-]*$")
 # {batch} is a table expression GX renders as "(select ...) AS subselect" or, in a
 # query with a JOIN, as "(select ...)" (which the runner then aliases): so it must
 # not carry an alias of its own. Write it inside a CTE: "with m as (select ... from {batch} where ...)".
-_BATCH_FOLLOWER = re.compile(r"\{batch\}(?=\s*(?:\)|$|(?:where|group|order|limit|union|except|intersect|window)\b))",
-                             re.IGNORECASE)
+_BATCH_FOLLOWER = re.compile(
+    r"\{batch\}(?=\s*(?:\)|$|(?:where|group|order|limit|union|except|intersect|window)\b))", re.IGNORECASE
+)
 SEED_KWARG = "value_set_from_seed"
 # Engines that run rule files. A rule's engine follows from its expectation: GX's
 # classes (and ours in sql_expectations.py) run on GX; these names run elsewhere.
@@ -185,8 +207,9 @@ class RuleFile:
         return self.rules[0].engine
 
 
-def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None,
-               dbt_project_dir: Path | str | None = None) -> RuleFile:
+def load_rules(
+    path: Path | str, *, seeds_dir: Path | str | None = None, dbt_project_dir: Path | str | None = None
+) -> RuleFile:
     """Read and check a rule file. Raises ``RuleFileError`` listing every problem.
     ``dbt_project_dir`` (default: the project's) is where freshness rules find their
     sources."""
@@ -253,14 +276,17 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None,
 
     engines = sorted({r.engine for r in rules})
     if len(engines) > 1:
-        problems.append(f"a file runs on one engine, this one mixes {' and '.join(engines)} "
-                        "(put the rules in separate files)")
+        problems.append(
+            f"a file runs on one engine, this one mixes {' and '.join(engines)} (put the rules in separate files)"
+        )
     for rule in rules:
         if rule.engine == FRESHNESS_ENGINE and schema and table:
             asset = rule.resolved.get("relation")
             if asset and asset != f"{schema}.{table}":
-                problems.append(f"rule {rule.id}: dbt source {rule.kwargs['source']}.{rule.kwargs['table']} "
-                                f"is the table {asset}, not the file's data_asset {schema}.{table}")
+                problems.append(
+                    f"rule {rule.id}: dbt source {rule.kwargs['source']}.{rule.kwargs['table']} "
+                    f"is the table {asset}, not the file's data_asset {schema}.{table}"
+                )
 
     if not problems:
         # The expectation's own validation (argument names and types) is the last
@@ -285,13 +311,18 @@ def load_rules(path: Path | str, *, seeds_dir: Path | str | None = None,
     )
 
 
-def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str | None = None,
-                 dbt_project_dir: Path | str | None = None) -> list[RuleFile]:
+def load_catalog(
+    directory: Path | str | None = None,
+    *,
+    seeds_dir: Path | str | None = None,
+    dbt_project_dir: Path | str | None = None,
+) -> list[RuleFile]:
     """Every rule file (``*.yml``) of the expectations directory, sorted by name.
     Rule ids are the catalog's keys: unique across files, not only within one."""
     directory = Path(directory) if directory else config.EXPECTATIONS_DIR
-    files = [load_rules(p, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir)
-             for p in sorted(directory.glob("*.yml"))]
+    files = [
+        load_rules(p, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir) for p in sorted(directory.glob("*.yml"))
+    ]
     seen: dict[str, str] = {}
     problems = []
     for rf in files:
@@ -304,13 +335,20 @@ def load_catalog(directory: Path | str | None = None, *, seeds_dir: Path | str |
     return files
 
 
-def rule_files(domain: str, directory: Path | str | None = None, *,
-               seeds_dir: Path | str | None = None,
-               dbt_project_dir: Path | str | None = None) -> list[RuleFile]:
+def rule_files(
+    domain: str,
+    directory: Path | str | None = None,
+    *,
+    seeds_dir: Path | str | None = None,
+    dbt_project_dir: Path | str | None = None,
+) -> list[RuleFile]:
     """The rule files holding rules of ``domain``, in catalog order. A file runs as
     one suite, so keep each file to one domain."""
-    return [rf for rf in load_catalog(directory, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir)
-            if domain in rf.domains]
+    return [
+        rf
+        for rf in load_catalog(directory, seeds_dir=seeds_dir, dbt_project_dir=dbt_project_dir)
+        if domain in rf.domains
+    ]
 
 
 def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule | None, list[str]]:
@@ -318,8 +356,7 @@ def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule
         return None, [f"rule #{index} must be a mapping"]
     label = f"rule {item['id']}" if isinstance(item.get("id"), str) and item["id"] else f"rule #{index}"
     problems = [f"{label}: missing field {k!r}" for k in RULE_FIELDS if k not in item]
-    problems += [f"{label}: unknown field {k!r}" for k in item
-                 if k not in RULE_FIELDS + OPTIONAL_RULE_FIELDS]
+    problems += [f"{label}: unknown field {k!r}" for k in item if k not in RULE_FIELDS + OPTIONAL_RULE_FIELDS]
     for k in ("id", "description", "citation", "expectation", "owner"):
         if k in item and not (isinstance(item[k], str) and item[k].strip()):
             problems.append(f"{label}: {k} must be a non-empty string")
@@ -328,8 +365,11 @@ def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule
         problems.append(f"{label}: domain must be a plain lower-case name, got {domain!r}")
     threshold = item.get("threshold")
     if "threshold" in item and not (
-            isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
-            and math.isfinite(threshold) and 0 <= threshold < 1):
+        isinstance(threshold, (int, float))
+        and not isinstance(threshold, bool)
+        and math.isfinite(threshold)
+        and 0 <= threshold < 1
+    ):
         problems.append(f"{label}: threshold must be a share of rows in [0, 1), got {threshold!r}")
         threshold = None
     params = item.get("params") or {}
@@ -338,8 +378,9 @@ def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule
         params = {}
     for k, v in params.items():
         if not (isinstance(k, str) and _IDENT.match(k)) or k in BUILTIN_PLACEHOLDERS:
-            problems.append(f"{label}: params name {k!r} must be a plain name other than "
-                            f"{', '.join(BUILTIN_PLACEHOLDERS)}")
+            problems.append(
+                f"{label}: params name {k!r} must be a plain name other than {', '.join(BUILTIN_PLACEHOLDERS)}"
+            )
         else:
             try:
                 sql_literal(v)
@@ -361,8 +402,10 @@ def _check_rule(item: Any, index: int, seeds: Path, dbt_dir: Path) -> tuple[Rule
         if item.get("params"):
             problems.append(f"{label}: params are only for SQL rules ({name.strip()} takes none)")
         if isinstance(threshold, (int, float)) and threshold != 0:
-            problems.append(f"{label}: threshold must be 0 for {name.strip()} (it evaluates one row, "
-                            "the source table; the tolerance is dbt's warn_after / error_after)")
+            problems.append(
+                f"{label}: threshold must be 0 for {name.strip()} (it evaluates one row, "
+                "the source table; the tolerance is dbt's warn_after / error_after)"
+            )
         if problems:
             return None, problems
         return Rule(
@@ -423,8 +466,11 @@ def _check_freshness_rule(kwargs: Any, dbt_dir: Path) -> tuple[dict[str, Any], l
     if not isinstance(kwargs, dict):
         return {}, ["kwargs must be a mapping"]
     problems = [f"kwargs may not set {k!r} (the rule's own fields do)" for k in kwargs if k in RESERVED_KWARGS]
-    problems += [f"unknown kwarg {k!r} for DbtSourceFreshness (it takes {', '.join(FRESHNESS_KWARGS)})"
-                 for k in kwargs if k not in FRESHNESS_KWARGS and k not in RESERVED_KWARGS]
+    problems += [
+        f"unknown kwarg {k!r} for DbtSourceFreshness (it takes {', '.join(FRESHNESS_KWARGS)})"
+        for k in kwargs
+        if k not in FRESHNESS_KWARGS and k not in RESERVED_KWARGS
+    ]
     problems += [f"DbtSourceFreshness needs kwarg {k!r}" for k in FRESHNESS_KWARGS if k not in kwargs]
     if any(k.endswith("_query") for k in kwargs):
         problems.append("DbtSourceFreshness takes no SQL (*_query kwargs); dbt's sources yml says what it reads")
@@ -445,15 +491,19 @@ def _check_freshness_rule(kwargs: Any, dbt_dir: Path) -> tuple[dict[str, Any], l
     if found is None:
         known = sorted(f"{s}.{t}" for s, t in tables)
         hint = difflib.get_close_matches(f"{source}.{table}", known, n=1)
-        return {}, [f"dbt source {source}.{table} is not in the dbt project's sources yml "
-                    f"({dbt_dir / 'models'})" + (f" (did you mean {hint[0]!r}?)" if hint else "")]
+        return {}, [
+            f"dbt source {source}.{table} is not in the dbt project's sources yml "
+            f"({dbt_dir / 'models'})" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        ]
     where = f"dbt source {source}.{table} ({found['file']})"
     if not found.get("loaded_at_field"):
         problems.append(f"{where} has no loaded_at_field: dbt cannot tell its freshness on PostgreSQL")
     key = FRESHNESS_LEVELS[level]
     if not _time_set(found.get("freshness") and found["freshness"].get(key)):
-        problems.append(f"{where} has no freshness {key} for a level {level!r} rule: "
-                        "the threshold lives in dbt's sources yml; set it there")
+        problems.append(
+            f"{where} has no freshness {key} for a level {level!r} rule: "
+            "the threshold lives in dbt's sources yml; set it there"
+        )
     return {**found, "level": level}, problems
 
 
@@ -511,11 +561,17 @@ def _dbt_source_tables(dbt_dir: str, signature: tuple) -> dict[tuple[str, str], 
                     continue
                 tbl_config = tbl.get("config") if isinstance(tbl.get("config"), dict) else {}
                 loaded_at = _first_set(
-                    (tbl_config, "loaded_at_field"), (tbl, "loaded_at_field"),
-                    (src_config, "loaded_at_field"), (src, "loaded_at_field"))
+                    (tbl_config, "loaded_at_field"),
+                    (tbl, "loaded_at_field"),
+                    (src_config, "loaded_at_field"),
+                    (src, "loaded_at_field"),
+                )
                 freshness = _merge_freshness(
-                    src.get("freshness", {}), src_config.get("freshness", {}),
-                    tbl.get("freshness", {}), tbl_config.get("freshness", {}))
+                    src.get("freshness", {}),
+                    src_config.get("freshness", {}),
+                    tbl.get("freshness", {}),
+                    tbl_config.get("freshness", {}),
+                )
                 schema = src.get("schema") or src["name"]
                 identifier = tbl.get("identifier") or tbl["name"]
                 out[(src["name"], tbl["name"])] = {
@@ -552,8 +608,9 @@ def _merge_freshness(*levels: Any) -> dict | None:
                 else:
                     merged[key] = upd if _time_set(upd) else base
             current = merged
-        elif current is None and update and (_time_set(update.get("warn_after"))
-                                             or _time_set(update.get("error_after"))):
+        elif (
+            current is None and update and (_time_set(update.get("warn_after")) or _time_set(update.get("error_after")))
+        ):
             current = update
         else:
             current = None
@@ -564,8 +621,12 @@ def _time_set(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     count = value.get("count")
-    return (isinstance(count, int) and not isinstance(count, bool) and count > 0
-            and value.get("period") in FRESHNESS_PERIODS)
+    return (
+        isinstance(count, int)
+        and not isinstance(count, bool)
+        and count > 0
+        and value.get("period") in FRESHNESS_PERIODS
+    )
 
 
 def _check_threshold_support(name: str) -> str | None:
@@ -575,8 +636,10 @@ def _check_threshold_support(name: str) -> str | None:
         return None
     if "mostly" in getattr(_gx().expectations, name).__fields__:
         return None
-    return (f"threshold above 0 needs a share of rows, which {name} does not have "
-            "(use a row-wise expectation or UnexpectedRowsShareExpectation)")
+    return (
+        f"threshold above 0 needs a share of rows, which {name} does not have "
+        "(use a row-wise expectation or UnexpectedRowsShareExpectation)"
+    )
 
 
 def _check_templates(name: str, kwargs: dict, params: dict) -> list[str]:
@@ -608,8 +671,10 @@ def _check_templates(name: str, kwargs: dict, params: dict) -> list[str]:
         if n_batch == 0:
             problems.append(f"{key}: must read the asset through {{batch}}")
         elif len(_BATCH_FOLLOWER.findall(query)) != n_batch:
-            problems.append(f"{key}: write {{batch}} without an alias, inside a CTE "
-                            "(with m as (select ... from {batch} where ...)); GX aliases it")
+            problems.append(
+                f"{key}: write {{batch}} without an alias, inside a CTE "
+                "(with m as (select ... from {batch} where ...)); GX aliases it"
+            )
     if name == "UnexpectedRowsShareExpectation" and "evaluated_rows_query" not in kwargs:
         problems.append("UnexpectedRowsShareExpectation needs evaluated_rows_query (the rows examined)")
     return problems
@@ -618,8 +683,7 @@ def _check_templates(name: str, kwargs: dict, params: dict) -> list[str]:
 def sql_literal(value: Any) -> str:
     """A template value as a SQL literal: DATE '...', a finite number, or a plain
     quoted string. Anything else is refused."""
-    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, int, float, str)) \
-            or isinstance(value, bool):
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, int, float, str)) or isinstance(value, bool):
         raise ValueError(f"{value!r} is not a date, a number or a plain string")
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
@@ -644,10 +708,7 @@ def render_query(template: str, values: dict[str, Any]) -> str:
         elif name is not None:
             parts.append((sql_literal(values[name]), "value"))
     alias = " AS batch_rows" if _query_has_join("".join(t for t, _ in parts)) else ""
-    return "".join(
-        t.replace("{", "{{").replace("}", "}}") if kind != "batch" else t + alias
-        for t, kind in parts
-    )
+    return "".join(t.replace("{", "{{").replace("}", "}}") if kind != "batch" else t + alias for t, kind in parts)
 
 
 def _query_has_join(query: str) -> bool:
@@ -680,9 +741,12 @@ def _expectation_names() -> frozenset[str]:
     gx = _gx()
     base = gx.expectations.Expectation
     return frozenset(
-        n for n in dir(gx.expectations)
-        if isinstance(c := getattr(gx.expectations, n), type) and issubclass(c, base)
-        and not inspect.isabstract(c) and c is not base
+        n
+        for n in dir(gx.expectations)
+        if isinstance(c := getattr(gx.expectations, n), type)
+        and issubclass(c, base)
+        and not inspect.isabstract(c)
+        and c is not base
     ) | frozenset(CUSTOM_EXPECTATIONS)
 
 

@@ -16,6 +16,7 @@ must select keys and codes, never PHI (MRN, name, birth date).
 Imported by ``healthops.quality.rules`` (through ``import_gx``): defining the
 classes registers the expectation and its metrics with GX.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -73,9 +74,11 @@ class UnexpectedRowsShareExpectation(UnexpectedRowsExpectation):
 
     evaluated_rows_query: str = pydantic.Field(description="SQL returning the rows the rule examined.")
     observation_query: Optional[str] = pydantic.Field(
-        default=None, description="SQL whose first row is kept in the result, pass or fail.")
+        default=None, description="SQL whose first row is kept in the result, pass or fail."
+    )
     threshold: float = pydantic.Field(
-        default=0.0, ge=0.0, lt=1.0, description="Share of evaluated rows allowed to be unexpected.")
+        default=0.0, ge=0.0, lt=1.0, description="Share of evaluated rows allowed to be unexpected."
+    )
 
     metric_dependencies: ClassVar[Tuple[str, ...]] = (
         "unexpected_rows_query.table",
@@ -83,7 +86,11 @@ class UnexpectedRowsShareExpectation(UnexpectedRowsExpectation):
         EVALUATED_METRIC,
     )
     success_keys: ClassVar[Tuple[str, ...]] = (
-        "unexpected_rows_query", "evaluated_rows_query", "observation_query", "threshold")
+        "unexpected_rows_query",
+        "evaluated_rows_query",
+        "observation_query",
+        "threshold",
+    )
 
     @pydantic.validator("evaluated_rows_query", "observation_query")
     def _validate_other_queries(cls, query: Optional[str]) -> Optional[str]:
@@ -94,10 +101,12 @@ class UnexpectedRowsShareExpectation(UnexpectedRowsExpectation):
 
     def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):
         deps = super().get_validation_dependencies(
-            execution_engine=execution_engine, runtime_configuration=runtime_configuration)
+            execution_engine=execution_engine, runtime_configuration=runtime_configuration
+        )
         if self.configuration.kwargs.get("observation_query"):
-            kw = get_metric_kwargs(OBSERVATION_METRIC, configuration=self.configuration,
-                                   runtime_configuration=runtime_configuration)
+            kw = get_metric_kwargs(
+                OBSERVATION_METRIC, configuration=self.configuration, runtime_configuration=runtime_configuration
+            )
             deps.set_metric_configuration(
                 metric_name=OBSERVATION_METRIC,
                 metric_configuration=MetricConfiguration(
@@ -108,8 +117,9 @@ class UnexpectedRowsShareExpectation(UnexpectedRowsExpectation):
             )
         return deps
 
-    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                  execution_engine=None) -> Union[dict, Any]:
+    def _validate(
+        self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None
+    ) -> Union[dict, Any]:
         fmt = self._get_result_format(runtime_configuration=runtime_configuration)
         if isinstance(fmt, dict):
             result_format = fmt.get("result_format", ResultFormat.SUMMARY)

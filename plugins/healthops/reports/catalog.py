@@ -8,6 +8,7 @@ the last task of that DAG's run) or ``{cron: "<expression>"}`` in the facility's
 time zone (``healthops_reports_monthly`` runs on the one cron of the monthly
 reports).
 """
+
 from __future__ import annotations
 
 import os
@@ -60,19 +61,28 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
         distribution = []
         for r in recipients:
             # an address, or {address: ..., filter: {facility: ..., units: [...]}}
-            address, flt = (r, {}) if isinstance(r, str) else (
-                (r.get("address"), r.get("filter") or {}) if isinstance(r, dict) else (None, None))
+            address, flt = (
+                (r, {})
+                if isinstance(r, str)
+                else ((r.get("address"), r.get("filter") or {}) if isinstance(r, dict) else (None, None))
+            )
             if not (isinstance(address, str) and "@" in address) or not isinstance(flt, dict):
-                raise ConfigurationError(f"{path}: report {report_id!r}: each recipient is an e-mail address or "
-                                 f"{{address, filter}}, got {r!r}")
+                raise ConfigurationError(
+                    f"{path}: report {report_id!r}: each recipient is an e-mail address or "
+                    f"{{address, filter}}, got {r!r}"
+                )
             unknown_keys = set(flt) - set(FILTER_KEYS)
             if unknown_keys:
-                raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address}: unknown filter keys "
-                                 f"{sorted(unknown_keys)} (known: {', '.join(FILTER_KEYS)})")
-            if "units" in flt and not (isinstance(flt["units"], list) and flt["units"]
-                                       and all(isinstance(u, str) for u in flt["units"])):
-                raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address}: "
-                                         "units must be a list of unit codes")
+                raise ConfigurationError(
+                    f"{path}: report {report_id!r}: recipient {address}: unknown filter keys "
+                    f"{sorted(unknown_keys)} (known: {', '.join(FILTER_KEYS)})"
+                )
+            if "units" in flt and not (
+                isinstance(flt["units"], list) and flt["units"] and all(isinstance(u, str) for u in flt["units"])
+            ):
+                raise ConfigurationError(
+                    f"{path}: report {report_id!r}: recipient {address}: units must be a list of unit codes"
+                )
             if any(d["address"].lower() == address.lower() for d in distribution):
                 raise ConfigurationError(f"{path}: report {report_id!r}: recipient {address} is listed twice")
             distribution.append({"address": address, "filter": dict(flt)})
@@ -88,10 +98,16 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
 
 def _check_schedule(path, report_id: str, entry: dict) -> None:
     schedule = entry.get("schedule")
-    if not (isinstance(schedule, dict) and len(schedule) == 1 and set(schedule) <= {"after", "cron"}
-            and isinstance(next(iter(schedule.values())), str)):
-        raise ConfigurationError(f"{path}: report {report_id!r}: schedule must be {{after: DAG_ID}} or "
-                                 f"{{cron: EXPRESSION}}, got {schedule!r}")
+    if not (
+        isinstance(schedule, dict)
+        and len(schedule) == 1
+        and set(schedule) <= {"after", "cron"}
+        and isinstance(next(iter(schedule.values())), str)
+    ):
+        raise ConfigurationError(
+            f"{path}: report {report_id!r}: schedule must be {{after: DAG_ID}} or "
+            f"{{cron: EXPRESSION}}, got {schedule!r}"
+        )
     if entry.get("period") not in PERIODS:
         raise ConfigurationError(f"{path}: report {report_id!r}: period must be one of {', '.join(PERIODS)}")
 
@@ -100,11 +116,15 @@ def period_cron(catalog: dict, period: str) -> str:
     """The one cron expression of the catalog's scheduled reports of ``period`` (what
     the DAG that publishes them runs on). Two different crons for one period would
     need two DAGs: refused, naming the reports."""
-    crons = {r: e["schedule"]["cron"] for r, e in catalog["reports"].items()
-             if e.get("period") == period and "cron" in e["schedule"]}
+    crons = {
+        r: e["schedule"]["cron"]
+        for r, e in catalog["reports"].items()
+        if e.get("period") == period and "cron" in e["schedule"]
+    }
     if len(set(crons.values())) != 1:
-        raise ConfigurationError(f"{catalog['path']}: the {period}ly reports need one cron schedule, "
-                                 f"got {crons or 'none'}")
+        raise ConfigurationError(
+            f"{catalog['path']}: the {period}ly reports need one cron schedule, got {crons or 'none'}"
+        )
     return next(iter(crons.values()))
 
 

@@ -10,6 +10,7 @@ Sizes: figures are 5.2 in wide at 150 DPI (780 px), shown at <= 640 px in the
 e-mail and at natural size (5.2 in) in the PDF. The narrow figure keeps labels legible when
 a phone scales the image down to ~400 px.
 """
+
 from __future__ import annotations
 
 import io
@@ -144,9 +145,17 @@ def census_by_unit_chart(rows: Iterable[Mapping]) -> bytes:
         if not all(inpatient):
             handles.append(Patch(facecolor=NON_INPATIENT_COLOR, label="Not inpatient (ED)"))
         # Legend above the plot, never over a bar or its label.
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0),
-                  ncol=len(handles) if len(handles) <= 3 else 2, fontsize=8, frameon=False, handlelength=1.2,
-                  columnspacing=1.2, borderaxespad=0.3)
+        ax.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.0),
+            ncol=len(handles) if len(handles) <= 3 else 2,
+            fontsize=8,
+            frameon=False,
+            handlelength=1.2,
+            columnspacing=1.2,
+            borderaxespad=0.3,
+        )
         return to_png(fig)
 
 
@@ -182,8 +191,17 @@ def census_trend_chart(points: Iterable[Mapping]) -> bytes:
         ax.plot(xs, yplot, color=CENSUS_COLOR, linewidth=2, marker="o", markersize=4, zorder=3)
         last_d, last_v = pts[-1]
         ax.plot([last_d], [last_v], marker="o", markersize=7, color=CENSUS_COLOR, zorder=4)
-        ax.annotate(f"{last_v}", (last_d, last_v), xytext=(0, 9), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=10, fontweight="bold", color=TEXT_COLOR)
+        ax.annotate(
+            f"{last_v}",
+            (last_d, last_v),
+            xytext=(0, 9),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=10,
+            fontweight="bold",
+            color=TEXT_COLOR,
+        )
 
         lo, hi = min(values), max(values)
         span = max(hi - lo, 4)
@@ -234,11 +252,22 @@ def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tup
             for xi, d in enumerate(days):
                 state = status.get((rule, d))
                 color, mark = RULE_STATUS_STYLE.get(state, (NOT_RUN_COLOR, ""))
-                ax.add_patch(Rectangle((xi, yi), 1, 1, facecolor=color, edgecolor="#FFFFFF" if state else "#E5E8EC",
-                                       linewidth=0.8))
+                ax.add_patch(
+                    Rectangle(
+                        (xi, yi), 1, 1, facecolor=color, edgecolor="#FFFFFF" if state else "#E5E8EC", linewidth=0.8
+                    )
+                )
                 if mark:
-                    ax.text(xi + 0.5, yi + 0.52, mark, ha="center", va="center", fontsize=6.5,
-                            color="#FFFFFF" if state in ("blocking", "error") else TEXT_COLOR, fontweight="bold")
+                    ax.text(
+                        xi + 0.5,
+                        yi + 0.52,
+                        mark,
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="#FFFFFF" if state in ("blocking", "error") else TEXT_COLOR,
+                        fontweight="bold",
+                    )
         ax.set_xlim(0, n_days)
         ax.set_ylim(n_rules, 0)
         ax.set_yticks([i + 0.5 for i in range(n_rules)], rule_ids, fontsize=6.5)
@@ -250,10 +279,26 @@ def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tup
         for side in ("top", "right", "left", "bottom"):
             ax.spines[side].set_visible(False)
         chart_title(fig, title)
-        handles = [Patch(facecolor=RULE_STATUS_STYLE[k][0], edgecolor=BEDS_EDGE, label=label)
-                   for k, label in (("passed", "Passed"), ("info", "Failed: info"), ("warning", "Failed: warning"),
-                                    ("blocking", "Failed: blocking"), ("error", "Not evaluated"))]
+        handles = [
+            Patch(facecolor=RULE_STATUS_STYLE[k][0], edgecolor=BEDS_EDGE, label=label)
+            for k, label in (
+                ("passed", "Passed"),
+                ("info", "Failed: info"),
+                ("warning", "Failed: warning"),
+                ("blocking", "Failed: blocking"),
+                ("error", "Not evaluated"),
+            )
+        ]
         handles.append(Patch(facecolor=NOT_RUN_COLOR, edgecolor=BEDS_EDGE, label="No validation"))
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=7,
-                  frameon=False, handlelength=1.0, columnspacing=1.0, borderaxespad=0.3)
+        ax.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.0),
+            ncol=3,
+            fontsize=7,
+            frameon=False,
+            handlelength=1.0,
+            columnspacing=1.0,
+            borderaxespad=0.3,
+        )
         return to_png(fig)

@@ -7,6 +7,7 @@ totals and trend. Every figure comes from the reporting layer: the unit rows fro
 before), the totals and trend as sums of its inpatient rows (``ReportReader.sums``),
 the day's data-quality checks from ``rpt_daily_quality_checks``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,15 @@ from healthops.reports.render import RenderedReport, render_daily_census
 
 UNITS = "rpt_daily_census_units"
 CHECKS = "rpt_daily_quality_checks"
-COUNT_COLUMNS = ["midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days",
-                 "staffed_beds"]
+COUNT_COLUMNS = [
+    "midnight_census",
+    "admissions",
+    "discharges",
+    "transfers_in",
+    "transfers_out",
+    "patient_days",
+    "staffed_beds",
+]
 UNIT_COLUMNS = ["unit_code", "unit_name", "unit_type", "is_inpatient_unit", *COUNT_COLUMNS, "occupancy_pct"]
 TOTAL_COLUMNS = [*COUNT_COLUMNS, "occupancy_pct", "unit_count", "previous_day_census", "census_change"]
 
@@ -49,18 +57,34 @@ class DailyCensus:
         day = {**scope, "census_date": report_date}
         units = reader.select(UNITS, ["facility_name", *UNIT_COLUMNS], day, order_by=["unit_code"])
         if not units:
-            raise LookupError(f"{UNITS} has no rows for {facility} on {report_date}"
-                              + (f" (units {', '.join(units_filter)})" if units_filter else ""))
+            raise LookupError(
+                f"{UNITS} has no rows for {facility} on {report_date}"
+                + (f" (units {', '.join(units_filter)})" if units_filter else "")
+            )
         (totals,) = reader.sums(UNITS, TOTAL_COLUMNS, {**day, "is_inpatient_unit": True})
-        trend = reader.sums(UNITS, ["midnight_census"], {
-            **scope, "is_inpatient_unit": True,
-            "census_date": ("between", (report_date - timedelta(days=trend_days - 1), report_date))},
-            group_by=["census_date"])
-        checks = reader.select(CHECKS, ["rule_id", "passed", "severity"], {"logical_date": report_date},
-                               order_by=["rule_id"])
+        trend = reader.sums(
+            UNITS,
+            ["midnight_census"],
+            {
+                **scope,
+                "is_inpatient_unit": True,
+                "census_date": ("between", (report_date - timedelta(days=trend_days - 1), report_date)),
+            },
+            group_by=["census_date"],
+        )
+        checks = reader.select(
+            CHECKS, ["rule_id", "passed", "severity"], {"logical_date": report_date}, order_by=["rule_id"]
+        )
         descriptions = rule_descriptions()
-        quality = [{"rule": c["rule_id"], "status": "passed" if c["passed"] else "failed",
-                    "severity": c["severity"], "detail": descriptions.get(c["rule_id"], "")} for c in checks]
+        quality = [
+            {
+                "rule": c["rule_id"],
+                "status": "passed" if c["passed"] else "failed",
+                "severity": c["severity"],
+                "detail": descriptions.get(c["rule_id"], ""),
+            }
+            for c in checks
+        ]
         reader.note("rule catalog", [q["detail"] for q in quality])
         return {
             "facility_code": facility,
@@ -95,8 +119,15 @@ class DailyCensus:
             w = csv.writer(buf, lineterminator="\r\n")
             w.writerow(["facility_code", "census_date", "unit_code", "unit_name", *COUNT_COLUMNS])
             for u in context["units"]:
-                w.writerow([context["facility_code"], context["report_date"].isoformat(), u["unit_code"],
-                            u["unit_name"], *(u[k] for k in COUNT_COLUMNS)])
+                w.writerow(
+                    [
+                        context["facility_code"],
+                        context["report_date"].isoformat(),
+                        u["unit_code"],
+                        u["unit_name"],
+                        *(u[k] for k in COUNT_COLUMNS),
+                    ]
+                )
             rendered.attachments[f"{rendered.filename_stem}.csv"] = (buf.getvalue().encode(), "text/csv")
         return rendered
 

@@ -21,6 +21,7 @@ Retries: ``send`` retries transient failures only (disconnects, refused or
 reset connections, timeouts, any 4xx reply) with exponential backoff, and never
 a 5xx reply: that is permanent and retrying would only repeat it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,14 @@ def normalise_recipients(recipients: str | Iterable[str]) -> list[str]:
     return out
 
 
-def message_id(report: str, facility_code: str, period: str, recipients: Iterable[str],
-               domain: str = "healthops.localhost", version: str = "") -> str:
+def message_id(
+    report: str,
+    facility_code: str,
+    period: str,
+    recipients: Iterable[str],
+    domain: str = "healthops.localhost",
+    version: str = "",
+) -> str:
     """Deterministic Message-ID for one report, facility, period and recipient set
     (order, case and display names of the recipients do not matter), and content
     version when given (a revised report is a new message)."""
@@ -76,8 +83,13 @@ def message_id(report: str, facility_code: str, period: str, recipients: Iterabl
     return f"<{report}.{period}.{digest}@{domain}>"
 
 
-def build_message(rendered: RenderedReport, sender: str, recipients: str | Iterable[str],
-                  version: str = "", replaces: str | None = None) -> EmailMessage:
+def build_message(
+    rendered: RenderedReport,
+    sender: str,
+    recipients: str | Iterable[str],
+    version: str = "",
+    replaces: str | None = None,
+) -> EmailMessage:
     """Build the report e-mail: text + HTML alternatives, inline charts by
     Content-ID, the PDF attached as ``<stem>.pdf``."""
     to = normalise_recipients(recipients)
@@ -106,10 +118,15 @@ def build_message(rendered: RenderedReport, sender: str, recipients: str | Itera
     msg.add_alternative(rendered.html, subtype="html")
     html_part = msg.get_payload()[1]
     for cid, (png, _alt) in rendered.images.items():
-        html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>",
-                              disposition="inline", filename=f"{cid.split('.', 1)[0]}.png")
-    msg.add_attachment(rendered.pdf, maintype="application", subtype="pdf",
-                       filename=f"{rendered.filename_stem}.pdf")
+        html_part.add_related(
+            png,
+            maintype="image",
+            subtype="png",
+            cid=f"<{cid}>",
+            disposition="inline",
+            filename=f"{cid.split('.', 1)[0]}.png",
+        )
+    msg.add_attachment(rendered.pdf, maintype="application", subtype="pdf", filename=f"{rendered.filename_stem}.pdf")
     for name, (data, mime) in getattr(rendered, "attachments", {}).items():
         # As bytes: base64, so no line of a CSV can collide with the fixed boundary.
         maintype, _, subtype = mime.partition("/")
@@ -213,8 +230,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def _send_once(message: EmailMessage, settings: SmtpSettings) -> dict:
     if settings.ssl:
-        client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                  context=ssl_module.create_default_context())
+        client = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=settings.timeout, context=ssl_module.create_default_context()
+        )
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
     with client as smtp:
@@ -227,8 +245,7 @@ def _send_once(message: EmailMessage, settings: SmtpSettings) -> dict:
         return smtp.send_message(message)
 
 
-def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3,
-         backoff_seconds: float = 2.0) -> dict:
+def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3, backoff_seconds: float = 2.0) -> dict:
     """Send ``message``; on a transient failure wait and try again, up to
     ``retries`` more times (so at most ``retries + 1`` attempts), waiting
     ``backoff_seconds``, then twice that, and so on. Permanent failures (5xx,
@@ -248,12 +265,24 @@ def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3,
             refused = _send_once(message, settings)
         except Exception as exc:
             if attempt > retries or not is_transient(exc):
-                log.error("sending %s via %s failed (attempt %d): %s",
-                          message.get("Message-ID"), settings.redacted_url(), attempt, exc)
+                log.error(
+                    "sending %s via %s failed (attempt %d): %s",
+                    message.get("Message-ID"),
+                    settings.redacted_url(),
+                    attempt,
+                    exc,
+                )
                 raise
             delay = backoff_seconds * (2 ** (attempt - 1))
-            log.warning("sending %s via %s: transient failure (attempt %d of %d), retrying in %.1fs: %s",
-                        message.get("Message-ID"), settings.redacted_url(), attempt, retries + 1, delay, exc)
+            log.warning(
+                "sending %s via %s: transient failure (attempt %d of %d), retrying in %.1fs: %s",
+                message.get("Message-ID"),
+                settings.redacted_url(),
+                attempt,
+                retries + 1,
+                delay,
+                exc,
+            )
             if delay > 0:
                 time.sleep(delay)
             continue

@@ -29,6 +29,7 @@ warehouse built a census for.
 
 Charts are drawn here with the shared look of ``healthops.reports.charts``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -82,20 +83,66 @@ KAHN_MEANING = {  # Kahn et al. 2016; the categories themselves: healthops.quali
 }
 UNCATEGORIZED_MEANING = "rules without a Kahn category"
 
-FEED_COLUMNS = ["days_in_month", "days_with_data", "days_without_data", "files", "messages_in", "messages_loaded",
-                "messages_rejected", "messages_duplicate", "rejection_rate_pct", "quarantined",
-                "quarantine_reconciles", "files_loaded_late", "max_load_lag_days", "lowest_rate_date",
-                "lowest_rate_pct", "highest_rate_date", "highest_rate_pct"]
-DAY_COLUMNS = ["received_date", "has_data", "files", "messages_in", "messages_loaded", "messages_rejected",
-               "messages_duplicate", "rejection_rate_pct"]
+FEED_COLUMNS = [
+    "days_in_month",
+    "days_with_data",
+    "days_without_data",
+    "files",
+    "messages_in",
+    "messages_loaded",
+    "messages_rejected",
+    "messages_duplicate",
+    "rejection_rate_pct",
+    "quarantined",
+    "quarantine_reconciles",
+    "files_loaded_late",
+    "max_load_lag_days",
+    "lowest_rate_date",
+    "lowest_rate_pct",
+    "highest_rate_date",
+    "highest_rate_pct",
+]
+DAY_COLUMNS = [
+    "received_date",
+    "has_data",
+    "files",
+    "messages_in",
+    "messages_loaded",
+    "messages_rejected",
+    "messages_duplicate",
+    "rejection_rate_pct",
+]
 REASON_COLUMNS = ["reason_category", "rejected", "share_pct", "days_with_rejections", "first_day", "last_day"]
 BAR_COLUMNS = ["label", "rejected", "share_pct", "is_other", "reasons_in_bar"]
 KAHN_COLUMNS = ["kahn_category", "checks", "passed", "failed", "not_evaluated", "pass_rate_pct"]
-VALIDATION_COLUMNS = ["validation_runs", "latest_runs", "superseded_runs", "days_validated", "checks", "passed",
-                      "failed", "not_evaluated", "pass_rate_pct", "rules_failed", "blocking_rules_failed",
-                      "rules_failed_not_listed"]
-RULE_COLUMNS = ["rule_id", "kahn_category", "severity", "domain", "suite_name", "days_run", "days_failed",
-                "days_error", "failed_days", "worst_date", "worst_rows_violating", "worst_rows_evaluated"]
+VALIDATION_COLUMNS = [
+    "validation_runs",
+    "latest_runs",
+    "superseded_runs",
+    "days_validated",
+    "checks",
+    "passed",
+    "failed",
+    "not_evaluated",
+    "pass_rate_pct",
+    "rules_failed",
+    "blocking_rules_failed",
+    "rules_failed_not_listed",
+]
+RULE_COLUMNS = [
+    "rule_id",
+    "kahn_category",
+    "severity",
+    "domain",
+    "suite_name",
+    "days_run",
+    "days_failed",
+    "days_error",
+    "failed_days",
+    "worst_date",
+    "worst_rows_violating",
+    "worst_rows_evaluated",
+]
 # The records governance table: (key, rpt_dq_encounter_counts column, label, note); {n}: open_after_days.
 GOVERNANCE = [
     ("begun", "encounters_begun", "Encounters begun", "first ADT event in the month"),
@@ -103,10 +150,18 @@ GOVERNANCE = [
     ("admitted", "admissions", "Inpatient admissions", ""),
     ("discharged", "discharges", "Inpatient discharges", "the denominator of record completion"),
     ("discharged_no_los", "discharges_without_los", "Discharges without a length of stay", "expected 0"),
-    ("open_inpatient", "open_inpatient_stays", "Inpatient stays open over {n} days",
-     "admitted {n}+ days before month end, no discharge yet: a missing A03, or a long stay"),
-    ("open_other", "open_other_encounters", "Other encounters open over {n} days",
-     "ED, outpatient or observation, no discharge yet: a missing A03"),
+    (
+        "open_inpatient",
+        "open_inpatient_stays",
+        "Inpatient stays open over {n} days",
+        "admitted {n}+ days before month end, no discharge yet: a missing A03, or a long stay",
+    ),
+    (
+        "open_other",
+        "open_other_encounters",
+        "Other encounters open over {n} days",
+        "ED, outpatient or observation, no discharge yet: a missing A03",
+    ),
 ]
 
 NO_DATA_COLOR = "#EEF0F2"  # a day without a file, in the daily chart
@@ -138,8 +193,13 @@ def _day_ranges(days: list[date]) -> str:
         if d is not None and (d - prev).days == 1:
             prev = d
             continue
-        out.append(_short(start) if start == prev else f"{_short(start)}–{prev.day}"
-                   if start.month == prev.month else f"{_short(start)}–{_short(prev)}")
+        out.append(
+            _short(start)
+            if start == prev
+            else f"{_short(start)}–{prev.day}"
+            if start.month == prev.month
+            else f"{_short(start)}–{_short(prev)}"
+        )
         if d is not None:
             start = prev = d
     return ", ".join(out)
@@ -154,8 +214,13 @@ def _check_counts(row: Mapping | None) -> dict[str, Any]:
     (a Kahn category without checks this month: zeros, no pass rate)."""
     if row is None:
         return {"checks": 0, "passed": 0, "failed": 0, "not_evaluated": 0, "pass_rate": None}
-    return {"checks": row["checks"], "passed": row["passed"], "failed": row["failed"],
-            "not_evaluated": row["not_evaluated"], "pass_rate": row["pass_rate_pct"]}
+    return {
+        "checks": row["checks"],
+        "passed": row["passed"],
+        "failed": row["failed"],
+        "not_evaluated": row["not_evaluated"],
+        "pass_rate": row["pass_rate_pct"],
+    }
 
 
 # -- the context --------------------------------------------------------------------------
@@ -165,8 +230,19 @@ class DqGovernance:
     period = "month"
     filter_keys = ("facility",)
     required_filter = ()
-    models = (FEED_DAYS, FEED_MONTHS, REJECTIONS_DAILY, REASONS, REASON_BARS, KAHN, VALIDATION, SUITES,
-              FAILING_RULES, ENCOUNTERS, ON_FEED)
+    models = (
+        FEED_DAYS,
+        FEED_MONTHS,
+        REJECTIONS_DAILY,
+        REASONS,
+        REASON_BARS,
+        KAHN,
+        VALIDATION,
+        SUITES,
+        FAILING_RULES,
+        ENCOUNTERS,
+        ON_FEED,
+    )
 
     def build_context(self, reader, period: str, flt: dict, entry: dict) -> dict[str, Any]:
         from healthops.quality.rules import KAHN_CATEGORIES, rule_descriptions
@@ -182,111 +258,196 @@ class DqGovernance:
         if not feeds:
             raise LookupError(f"{FEED_MONTHS} has no row for {month.key} (before the feed began, or to come)")
         feed = feeds[0]
-        daily = [{"date": d["received_date"], "has_data": d["has_data"], "files": d["files"],
-                  "messages_in": d["messages_in"], "loaded": d["messages_loaded"],
-                  "rejected": d["messages_rejected"], "duplicate": d["messages_duplicate"],
-                  "rejection_rate": d["rejection_rate_pct"]}
-                 for d in reader.select(FEED_DAYS, DAY_COLUMNS, in_month, order_by=["received_date"])]
-        missing_days = [d["received_date"] for d in reader.select(
-            FEED_DAYS, ["received_date"], {**in_month, "has_data": False}, order_by=["received_date"])]
+        daily = [
+            {
+                "date": d["received_date"],
+                "has_data": d["has_data"],
+                "files": d["files"],
+                "messages_in": d["messages_in"],
+                "loaded": d["messages_loaded"],
+                "rejected": d["messages_rejected"],
+                "duplicate": d["messages_duplicate"],
+                "rejection_rate": d["rejection_rate_pct"],
+            }
+            for d in reader.select(FEED_DAYS, DAY_COLUMNS, in_month, order_by=["received_date"])
+        ]
+        missing_days = [
+            d["received_date"]
+            for d in reader.select(
+                FEED_DAYS, ["received_date"], {**in_month, "has_data": False}, order_by=["received_date"]
+            )
+        ]
 
         # -- rejections by reason (the quarantine) -------------------------------------------
-        reasons = [{"category": r["reason_category"], "count": r["rejected"], "share": r["share_pct"],
-                    "days": r["days_with_rejections"], "first_day": r["first_day"], "last_day": r["last_day"]}
-                   for r in reader.select(REASONS, REASON_COLUMNS, in_month, order_by=["reason_rank"])]
-        reason_bars = [{"label": b["label"], "count": b["rejected"], "share": b["share_pct"],
-                        "is_other": b["is_other"], "reasons": b["reasons_in_bar"]}
-                       for b in reader.select(REASON_BARS, BAR_COLUMNS, in_month, order_by=["bar_order"])]
-        rejections_by_day = [{"date": r["received_date"], "source": r["source"], "category": r["reason_category"],
-                              "count": r["rejected"]}
-                             for r in reader.select(REJECTIONS_DAILY,
-                                                    ["received_date", "source", "reason_category", "rejected"],
-                                                    in_month, order_by=["received_date", "source", "reason_category"])]
+        reasons = [
+            {
+                "category": r["reason_category"],
+                "count": r["rejected"],
+                "share": r["share_pct"],
+                "days": r["days_with_rejections"],
+                "first_day": r["first_day"],
+                "last_day": r["last_day"],
+            }
+            for r in reader.select(REASONS, REASON_COLUMNS, in_month, order_by=["reason_rank"])
+        ]
+        reason_bars = [
+            {
+                "label": b["label"],
+                "count": b["rejected"],
+                "share": b["share_pct"],
+                "is_other": b["is_other"],
+                "reasons": b["reasons_in_bar"],
+            }
+            for b in reader.select(REASON_BARS, BAR_COLUMNS, in_month, order_by=["bar_order"])
+        ]
+        rejections_by_day = [
+            {
+                "date": r["received_date"],
+                "source": r["source"],
+                "category": r["reason_category"],
+                "count": r["rejected"],
+            }
+            for r in reader.select(
+                REJECTIONS_DAILY,
+                ["received_date", "source", "reason_category", "rejected"],
+                in_month,
+                order_by=["received_date", "source", "reason_category"],
+            )
+        ]
 
         # -- data-quality checks: each suite and day by its latest run ------------------------
         (v,) = reader.select(VALIDATION, VALIDATION_COLUMNS, in_month)
-        by_category = {k["kahn_category"]: k for k in reader.select(KAHN, KAHN_COLUMNS, in_month,
-                                                                     order_by=["kahn_category"])}
+        by_category = {
+            k["kahn_category"]: k for k in reader.select(KAHN, KAHN_COLUMNS, in_month, order_by=["kahn_category"])
+        }
         # the three Kahn categories always (a month without checks shows them at 0), then any other
         shown = [*KAHN_CATEGORIES, *(c for c in by_category if c not in KAHN_CATEGORIES)]
-        kahn = [{"category": c, "meaning": KAHN_MEANING.get(c, UNCATEGORIZED_MEANING),
-                 **_check_counts(by_category.get(c))} for c in shown]
+        kahn = [
+            {"category": c, "meaning": KAHN_MEANING.get(c, UNCATEGORIZED_MEANING), **_check_counts(by_category.get(c))}
+            for c in shown
+        ]
         kahn_total = _check_counts(v)
-        suites = [{"suite": s["suite_name"], "days": s["days_validated"], "days_passed": s["days_passed"]}
-                  for s in reader.select(SUITES, ["suite_name", "days_validated", "days_passed"], in_month,
-                                         order_by=["suite_name"])]
+        suites = [
+            {"suite": s["suite_name"], "days": s["days_validated"], "days_passed": s["days_passed"]}
+            for s in reader.select(
+                SUITES, ["suite_name", "days_validated", "days_passed"], in_month, order_by=["suite_name"]
+            )
+        ]
         descriptions = rule_descriptions()
-        top_rules = [{
-            "rule_id": r["rule_id"], "category": r["kahn_category"], "severity": r["severity"], "domain": r["domain"],
-            "suite": r["suite_name"], "days_run": r["days_run"], "days_failed": r["days_failed"],
-            "days_error": r["days_error"],
-            "worst": None if r["worst_date"] is None else {
-                "date": r["worst_date"], "rows_violating": r["worst_rows_violating"],
-                "rows_evaluated": r["worst_rows_evaluated"]},
-            "description": descriptions.get(r["rule_id"], "Not in the current rule catalog (retired or renamed)."),
-            "failed_days_label": _day_ranges(list(r["failed_days"])),
-        } for r in reader.select(FAILING_RULES, RULE_COLUMNS, {**in_month, "is_listed": True},
-                                 order_by=["failure_rank"])]
+        top_rules = [
+            {
+                "rule_id": r["rule_id"],
+                "category": r["kahn_category"],
+                "severity": r["severity"],
+                "domain": r["domain"],
+                "suite": r["suite_name"],
+                "days_run": r["days_run"],
+                "days_failed": r["days_failed"],
+                "days_error": r["days_error"],
+                "worst": None
+                if r["worst_date"] is None
+                else {
+                    "date": r["worst_date"],
+                    "rows_violating": r["worst_rows_violating"],
+                    "rows_evaluated": r["worst_rows_evaluated"],
+                },
+                "description": descriptions.get(r["rule_id"], "Not in the current rule catalog (retired or renamed)."),
+                "failed_days_label": _day_ranges(list(r["failed_days"])),
+            }
+            for r in reader.select(
+                FAILING_RULES, RULE_COLUMNS, {**in_month, "is_listed": True}, order_by=["failure_rank"]
+            )
+        ]
         reader.note("rule catalog", [r["description"] for r in top_rules])
-        validation = {"runs": v["validation_runs"], "superseded": v["superseded_runs"], "latest_runs": v["latest_runs"],
-                      "days_validated": v["days_validated"], "suites": suites, "rules_failed": v["rules_failed"],
-                      "blocking_rules_failed": v["blocking_rules_failed"],
-                      "rules_not_listed": v["rules_failed_not_listed"]}
+        validation = {
+            "runs": v["validation_runs"],
+            "superseded": v["superseded_runs"],
+            "latest_runs": v["latest_runs"],
+            "days_validated": v["days_validated"],
+            "suites": suites,
+            "rules_failed": v["rules_failed"],
+            "blocking_rules_failed": v["blocking_rules_failed"],
+            "rules_not_listed": v["rules_failed_not_listed"],
+        }
 
         # -- records governance: encounters ---------------------------------------------------
         scope = {**in_month, **({"facility_code": facility} if facility else {})}
-        facilities = reader.select(ENCOUNTERS, ["facility_code", "facility_name", "open_after_days"], scope,
-                                   order_by=["facility_code"])
+        facilities = reader.select(
+            ENCOUNTERS, ["facility_code", "facility_name", "open_after_days"], scope, order_by=["facility_code"]
+        )
         if not facilities:
             raise LookupError(f"{ENCOUNTERS} has no row for facility {facility} in {month.key}")
         open_after = facilities[0]["open_after_days"]
         (counts,) = reader.sums(ENCOUNTERS, [col for _, col, _, _ in GOVERNANCE], scope)
-        governance = [{"key": key, "label": label.format(n=open_after), "note": note.format(n=open_after),
-                       "figure": "Encounters cancelled" if key == "cancelled" else label.format(n=open_after),
-                       "count": counts[col]} for key, col, label, note in GOVERNANCE]
+        governance = [
+            {
+                "key": key,
+                "label": label.format(n=open_after),
+                "note": note.format(n=open_after),
+                "figure": "Encounters cancelled" if key == "cancelled" else label.format(n=open_after),
+                "count": counts[col],
+            }
+            for key, col, label, note in GOVERNANCE
+        ]
         if entry.get("suppress_small_cells"):
             from healthops.reports import phi
 
             phi.suppress_table(governance, ["count"])
 
         # -- facilities on the feed that no report recipient covers (onboarding) ----------------
-        on_feed = {r["facility_code"]: r["facility_name"]
-                   for r in reader.select(ON_FEED, ["facility_code", "facility_name"], scope)}
-        no_audience = [{"facility_code": f, "facility_name": on_feed[f], "reports": reports}
-                       for f, reports in sorted(facilities_without_audience(load_catalog(), on_feed).items())]
+        on_feed = {
+            r["facility_code"]: r["facility_name"]
+            for r in reader.select(ON_FEED, ["facility_code", "facility_name"], scope)
+        }
+        no_audience = [
+            {"facility_code": f, "facility_name": on_feed[f], "reports": reports}
+            for f, reports in sorted(facilities_without_audience(load_catalog(), on_feed).items())
+        ]
 
         # -- what needs the director's attention ---------------------------------------------
         attention = []
         level = None
         if not feed["quarantine_reconciles"]:
             level = "error"
-            attention.append(f"The quarantine holds {feed['quarantined']} rejected "
-                             f"{_plural(feed['quarantined'], 'message', 'messages')} for the month but the load "
-                             f"batches counted {feed['messages_rejected']}: rejected messages are missing from "
-                             "raw.rejected (or were counted twice).")
+            attention.append(
+                f"The quarantine holds {feed['quarantined']} rejected "
+                f"{_plural(feed['quarantined'], 'message', 'messages')} for the month but the load "
+                f"batches counted {feed['messages_rejected']}: rejected messages are missing from "
+                "raw.rejected (or were counted twice)."
+            )
         if missing_days:
             level = level or "warning"
-            attention.append(f"No ADT file was received on {feed['days_without_data']} of {feed['days_in_month']} "
-                             f"days ({_day_ranges(missing_days)}).")
+            attention.append(
+                f"No ADT file was received on {feed['days_without_data']} of {feed['days_in_month']} "
+                f"days ({_day_ranges(missing_days)})."
+            )
         if feed["files_loaded_late"]:
             level = level or "warning"
-            attention.append(f"{feed['files_loaded_late']} "
-                             f"{_plural(feed['files_loaded_late'], 'file was', 'files were')} loaded more than a day "
-                             "after receipt.")
+            attention.append(
+                f"{feed['files_loaded_late']} "
+                f"{_plural(feed['files_loaded_late'], 'file was', 'files were')} loaded more than a day "
+                "after receipt."
+            )
         if validation["blocking_rules_failed"]:
             level = level or "warning"
-            attention.append(f"{validation['blocking_rules_failed']} blocking data-quality "
-                             f"{_plural(validation['blocking_rules_failed'], 'rule', 'rules')} failed on at least "
-                             "one day.")
+            attention.append(
+                f"{validation['blocking_rules_failed']} blocking data-quality "
+                f"{_plural(validation['blocking_rules_failed'], 'rule', 'rules')} failed on at least "
+                "one day."
+            )
         for a in no_audience:
             level = level or "warning"
-            attention.append(f"{a['facility_name']} ({a['facility_code']}) is on the feed but has no recipient of "
-                             f"{', '.join(a['reports'])} in the report catalog: its data is loaded, built and "
-                             "checked, and no one receives its report.")
+            attention.append(
+                f"{a['facility_name']} ({a['facility_code']}) is on the feed but has no recipient of "
+                f"{', '.join(a['reports'])} in the report catalog: its data is loaded, built and "
+                "checked, and no one receives its report."
+            )
         if any(g["key"].startswith("open_") and g["count"] not in (0, None) for g in governance):
             level = level or "warning"
-            attention.append("Encounters still open more than "
-                             f"{open_after} days after they began: possible missing discharges (A03).")
+            attention.append(
+                "Encounters still open more than "
+                f"{open_after} days after they began: possible missing discharges (A03)."
+            )
 
         return {
             "report_id": REPORT_ID,
@@ -350,14 +511,15 @@ class DqGovernance:
             out[f"rejected: {r['category']}"] = r["count"]
         for d in context["daily"]:
             if d["has_data"]:
-                out[f"messages {d['date'].isoformat()}"] = (f"{d['messages_in']} in, {d['loaded']} loaded, "
-                                                            f"{d['rejected']} rejected, {d['duplicate']} duplicate, "
-                                                            f"{d['files']} files")
+                out[f"messages {d['date'].isoformat()}"] = (
+                    f"{d['messages_in']} in, {d['loaded']} loaded, "
+                    f"{d['rejected']} rejected, {d['duplicate']} duplicate, "
+                    f"{d['files']} files"
+                )
         v = context["validation"]
         out["validation runs (latest per suite and day / all)"] = f"{v['latest_runs']} / {v['runs']}"
         for k in context["kahn"]:
-            out[f"{k['category']} checks passed"] = (f"{k['passed']} of {k['checks']} "
-                                                     f"({_pct_label(k['pass_rate'])})")
+            out[f"{k['category']} checks passed"] = f"{k['passed']} of {k['checks']} ({_pct_label(k['pass_rate'])})"
         for r in context["top_rules"]:
             out[f"{r['rule_id']} failed days"] = f"{r['days_failed']} of {r['days_run']}"
         for g in context["governance"]:
@@ -371,8 +533,13 @@ class DqGovernance:
         report_name = entry.get("name") or DEFAULT_NAME
         scope = context["facility_name"]
         title = f"{report_name} — {scope} — {context['period_label']}"
-        fields = {"report_name": report_name, "period_label": context["period_label"], "period": context["period"],
-                  "facility_name": scope, "facility_code": context["facility_code"] or "ALL"}
+        fields = {
+            "report_name": report_name,
+            "period_label": context["period_label"],
+            "period": context["period"],
+            "facility_name": scope,
+            "facility_code": context["facility_code"] or "ALL",
+        }
         subject = str(entry.get("subject") or "{report_name} — {period_label}").format_map(fields)
         if context["facility_code"] and context["facility_code"] not in subject and scope not in subject:
             subject += f" — {scope}"
@@ -382,11 +549,18 @@ class DqGovernance:
             subject = revision.subject_prefix + subject
         stem = f"{REPORT_ID}_{safe_token(context['facility_code'] or 'ALL')}_{safe_token(context['period'])}"
         charts_ = [
-            Chart("reasons", rejections_by_reason_chart(context["reason_bars"], context["period_label"]),
-                  _reasons_alt(context)),
-            Chart("daily", daily_messages_chart(context["daily"], context["period_label"]), _daily_alt(context),
-                  caption="Bars: messages received per day (loaded + rejected); grey band: no file received. "
-                          "Line: the day's rejection rate."),
+            Chart(
+                "reasons",
+                rejections_by_reason_chart(context["reason_bars"], context["period_label"]),
+                _reasons_alt(context),
+            ),
+            Chart(
+                "daily",
+                daily_messages_chart(context["daily"], context["period_label"]),
+                _daily_alt(context),
+                caption="Bars: messages received per day (loaded + rejected); grey band: no file received. "
+                "Line: the day's rejection rate.",
+            ),
         ]
         base = {
             **context,
@@ -403,19 +577,32 @@ class DqGovernance:
             "revision": revision,
         }
         html_email, html_browser, pdf, pages, images = render_document(
-            template_name=entry.get("template") or DEFAULT_TEMPLATE, base=base, charts_=charts_,
-            token=f"{REPORT_ID}-{context['facility_code'] or 'ALL'}-{context['period']}")
+            template_name=entry.get("template") or DEFAULT_TEMPLATE,
+            base=base,
+            charts_=charts_,
+            token=f"{REPORT_ID}-{context['facility_code'] or 'ALL'}-{context['period']}",
+        )
         attachments = {}
         csv_name = f"{stem}_rejections.csv" if "csv" in entry.get("formats", []) else None
         if csv_name:
             attachments[csv_name] = (rejections_csv(context), "text/csv")
         return RenderedReport(
-            subject=subject, html=html_email, pdf=pdf, images=images, filename_stem=stem,
-            text=((f"REVISED: {revision.summary}\n\n" if revision else "")
-                  + _plain_text(context, title, stem, csv_name)),
-            html_standalone=html_browser, report=REPORT_ID, period=context["period"],
-            facility_code=context["facility_code"] or "ALL", generated_at=context["generated_at"], pdf_pages=pages,
-            quality_failed=context["validation"]["rules_failed"], attachments=attachments,
+            subject=subject,
+            html=html_email,
+            pdf=pdf,
+            images=images,
+            filename_stem=stem,
+            text=(
+                (f"REVISED: {revision.summary}\n\n" if revision else "") + _plain_text(context, title, stem, csv_name)
+            ),
+            html_standalone=html_browser,
+            report=REPORT_ID,
+            period=context["period"],
+            facility_code=context["facility_code"] or "ALL",
+            generated_at=context["generated_at"],
+            pdf_pages=pages,
+            quality_failed=context["validation"]["rules_failed"],
+            attachments=attachments,
             meta={"title": title, "sender": entry.get("sender"), "recipients": list(entry.get("recipients") or [])},
         )
 
@@ -426,9 +613,11 @@ KIND = DqGovernance()
 # -- text parts -------------------------------------------------------------------------------
 def _scope_note(context: dict[str, Any]) -> str:
     if context["facility_code"]:
-        return (f"Encounter counts are for {context['facility_name']} only. Files, messages, rejections and "
-                "data-quality checks are feed-level: they cover every facility of the ADT feed (a rejected "
-                "message may not even name its facility).")
+        return (
+            f"Encounter counts are for {context['facility_name']} only. Files, messages, rejections and "
+            "data-quality checks are feed-level: they cover every facility of the ADT feed (a rejected "
+            "message may not even name its facility)."
+        )
     return "All figures cover every facility of the ADT feed."
 
 
@@ -450,8 +639,11 @@ def _reasons_alt(context: dict[str, Any]) -> str:
         return f"Bar chart of rejected messages by reason for {p}: no message was rejected."
     parts = [f"{b['label']} {b['count']} ({_pct_label(b['share'])})" for b in bars if not b["is_other"]]
     rest = [f"; and {b['reasons']} more reasons, listed in the table." for b in bars if b["is_other"]]
-    return (f"Bar chart of rejected messages by reason for {p}, {context['summary']['quarantined']} in all: "
-            + "; ".join(parts) + (rest[0] if rest else "."))
+    return (
+        f"Bar chart of rejected messages by reason for {p}, {context['summary']['quarantined']} in all: "
+        + "; ".join(parts)
+        + (rest[0] if rest else ".")
+    )
 
 
 def _daily_alt(context: dict[str, Any]) -> str:
@@ -460,10 +652,12 @@ def _daily_alt(context: dict[str, Any]) -> str:
     if not s["days_with_data"]:
         return f"Chart of messages received per day in {p}: no file was received this month."
     lo, hi = s["lowest_rate"], s["highest_rate"]
-    text = (f"Chart of messages received per day in {p}: {_n(s['messages_in'])} messages on {s['days_with_data']} "
-            f"of {s['days_in_month']} days, {_n(s['messages_rejected'])} rejected ({_pct_label(s['rejection_rate'])}). "
-            f"Daily rejection rate from {_pct_label(lo['rate'])} ({_short(lo['date'])}) to "
-            f"{_pct_label(hi['rate'])} ({_short(hi['date'])}).")
+    text = (
+        f"Chart of messages received per day in {p}: {_n(s['messages_in'])} messages on {s['days_with_data']} "
+        f"of {s['days_in_month']} days, {_n(s['messages_rejected'])} rejected ({_pct_label(s['rejection_rate'])}). "
+        f"Daily rejection rate from {_pct_label(lo['rate'])} ({_short(lo['date'])}) to "
+        f"{_pct_label(hi['rate'])} ({_short(hi['date'])})."
+    )
     if s["missing_days"]:
         text += f" No file on {s['missing_days_label']}."
     return text
@@ -482,21 +676,27 @@ def _plain_text(context: dict[str, Any], title: str, stem: str, csv_name: str | 
         f"messages in = {_n(s['messages_loaded'])} loaded + {_n(s['messages_rejected'])} rejected "
         f"+ {_n(s['messages_duplicate'])} duplicate (rejection rate {_pct_label(s['rejection_rate'])}).",
         _scope_note(context),
-        "", "Rejections by reason:",
+        "",
+        "Rejections by reason:",
     ]
     lines += [f"  - {r['category']}: {r['count']} ({_pct_label(r['share'])})" for r in context["reasons"]] or ["  none"]
     lines += ["", f"Data-quality checks ({v['latest_runs']} latest runs of {v['runs']}; each suite and day once):"]
     for k in context["kahn"]:
         lines.append(f"  - {k['category']}: {k['passed']} of {k['checks']} passed ({_pct_label(k['pass_rate'])})")
     lines += ["", "Rules that failed most:"]
-    lines += [f"  - {r['rule_id']} [{r['severity']}] failed {r['days_failed']} of {r['days_run']} days: "
-              f"{r['description']}" for r in context["top_rules"]] or ["  none"]
+    lines += [
+        f"  - {r['rule_id']} [{r['severity']}] failed {r['days_failed']} of {r['days_run']} days: {r['description']}"
+        for r in context["top_rules"]
+    ] or ["  none"]
     lines += ["", "Records governance:"]
     lines += [f"  - {g['label']}: {g['count']}" for g in context["governance"]]
-    lines += ["", f"The full report is the HTML part of this message and the attached PDF ({stem}.pdf)"
-                  + (f"; rejections by day and reason are attached as {csv_name}." if csv_name else "."),
-              f"Generated {generated_label(context['generated_at'])} by healthops. Counts and codes only: "
-              "no patient-identifying information."]
+    lines += [
+        "",
+        f"The full report is the HTML part of this message and the attached PDF ({stem}.pdf)"
+        + (f"; rejections by day and reason are attached as {csv_name}." if csv_name else "."),
+        f"Generated {generated_label(context['generated_at'])} by healthops. Counts and codes only: "
+        "no patient-identifying information.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -518,16 +718,22 @@ def rejections_by_reason_chart(bars: Iterable[Mapping], period_label: str = "") 
     shown = bars
     extra_lines = sum(lab.count("\n") for lab in labels)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = Figure(figsize=(WIDTH_IN, 0.9 + 0.27 * len(shown) + 0.08 * extra_lines), dpi=DPI,
-                     layout="constrained")
+        fig = Figure(figsize=(WIDTH_IN, 0.9 + 0.27 * len(shown) + 0.08 * extra_lines), dpi=DPI, layout="constrained")
         ax = fig.add_subplot()
         y = list(range(len(shown)))
         colors = [NON_INPATIENT_COLOR if b["is_other"] else OVER_COLOR for b in bars]
         ax.barh(y, counts, height=0.62, color=colors, zorder=2)
         xmax = max(counts)
         for yi, n, b in zip(y, counts, bars):
-            ax.text(n + xmax * 0.02, yi, f"{n}  ({_pct_label(b['share'])})", va="center", ha="left",
-                    fontsize=8.5, color=TEXT_COLOR)
+            ax.text(
+                n + xmax * 0.02,
+                yi,
+                f"{n}  ({_pct_label(b['share'])})",
+                va="center",
+                ha="left",
+                fontsize=8.5,
+                color=TEXT_COLOR,
+            )
         ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, xmax * 1.45)
@@ -558,16 +764,18 @@ def daily_messages_chart(daily: Iterable[Mapping], period_label: str = "") -> by
     xs = [d["date"] for d in daily]
     loaded = [int(d["loaded"]) for d in daily]
     rejected = [int(d["rejected"]) for d in daily]
-    rates = [float(d["rejection_rate"]) if d["has_data"] and d["rejection_rate"] is not None else float("nan")
-             for d in daily]
+    rates = [
+        float(d["rejection_rate"]) if d["has_data"] and d["rejection_rate"] is not None else float("nan") for d in daily
+    ]
     missing = [d["date"] for d in daily if not d["has_data"]]
     with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 3.0), dpi=DPI, layout="constrained")
         ax, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
         for a in (ax, ax2):
             for d in missing:
-                a.axvspan(mdates.date2num(d) - 0.5, mdates.date2num(d) + 0.5, color=NO_DATA_COLOR, zorder=0,
-                          linewidth=0)
+                a.axvspan(
+                    mdates.date2num(d) - 0.5, mdates.date2num(d) + 0.5, color=NO_DATA_COLOR, zorder=0, linewidth=0
+                )
         ax.bar(xs, loaded, width=0.75, color=CENSUS_COLOR, zorder=2)
         ax.bar(xs, rejected, width=0.75, bottom=loaded, color=OVER_COLOR, zorder=2)
         top = max((lo + rj for lo, rj in zip(loaded, rejected)), default=0)
@@ -577,8 +785,17 @@ def daily_messages_chart(daily: Iterable[Mapping], period_label: str = "") -> by
         handles = [Patch(facecolor=CENSUS_COLOR, label="Loaded"), Patch(facecolor=OVER_COLOR, label="Rejected")]
         if missing:
             handles.append(Patch(facecolor=NO_DATA_COLOR, edgecolor=BEDS_EDGE, label="No file received"))
-        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(handles), fontsize=8,
-                  frameon=False, handlelength=1.2, columnspacing=1.2, borderaxespad=0.3)
+        ax.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0, 1.0),
+            ncol=len(handles),
+            fontsize=8,
+            frameon=False,
+            handlelength=1.2,
+            columnspacing=1.2,
+            borderaxespad=0.3,
+        )
 
         ax2.plot(xs, rates, color=OVER_COLOR, linewidth=1.8, marker="o", markersize=3.2, zorder=3)
         finite = [r for r in rates if r == r]

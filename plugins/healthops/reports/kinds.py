@@ -36,6 +36,7 @@ A kind provides:
     ``revision`` (base.html.j2 shows the banner) and prefix the subject with
     ``revision.subject_prefix``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -27,6 +27,7 @@ would reveal a single hidden one (``phi.suppress_table``). This happens in
 ``build_context`` on the selected rows, before any chart, text or CSV is made from
 them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -108,29 +109,64 @@ MEASURES = [
     ("patient_days", "Patient days", "", True, ""),
     ("staffed_beds", "Staffed beds (average)", "", False, ""),
 ]
-FIGURE_NAMES = {"adc": "ADC", "occupancy": "occupancy %", "alos": "ALOS days", "admissions": "admissions",
-                "discharges": "discharges", "patient_days": "patient days", "staffed_beds": "staffed beds"}
+FIGURE_NAMES = {
+    "adc": "ADC",
+    "occupancy": "occupancy %",
+    "alos": "ALOS days",
+    "admissions": "admissions",
+    "discharges": "discharges",
+    "patient_days": "patient days",
+    "staffed_beds": "staffed beds",
+}
 # the report's measure keys -> the models' columns
-COLUMNS = {"adc": "average_daily_census", "occupancy": "occupancy_pct", "alos": "average_length_of_stay",
-           "admissions": "admissions", "discharges": "discharges", "patient_days": "patient_days",
-           "staffed_beds": "staffed_beds"}
+COLUMNS = {
+    "adc": "average_daily_census",
+    "occupancy": "occupancy_pct",
+    "alos": "average_length_of_stay",
+    "admissions": "admissions",
+    "discharges": "discharges",
+    "patient_days": "patient_days",
+    "staffed_beds": "staffed_beds",
+}
 COUNTS = ("admissions", "discharges", "patient_days")
 COMPARED = {"prev_month": "prev", "prev_year": "year_ago"}  # the models' suffix -> the context's name
 UNIT_COLUMNS = [
-    "unit_code", "unit_name", "unit_type", "is_facility_total", "is_inpatient_unit", "days_with_data",
+    "unit_code",
+    "unit_name",
+    "unit_type",
+    "is_facility_total",
+    "is_inpatient_unit",
+    "days_with_data",
     *COLUMNS.values(),
     *(f"has_{s}" for s in COMPARED),
     *(f"{c}_{s}" for s in COMPARED for c in COLUMNS.values()),
     *(f"{c}_change_{s}" for s in COMPARED for c in COLUMNS.values()),
     *(f"{c}_change_pct_{s}" for s in COMPARED for c in COLUMNS.values() if c != "occupancy_pct"),
 ]
-TREND_COLUMNS = ["month_start", "days_in_month", "has_data", "days_with_data", "is_complete_month",
-                 "first_day_with_data", "last_day_with_data", "days_missing_within", "average_daily_census",
-                 "occupancy_pct", "average_length_of_stay", "discharges"]
-HEAD_COLUMNS = ["facility_code", "facility_name", *TREND_COLUMNS,
-                *(f"{s}_{c}" for s in COMPARED for c in ("has_data", "days_with_data", "days_in_month")),
-                "prev_month_is_complete", "prev_year_is_complete",
-                "counts_comparable_prev_month", "counts_comparable_prev_year"]
+TREND_COLUMNS = [
+    "month_start",
+    "days_in_month",
+    "has_data",
+    "days_with_data",
+    "is_complete_month",
+    "first_day_with_data",
+    "last_day_with_data",
+    "days_missing_within",
+    "average_daily_census",
+    "occupancy_pct",
+    "average_length_of_stay",
+    "discharges",
+]
+HEAD_COLUMNS = [
+    "facility_code",
+    "facility_name",
+    *TREND_COLUMNS,
+    *(f"{s}_{c}" for s in COMPARED for c in ("has_data", "days_with_data", "days_in_month")),
+    "prev_month_is_complete",
+    "prev_year_is_complete",
+    "counts_comparable_prev_month",
+    "counts_comparable_prev_year",
+]
 
 
 def _changes_of(column: str, suffix: str) -> list[str]:
@@ -144,9 +180,14 @@ def _suppressed_with(suffix: str) -> dict[str, list[str]]:
     """What is hidden with a suppressed count: ALOS with discharges, and every change
     computed from a hidden value."""
     alos = f"average_length_of_stay{suffix}"
-    return {f"admissions{suffix}": _changes_of("admissions", suffix),
-            f"discharges{suffix}": [alos, *_changes_of("discharges", suffix),
-                                    *_changes_of("average_length_of_stay", suffix)]}
+    return {
+        f"admissions{suffix}": _changes_of("admissions", suffix),
+        f"discharges{suffix}": [
+            alos,
+            *_changes_of("discharges", suffix),
+            *_changes_of("average_length_of_stay", suffix),
+        ],
+    }
 
 
 def suppress_unit_rows(rows: list[dict]) -> int:
@@ -191,8 +232,11 @@ def _change(row: Mapping, key: str, against: str, comparable_counts: bool) -> di
     if key in COUNTS and not comparable_counts:
         return {"value": None, "pct": None, "note": "partial month"}
     value = row[f"{col}_change_{against}"]
-    return {"value": _beds(value) if key == "staffed_beds" else value,
-            "pct": row.get(f"{col}_change_pct_{against}"), "note": ""}
+    return {
+        "value": _beds(value) if key == "staffed_beds" else value,
+        "pct": row.get(f"{col}_change_pct_{against}"),
+        "note": "",
+    }
 
 
 def _compared(row: Mapping, comparable: Mapping[str, bool]) -> dict[str, Any]:
@@ -223,24 +267,34 @@ class MonthlyCensus:
         suppress = bool(entry.get("suppress_small_cells"))
 
         fac_where: dict[str, Any] = {"facility_code": facility} if facility else {}
-        heads = reader.select(TREND, HEAD_COLUMNS, {**fac_where, "month_start": month.first},
-                              order_by=["facility_code"])
+        heads = reader.select(
+            TREND, HEAD_COLUMNS, {**fac_where, "month_start": month.first}, order_by=["facility_code"]
+        )
         if not any(h["has_data"] for h in heads):
             raise LookupError(f"{TREND} has no data for {month.key}" + (f" (facility {facility})" if facility else ""))
 
         facilities, suppressed_cells = [], 0
         for head in heads:
             fac = head["facility_code"]
-            rows = reader.select(UNITS, UNIT_COLUMNS, {"facility_code": fac, "month_start": month.first},
-                                 order_by=["unit_code"]) if head["has_data"] else []
-            trend = reader.select(TREND, TREND_COLUMNS, {
-                "facility_code": fac, "month_start": ("between", (month.shift(-(n_trend - 1)).first, month.first))},
-                order_by=["month_start"])
+            rows = (
+                reader.select(
+                    UNITS, UNIT_COLUMNS, {"facility_code": fac, "month_start": month.first}, order_by=["unit_code"]
+                )
+                if head["has_data"]
+                else []
+            )
+            trend = reader.select(
+                TREND,
+                TREND_COLUMNS,
+                {"facility_code": fac, "month_start": ("between", (month.shift(-(n_trend - 1)).first, month.first))},
+                order_by=["month_start"],
+            )
             if suppress:
                 suppressed_cells += suppress_unit_rows(rows)
                 for point in trend:
-                    suppressed_cells += suppress_table([point], ["discharges"],
-                                                       derived={"discharges": ["average_length_of_stay"]})
+                    suppressed_cells += suppress_table(
+                        [point], ["discharges"], derived={"discharges": ["average_length_of_stay"]}
+                    )
             facilities.append(_facility(head, month, prev, year_ago, rows, trend))
         return {
             "report_id": REPORT_ID,
@@ -265,8 +319,11 @@ class MonthlyCensus:
         month: Month = context["month"]
         for f in context["facilities"]:
             fac = f["facility_code"]
-            for m, cov in ((month, f["coverage"]), (context["prev"], f["prev_coverage"]),
-                           (context["year_ago"], f["year_ago_coverage"])):
+            for m, cov in (
+                (month, f["coverage"]),
+                (context["prev"], f["prev_coverage"]),
+                (context["year_ago"], f["year_ago_coverage"]),
+            ):
                 if cov["has_data"] or m == month:
                     out[f"{fac} {m.key} days with data"] = f"{cov['days_with_data']} of {cov['days_in_month']}"
             rows = [("total", f["total"])] if f["has_data"] else []
@@ -281,7 +338,8 @@ class MonthlyCensus:
                 if not p["has_data"]:
                     continue
                 out[f"{fac} {p['month'].key} days with data"] = (
-                    f"{p['coverage']['days_with_data']} of {p['coverage']['days_in_month']}")
+                    f"{p['coverage']['days_with_data']} of {p['coverage']['days_in_month']}"
+                )
                 for k in ("adc", "occupancy", "alos"):
                     out[f"{fac} total {p['month'].key} {FIGURE_NAMES[k]}"] = _jsonable(p[k])
         return out
@@ -294,10 +352,15 @@ class MonthlyCensus:
         facility_code = context["facility_filter"] or "ALL"
         period_label = month.label + _coverage_suffix(context)
         title = f"{report_name} — {scope} — {month.label}"
-        subject = entry["subject"].format_map({
-            "report_name": report_name, "period_label": month.label, "period": month.key,
-            "facility_name": scope, "facility_code": facility_code,
-        })
+        subject = entry["subject"].format_map(
+            {
+                "report_name": report_name,
+                "period_label": month.label,
+                "period": month.key,
+                "facility_name": scope,
+                "facility_code": facility_code,
+            }
+        )
         partial = [f for f in context["facilities"] if f["has_data"] and not f["coverage"]["complete"]]
         if partial:
             subject = f"[MONTH TO DATE: {_mtd_short(partial)}] {subject}"
@@ -328,50 +391,90 @@ class MonthlyCensus:
             "SUPPRESSED": SUPPRESSED,
         }
         html_email, html_browser, pdf, pages, images = render_document(
-            template_name=entry["template"], base=base, charts_=charts_,
-            token=f"{facility_code}.{month.key}", templates_dir=None)
+            template_name=entry["template"],
+            base=base,
+            charts_=charts_,
+            token=f"{facility_code}.{month.key}",
+            templates_dir=None,
+        )
         attachments: dict[str, tuple[bytes, str]] = {}
         if "csv" in entry.get("formats", []):
             attachments[f"{stem}.csv"] = (unit_csv(context), "text/csv")
         text = (f"REVISED: {revision.summary}\n\n" if revision else "") + _plain_text(
-            context, title, stem, csv_name=f"{stem}.csv" if attachments else None)
+            context, title, stem, csv_name=f"{stem}.csv" if attachments else None
+        )
         return RenderedReport(
-            subject=subject, html=html_email, pdf=pdf, images=images, filename_stem=stem, text=text,
-            html_standalone=html_browser, report=REPORT_ID, period=month.key, facility_code=facility_code,
-            generated_at=generated_at, pdf_pages=pages, attachments=attachments,
-            meta={"title": title, "sender": entry.get("sender"), "recipients": list(entry.get("recipients") or []),
-                  "incomplete": context["incomplete"], "suppressed_cells": context["suppressed_cells"]},
+            subject=subject,
+            html=html_email,
+            pdf=pdf,
+            images=images,
+            filename_stem=stem,
+            text=text,
+            html_standalone=html_browser,
+            report=REPORT_ID,
+            period=month.key,
+            facility_code=facility_code,
+            generated_at=generated_at,
+            pdf_pages=pages,
+            attachments=attachments,
+            meta={
+                "title": title,
+                "sender": entry.get("sender"),
+                "recipients": list(entry.get("recipients") or []),
+                "incomplete": context["incomplete"],
+                "suppressed_cells": context["suppressed_cells"],
+            },
         )
 
 
-def _facility(head: Mapping, month: Month, prev: Month, year_ago: Month, rows: list[dict],
-              trend: list[dict]) -> dict[str, Any]:
+def _facility(
+    head: Mapping, month: Month, prev: Month, year_ago: Month, rows: list[dict], trend: list[dict]
+) -> dict[str, Any]:
     """One facility's section: its ``rpt_monthly_census_trend`` row for the month
     (``head``), its unit rows and its trend rows, in the report's terms."""
     cov = _month_coverage(head)
-    prev_cov = _coverage(prev, head["prev_month_has_data"], head["prev_month_days_with_data"],
-                         head["prev_month_days_in_month"], head["prev_month_is_complete"])
-    ya_cov = _coverage(year_ago, head["prev_year_has_data"], head["prev_year_days_with_data"],
-                       head["prev_year_days_in_month"], head["prev_year_is_complete"])
-    comparable = {"prev_month": head["counts_comparable_prev_month"],
-                  "prev_year": head["counts_comparable_prev_year"]}
+    prev_cov = _coverage(
+        prev,
+        head["prev_month_has_data"],
+        head["prev_month_days_with_data"],
+        head["prev_month_days_in_month"],
+        head["prev_month_is_complete"],
+    )
+    ya_cov = _coverage(
+        year_ago,
+        head["prev_year_has_data"],
+        head["prev_year_days_with_data"],
+        head["prev_year_days_in_month"],
+        head["prev_year_is_complete"],
+    )
+    comparable = {"prev_month": head["counts_comparable_prev_month"], "prev_year": head["counts_comparable_prev_year"]}
     total = next((r for r in rows if r["is_facility_total"]), None)
     units = []
     for r in rows:
         if r["is_facility_total"]:
             continue
-        units.append({
-            "unit_code": r["unit_code"],
-            "unit_name": r["unit_name"],
-            "unit_type": r["unit_type"],
-            "type_label": UNIT_TYPE_LABELS.get(r["unit_type"], r["unit_type"].replace("_", " ").capitalize()),
-            "inpatient": r["is_inpatient_unit"],
-            **_compared(r, comparable),
-        })
+        units.append(
+            {
+                "unit_code": r["unit_code"],
+                "unit_name": r["unit_name"],
+                "unit_type": r["unit_type"],
+                "type_label": UNIT_TYPE_LABELS.get(r["unit_type"], r["unit_type"].replace("_", " ").capitalize()),
+                "inpatient": r["is_inpatient_unit"],
+                **_compared(r, comparable),
+            }
+        )
     units.sort(key=lambda u: (not u["inpatient"], _TYPE_ORDER.get(u["unit_type"], 99), u["unit_code"]))
-    points = [{"month": Month.parse(p["month_start"]), "has_data": p["has_data"],
-               "coverage": _month_coverage(p), "adc": p["average_daily_census"],
-               "occupancy": p["occupancy_pct"], "alos": p["average_length_of_stay"]} for p in trend]
+    points = [
+        {
+            "month": Month.parse(p["month_start"]),
+            "has_data": p["has_data"],
+            "coverage": _month_coverage(p),
+            "adc": p["average_daily_census"],
+            "occupancy": p["occupancy_pct"],
+            "alos": p["average_length_of_stay"],
+        }
+        for p in trend
+    ]
     return {
         "facility_code": head["facility_code"],
         "facility_name": head["facility_name"],
@@ -407,21 +510,39 @@ def _trend_rows(trend: list[dict]) -> list[dict]:
     return rows
 
 
-def _coverage(m: Month, has_data: bool, days_with_data: int, days_in_month: int, complete: bool,
-              first: date | None = None, last: date | None = None, missing_within: int | None = None) -> dict:
+def _coverage(
+    m: Month,
+    has_data: bool,
+    days_with_data: int,
+    days_in_month: int,
+    complete: bool,
+    first: date | None = None,
+    last: date | None = None,
+    missing_within: int | None = None,
+) -> dict:
     """How much of month ``m`` the data cover (rpt_monthly_census_trend), and the
     sentence that says so when it is not all of it."""
-    cov: dict[str, Any] = {"month": m, "has_data": has_data, "days_with_data": days_with_data,
-                           "days_in_month": days_in_month, "complete": complete, "first": first, "last": last,
-                           "label": ""}
+    cov: dict[str, Any] = {
+        "month": m,
+        "has_data": has_data,
+        "days_with_data": days_with_data,
+        "days_in_month": days_in_month,
+        "complete": complete,
+        "first": first,
+        "last": last,
+        "label": "",
+    }
     if not has_data:
         cov["label"] = f"No census data for {m.label}."
     elif not complete:
         n = f"Data for {days_with_data} of {days_in_month} days of {m.label}"
         if first:
             span = f"{_short_day(first)}–{last.day}" if first != last else _short_day(first)
-            gaps = (f", {missing_within} day{'s' if missing_within != 1 else ''} missing in between"
-                    if missing_within else "")
+            gaps = (
+                f", {missing_within} day{'s' if missing_within != 1 else ''} missing in between"
+                if missing_within
+                else ""
+            )
             cov["label"] = f"{n} ({span}{gaps})."
         else:
             cov["label"] = f"{n}."
@@ -430,9 +551,16 @@ def _coverage(m: Month, has_data: bool, days_with_data: int, days_in_month: int,
 
 def _month_coverage(row: Mapping) -> dict[str, Any]:
     """The coverage of a ``rpt_monthly_census_trend`` row's month."""
-    return _coverage(Month.parse(row["month_start"]), row["has_data"], row["days_with_data"], row["days_in_month"],
-                     row["is_complete_month"], row["first_day_with_data"], row["last_day_with_data"],
-                     row["days_missing_within"])
+    return _coverage(
+        Month.parse(row["month_start"]),
+        row["has_data"],
+        row["days_with_data"],
+        row["days_in_month"],
+        row["is_complete_month"],
+        row["first_day_with_data"],
+        row["last_day_with_data"],
+        row["days_missing_within"],
+    )
 
 
 def _mtd_short(partial: list[dict]) -> str:
@@ -454,9 +582,9 @@ def _coverage_suffix(context: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- charts
-ADC_COLOR = "#0072B2"     # Okabe-Ito blue
-OCC_COLOR = "#009E73"     # bluish green
-ALOS_COLOR = "#D55E00"    # vermillion
+ADC_COLOR = "#0072B2"  # Okabe-Ito blue
+OCC_COLOR = "#009E73"  # bluish green
+ALOS_COLOR = "#D55E00"  # vermillion
 
 
 def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
@@ -482,10 +610,15 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
     title = f"{facility_name}: last {len(months)} months"
     if not any(p["has_data"] for p in trend):
         return empty_chart(title, "No census data in these months")
-    labels = [(f"{m.first:%b}\n{m.first:%Y}" if i == 0 or m.first.month == 1 else f"{m.first:%b}")
-              for i, m in enumerate(months)]
-    panels = [("adc", "ADC (patients)", ADC_COLOR, "{}"), ("occupancy", "Occupancy (%)", OCC_COLOR, "{}%"),
-              ("alos", "ALOS (days)", ALOS_COLOR, "{}")]
+    labels = [
+        (f"{m.first:%b}\n{m.first:%Y}" if i == 0 or m.first.month == 1 else f"{m.first:%b}")
+        for i, m in enumerate(months)
+    ]
+    panels = [
+        ("adc", "ADC (patients)", ADC_COLOR, "{}"),
+        ("occupancy", "Occupancy (%)", OCC_COLOR, "{}%"),
+        ("alos", "ALOS (days)", ALOS_COLOR, "{}"),
+    ]
     with matplotlib.rc_context(RC_PARAMS):
         fig = Figure(figsize=(WIDTH_IN, 5.0), dpi=DPI, layout="constrained")
         axes = fig.subplots(3, 1, sharex=True)
@@ -498,21 +631,45 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
             if full:
                 ax.plot(*zip(*full), linestyle="none", marker="o", markersize=4.5, color=color, zorder=3)
             if part:
-                ax.plot(*zip(*part), linestyle="none", marker="o", markersize=6, markerfacecolor="white",
-                        markeredgecolor=color, markeredgewidth=1.6, zorder=4)
+                ax.plot(
+                    *zip(*part),
+                    linestyle="none",
+                    marker="o",
+                    markersize=6,
+                    markerfacecolor="white",
+                    markeredgecolor=color,
+                    markeredgewidth=1.6,
+                    zorder=4,
+                )
             values = [y for y in ys if y == y]
             if values:
                 lo, hi = min(values), max(values)
                 span = max(hi - lo, abs(hi) * 0.05, 0.5)
                 ax.set_ylim(max(0.0, lo - span * 0.45), hi + span * 0.6)
                 last = max(i for i, y in enumerate(ys) if y == y)
-                ax.annotate(fmt_.format(trend[last][key]), (xs[last], ys[last]), xytext=(0, 7),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=9, fontweight="bold",
-                            color=TEXT_COLOR)
+                ax.annotate(
+                    fmt_.format(trend[last][key]),
+                    (xs[last], ys[last]),
+                    xytext=(0, 7),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    fontweight="bold",
+                    color=TEXT_COLOR,
+                )
             else:
                 ax.set_ylim(0, 1)
-                ax.text(0.5, 0.5, "No values to show", ha="center", va="center", color=MUTED_COLOR,
-                        transform=ax.transAxes, fontsize=9)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "No values to show",
+                    ha="center",
+                    va="center",
+                    color=MUTED_COLOR,
+                    transform=ax.transAxes,
+                    fontsize=9,
+                )
             ax.set_ylabel(ylabel, fontsize=9)
             ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4))
             ax.spines[["top", "right"]].set_visible(False)
@@ -523,10 +680,26 @@ def trend_chart(facility_name: str, trend: list[dict]) -> bytes:
         axes[-1].set_xlim(-0.5, len(xs) - 0.5)
         chart_title(fig, title)
         if any(not p["coverage"]["complete"] for p in trend if p["has_data"]):
-            handle = Line2D([], [], linestyle="none", marker="o", markersize=6, markerfacecolor="white",
-                            markeredgecolor=MUTED_COLOR, markeredgewidth=1.6, label="Month not fully covered by data")
-            axes[0].legend(handles=[handle], loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8, frameon=False,
-                           handlelength=1.0, borderaxespad=0.2)
+            handle = Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markersize=6,
+                markerfacecolor="white",
+                markeredgecolor=MUTED_COLOR,
+                markeredgewidth=1.6,
+                label="Month not fully covered by data",
+            )
+            axes[0].legend(
+                handles=[handle],
+                loc="lower left",
+                bbox_to_anchor=(0, 1.0),
+                fontsize=8,
+                frameon=False,
+                handlelength=1.0,
+                borderaxespad=0.2,
+            )
         return to_png(fig)
 
 
@@ -543,21 +716,28 @@ def trend_alt(facility_name: str, trend: list[dict]) -> tuple[str, str]:
         return f"Line charts of {facility_name}'s monthly census: no months to show.", ""
     first, last = trend[0]["month"], trend[-1]["month"]
     with_data = [p for p in trend if p["has_data"]]
-    head = (f"Line charts of {facility_name}'s inpatient census by month, {first.short} to {last.short}: "
-            "average daily census, occupancy and average length of stay.")
+    head = (
+        f"Line charts of {facility_name}'s inpatient census by month, {first.short} to {last.short}: "
+        "average daily census, occupancy and average length of stay."
+    )
     if not with_data:
         return head + " No census data in these months.", ""
     parts = []
-    for key, name, unit in (("adc", "Average daily census", ""), ("occupancy", "Occupancy", "%"),
-                            ("alos", "ALOS", " days")):
+    for key, name, unit in (
+        ("adc", "Average daily census", ""),
+        ("occupancy", "Occupancy", "%"),
+        ("alos", "ALOS", " days"),
+    ):
         pts = [(p["month"], p[key]) for p in with_data if _shown(p[key])]
         if not pts:
             parts.append(f"{name}: no values shown.")
             continue
         (lo_m, lo_v), (hi_m, hi_v) = _extremes(pts)
         end_m, end_v = pts[-1]
-        parts.append(f"{name}: lowest {lo_v}{unit} in {lo_m.short}, highest {hi_v}{unit} in {hi_m.short}, "
-                     f"{end_v}{unit} in {end_m.short}.")
+        parts.append(
+            f"{name}: lowest {lo_v}{unit} in {lo_m.short}, highest {hi_v}{unit} in {hi_m.short}, "
+            f"{end_v}{unit} in {end_m.short}."
+        )
     alt = head + " " + " ".join(parts)
     notes = []
     suppressed = [p["month"].short for p in with_data if p["alos"] == SUPPRESSED]
@@ -565,9 +745,13 @@ def trend_alt(facility_name: str, trend: list[dict]) -> tuple[str, str]:
         notes.append(f"ALOS not shown for {', '.join(suppressed)} (fewer than 11 discharges).")
     partial = [p for p in with_data if not p["coverage"]["complete"]]
     if partial:
-        notes.append("; ".join(f"{p['month'].short} covers {p['coverage']['days_with_data']} of "
-                               f"{p['coverage']['days_in_month']} days" for p in partial)
-                     + " (hollow markers).")
+        notes.append(
+            "; ".join(
+                f"{p['month'].short} covers {p['coverage']['days_with_data']} of {p['coverage']['days_in_month']} days"
+                for p in partial
+            )
+            + " (hollow markers)."
+        )
     missing = len(trend) - len(with_data)
     if missing:
         notes.append(f"{missing} month{'s' if missing != 1 else ''} without data: the lines are broken there.")
@@ -576,9 +760,15 @@ def trend_alt(facility_name: str, trend: list[dict]) -> tuple[str, str]:
 
 
 # ----------------------------------------------------------------------------- csv, text
-CSV_MEASURES = [("average_daily_census", "adc"), ("occupancy_pct", "occupancy"),
-                ("average_length_of_stay", "alos"), ("admissions", "admissions"), ("discharges", "discharges"),
-                ("patient_days", "patient_days"), ("staffed_beds", "staffed_beds")]
+CSV_MEASURES = [
+    ("average_daily_census", "adc"),
+    ("occupancy_pct", "occupancy"),
+    ("average_length_of_stay", "alos"),
+    ("admissions", "admissions"),
+    ("discharges", "discharges"),
+    ("patient_days", "patient_days"),
+    ("staffed_beds", "staffed_beds"),
+]
 
 
 def unit_csv(context: dict) -> bytes:
@@ -588,8 +778,17 @@ def unit_csv(context: dict) -> bytes:
     month: Month = context["month"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    head = ["facility_code", "facility_name", "month", "unit_code", "unit_name", "unit_type", "days_with_data",
-            "days_in_month", *(c for c, _ in CSV_MEASURES)]
+    head = [
+        "facility_code",
+        "facility_name",
+        "month",
+        "unit_code",
+        "unit_name",
+        "unit_type",
+        "days_with_data",
+        "days_in_month",
+        *(c for c, _ in CSV_MEASURES),
+    ]
     for suffix in ("prev_month", "prev_year"):
         head += [f"{c}_{suffix}" for c, _ in CSV_MEASURES]
     w.writerow(head)
@@ -604,9 +803,21 @@ def unit_csv(context: dict) -> bytes:
         rows += [(u["unit_code"], u["unit_name"], u["unit_type"], u) for u in f["units"]]
         for code, name, unit_type, r in rows:
             cur = r["current"]
-            w.writerow([f["facility_code"], f["facility_name"], month.key, code, name, unit_type,
-                        cur["days_with_data"] if cur else "", f["coverage"]["days_in_month"],
-                        *values(cur), *values(r["prev"]), *values(r["year_ago"])])
+            w.writerow(
+                [
+                    f["facility_code"],
+                    f["facility_name"],
+                    month.key,
+                    code,
+                    name,
+                    unit_type,
+                    cur["days_with_data"] if cur else "",
+                    f["coverage"]["days_in_month"],
+                    *values(cur),
+                    *values(r["prev"]),
+                    *values(r["year_ago"]),
+                ]
+            )
     return buf.getvalue().encode("utf-8")
 
 
@@ -627,24 +838,32 @@ def _plain_text(context: dict, title: str, stem: str, csv_name: str | None = Non
         t = f["total"]
         for key, label, suffix, _count, ch_suffix in MEASURES:
             cur = t["current"][key]
-            lines.append(f"  {label}: {fmt(cur, suffix)}"
-                         f"  (vs {prev.short}: {_change_text(t['vs_prev'][key], ch_suffix)};"
-                         f" vs {ya.short}: {_change_text(t['vs_year_ago'][key], ch_suffix)})")
+            lines.append(
+                f"  {label}: {fmt(cur, suffix)}"
+                f"  (vs {prev.short}: {_change_text(t['vs_prev'][key], ch_suffix)};"
+                f" vs {ya.short}: {_change_text(t['vs_year_ago'][key], ch_suffix)})"
+            )
         lines.append("  By unit: ADC, occupancy, ALOS, admissions, discharges, patient days")
         width = max([len(u["unit_name"]) for u in f["units"]] + [10])
         for u in f["units"]:
             c = u["current"]
             occ = fmt(c["occupancy"], "%")
-            lines.append(f"    {u['unit_name']:<{width}}  {fmt(c['adc']):>7}  {occ:>7}  {fmt(c['alos']):>6}"
-                         f"  {fmt(c['admissions']):>6}  {fmt(c['discharges']):>6}  {fmt(c['patient_days']):>7}")
+            lines.append(
+                f"    {u['unit_name']:<{width}}  {fmt(c['adc']):>7}  {occ:>7}  {fmt(c['alos']):>6}"
+                f"  {fmt(c['admissions']):>6}  {fmt(c['discharges']):>6}  {fmt(c['patient_days']):>7}"
+            )
         lines.append("")
     if context["suppress_small_cells"]:
-        lines.append("Admissions and discharges from 1 to 10 are shown as <11 (CMS cell-size suppression), with "
-                     "the ALOS computed from them; a second cell is hidden where a total would reveal one.")
-    lines += [f"The full report, with trend charts, is the HTML part of this message and the attached PDF "
-              f"({stem}.pdf)." + (f" The unit table is attached as {csv_name}." if csv_name else ""),
-              f"Generated {generated_label(context['generated_at'])} by healthops. Aggregates only: "
-              "no patient-identifying information."]
+        lines.append(
+            "Admissions and discharges from 1 to 10 are shown as <11 (CMS cell-size suppression), with "
+            "the ALOS computed from them; a second cell is hidden where a total would reveal one."
+        )
+    lines += [
+        f"The full report, with trend charts, is the HTML part of this message and the attached PDF "
+        f"({stem}.pdf)." + (f" The unit table is attached as {csv_name}." if csv_name else ""),
+        f"Generated {generated_label(context['generated_at'])} by healthops. Aggregates only: "
+        "no patient-identifying information.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ If the message cannot be stored, the client gets ``451`` and retries.
 
     python -m healthops.reports.outbox --dir out/outbox --port 8025   # foreground relay
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m healthops.reports.outbox",
         description="Run the healthops outbox SMTP server in the foreground: every message "
-                    "received is written to DIR as an .eml file.")
+        "received is written to DIR as an .eml file.",
+    )
     parser.add_argument("--dir", required=True, type=Path, help="folder for the .eml files (created)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8025, help="port (default 8025; 0 picks a free one)")

@@ -18,6 +18,7 @@ Three layers, each one enough to stop a leak on its own:
    together) and, in text columns, birth dates. Any hit stops the report; the error
    names the column (or the rendered part) it was found in, never the value.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,8 +44,10 @@ class PhiFound(RuntimeError):
         self.report = report
         self.hits = hits
         where = "; ".join(f"{h.kind} in {h.where}" for h in hits[:10])
-        super().__init__(f"report {report} not sent: patient identifiers found ({where}). "
-                         "Fix the data in those columns; nothing was e-mailed.")
+        super().__init__(
+            f"report {report} not sent: patient identifiers found ({where}). "
+            "Fix the data in those columns; nothing was e-mailed."
+        )
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ def is_small(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= SMALL_CELL_MAX
 
 
-def suppress_table(rows: list[dict], columns: list[str], total: dict | None = None,
-                   derived: Mapping[str, list[str]] | None = None) -> int:
+def suppress_table(
+    rows: list[dict], columns: list[str], total: dict | None = None, derived: Mapping[str, list[str]] | None = None
+) -> int:
     """Suppress, in place, the patient counts of ``rows`` from 1 to 10 in ``columns``
     (a cell becomes ``SUPPRESSED``). With a ``total`` row (whose values stay exact),
     a column with exactly one suppressed cell gets a second one, its smallest other
@@ -75,8 +79,11 @@ def suppress_table(rows: list[dict], columns: list[str], total: dict | None = No
         for c in columns:
             in_col = [i for i, _ in ((i, c) for i in range(len(rows))) if (i, c) in hidden]
             if len(in_col) == 1:
-                others = [(rows[i][c], i) for i in range(len(rows))
-                          if (i, c) not in hidden and isinstance(rows[i].get(c), int) and rows[i][c] > 0]
+                others = [
+                    (rows[i][c], i)
+                    for i in range(len(rows))
+                    if (i, c) not in hidden and isinstance(rows[i].get(c), int) and rows[i][c] > 0
+                ]
                 if others:
                     hidden.add((min(others)[1], c))
     for i, c in hidden:
@@ -108,8 +115,9 @@ def _dates(text: str) -> set[dt.date]:
 def rendered_texts(rendered) -> dict[str, str]:
     """The parts of a rendered report a reader sees, as text: HTML (tags dropped),
     the plain-text part, the subject and any text attachment (CSV)."""
-    html_text = html_lib.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"(?is)<(style|script)\b.*?</\1>", " ",
-                                                                     rendered.html)))
+    html_text = html_lib.unescape(
+        re.sub(r"<[^>]+>", " ", re.sub(r"(?is)<(style|script)\b.*?</\1>", " ", rendered.html))
+    )
     texts = {"rendered subject": rendered.subject, "rendered html": html_text, "rendered text": rendered.text}
     for name, (data, mime) in (getattr(rendered, "attachments", None) or {}).items():
         if mime.startswith("text/"):
@@ -131,19 +139,27 @@ def scan(conn, strings: Iterable[tuple[str, str]], texts: Mapping[str, str]) -> 
     all_tokens = sorted({t for _, toks, _, _ in token_lists for t in toks})
     if not all_tokens:
         return []
-    mrns = {m.upper() for (m,) in conn.execute(
-        "select distinct mrn from raw.adt_messages where upper(mrn) = any(%s)", (all_tokens,))}
+    mrns = {
+        m.upper()
+        for (m,) in conn.execute("select distinct mrn from raw.adt_messages where upper(mrn) = any(%s)", (all_tokens,))
+    }
     names: dict[str, set[str]] = {}
     for family, given in conn.execute(
-            """select distinct upper(split_part(patient_name, '^', 1)), upper(split_part(patient_name, '^', 2))
-               from raw.adt_messages where upper(split_part(patient_name, '^', 1)) = any(%s)""", (all_tokens,)):
+        """select distinct upper(split_part(patient_name, '^', 1)), upper(split_part(patient_name, '^', 2))
+               from raw.adt_messages where upper(split_part(patient_name, '^', 1)) = any(%s)""",
+        (all_tokens,),
+    ):
         if family and given:
             names.setdefault(family, set()).update(_tokens(given))
     value_dates = sorted({d for w, v, is_value in sources if is_value for d in _dates(v)})
     births = set()
     if value_dates:
-        births = {d for (d,) in conn.execute(
-            "select distinct birth_date from raw.adt_messages where birth_date = any(%s)", (value_dates,))}
+        births = {
+            d
+            for (d,) in conn.execute(
+                "select distinct birth_date from raw.adt_messages where birth_date = any(%s)", (value_dates,)
+            )
+        }
 
     hits: list[Hit] = []
     seen = set()

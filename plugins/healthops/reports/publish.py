@@ -29,6 +29,7 @@ recipient's filter covers (a hospital onboarding a facility before its managers 
 in the catalog) is named in the outcome and logged; its data is loaded, built and
 checked as usual, and the report does not fail for it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,9 +63,16 @@ class Outcome:
     files: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"report_id": self.report_id, "sent": self.sent, "unchanged": len(self.unchanged),
-                "no_data": [r for _, r in self.no_data], "archived": self.archived,
-                "no_audience": self.no_audience, "emailed": self.emailed, "files": self.files}
+        return {
+            "report_id": self.report_id,
+            "sent": self.sent,
+            "unchanged": len(self.unchanged),
+            "no_data": [r for _, r in self.no_data],
+            "archived": self.archived,
+            "no_audience": self.no_audience,
+            "emailed": self.emailed,
+            "files": self.files,
+        }
 
 
 def audience_gaps(entry: dict, facilities) -> list[str]:
@@ -92,12 +100,23 @@ def _last_delivery(conn, report_id: str, period: str, recipient: str):
     return conn.execute(
         """select content_sha256, figures, revision, sent_at, message_id from reporting.deliveries
            where report_id = %s and period = %s and lower(recipient) = lower(%s)
-           order by sent_at desc, revision desc limit 1""", (report_id, period, recipient)).fetchone()
+           order by sent_at desc, revision desc limit 1""",
+        (report_id, period, recipient),
+    ).fetchone()
 
 
-def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | None = None,
-            catalog: dict | None = None, revise: bool = True, send: bool | None = True,
-            as_of: date | None = None) -> Outcome:
+def publish(
+    report_id: str,
+    period: str,
+    *,
+    url: str,
+    smtp,
+    dag_run_id: str | None = None,
+    catalog: dict | None = None,
+    revise: bool = True,
+    send: bool | None = True,
+    as_of: date | None = None,
+) -> Outcome:
     """Publish ``report_id`` for ``period`` (and revisions of earlier periods).
 
     ``send``: True (default) emails; False archives only; None decides by the period:
@@ -119,6 +138,7 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
         kind = kind_for(entry.get("builder", report_id))
     except KeyError as e:
         raise ConfigurationError(f"report {report_id}: {e.args[0]}") from None
+
     def reader_for():
         return ReportReader(conn, kind.models)
 
@@ -128,13 +148,18 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
         if missing or extra:
             raise ConfigurationError(
                 f"report {report_id}: recipient {d['address']}: filter "
-                + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}"))
+                + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}")
+            )
     outcome = Outcome(report_id)
     if send is None:
         send = not is_history(kind.period, entry, period, as_of or config.facility_today())
         if not send:
-            log.info("%s %s is older than the revision window of a run on %s: archived, not emailed",
-                     report_id, period, as_of or config.facility_today())
+            log.info(
+                "%s %s is older than the revision window of a run on %s: archived, not emailed",
+                report_id,
+                period,
+                as_of or config.facility_today(),
+            )
     outcome.emailed = send
     # History is archived for its own period only: revising what was never sent is moot.
     periods = periods_to_check(kind.period, entry, period) if revise and send else [period]
@@ -175,20 +200,25 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                     continue
                 revision = None
                 if prev is not None:
-                    revision = Revision(number=prev[2] + 1, previous_sent_at=prev[3],
-                                        changes=diff_figures(prev[1] or {}, figs))
+                    revision = Revision(
+                        number=prev[2] + 1, previous_sent_at=prev[3], changes=diff_figures(prev[1] or {}, figs)
+                    )
                 plans.append((p, d, fkey, version, figs, revision, prev[4] if prev else None))
 
         facilities_of = getattr(kind, "facilities_with_data", None)
         if facilities_of is not None:
             outcome.no_audience = audience_gaps(entry, facilities_of(reader_for(), period))
             for f in outcome.no_audience:
-                log.warning("%s %s: facility %s has data but no recipient in the report catalog: "
-                            "nothing is sent for it", report_id, period, f)
-        if (entry["distribution"] and len(outcome.no_data) == len(entry["distribution"])
-                and not outcome.no_audience):
-            raise DataError(f"{report_id} {period}: no data for any recipient (was the feed received and "
-                            "the marts built?)")
+                log.warning(
+                    "%s %s: facility %s has data but no recipient in the report catalog: nothing is sent for it",
+                    report_id,
+                    period,
+                    f,
+                )
+        if entry["distribution"] and len(outcome.no_data) == len(entry["distribution"]) and not outcome.no_audience:
+            raise DataError(
+                f"{report_id} {period}: no data for any recipient (was the feed received and the marts built?)"
+            )
         # Render once per (period, filter, revision number), and scan everything first.
         rendered_by: dict[tuple[str, str, int], Any] = {}
         for p, _, fkey, _, _, revision, _ in plans:
@@ -202,8 +232,21 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
 
         for p, d, fkey, version, figs, revision, replaces in plans:
             rendered = rendered_by[(p, fkey, revision.number if revision else 0)]
-            done = _send_one(conn, report_id, p, d, rendered, entry, smtp, version, figs,
-                             revision.number if revision else 0, replaces, dag_run_id, deliver=send)
+            done = _send_one(
+                conn,
+                report_id,
+                p,
+                d,
+                rendered,
+                entry,
+                smtp,
+                version,
+                figs,
+                revision.number if revision else 0,
+                replaces,
+                dag_run_id,
+                deliver=send,
+            )
             if done:
                 (outcome.sent if send else outcome.archived).append(done)
         for (p, _, _), rendered in rendered_by.items():
@@ -211,19 +254,44 @@ def publish(report_id: str, period: str, *, url: str, smtp, dag_run_id: str | No
                 for k, v in write_outputs(rendered, config.out() / "reports").items():
                     outcome.files[f"{rendered.filename_stem}.{k}"] = str(v)
     if outcome.archived:
-        log.info("%s %s: %d report(s) archived, not emailed (older than the revision window; "
-                 "`healthops run --send` emails history)", report_id, period, len(outcome.archived))
+        log.info(
+            "%s %s: %d report(s) archived, not emailed (older than the revision window; "
+            "`healthops run --send` emails history)",
+            report_id,
+            period,
+            len(outcome.archived),
+        )
     elif outcome.sent:
-        log.info("%s %s: sent %d message(s) (%d revision(s)); %d recipient(s) already current", report_id, period,
-                 len(outcome.sent), sum(1 for s in outcome.sent if s["revision"]), len(outcome.unchanged))
+        log.info(
+            "%s %s: sent %d message(s) (%d revision(s)); %d recipient(s) already current",
+            report_id,
+            period,
+            len(outcome.sent),
+            sum(1 for s in outcome.sent if s["revision"]),
+            len(outcome.unchanged),
+        )
     else:
-        log.info("%s %s: nothing new to send (%d recipient(s) already current)", report_id, period,
-                 len(outcome.unchanged))
+        log.info(
+            "%s %s: nothing new to send (%d recipient(s) already current)", report_id, period, len(outcome.unchanged)
+        )
     return outcome
 
 
-def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, figs, revision, replaces,
-              dag_run_id, deliver: bool = True) -> dict | None:
+def _send_one(
+    conn,
+    report_id,
+    period,
+    dist,
+    rendered,
+    entry,
+    smtp,
+    version,
+    figs,
+    revision,
+    replaces,
+    dag_run_id,
+    deliver: bool = True,
+) -> dict | None:
     """One recipient: lock, re-check the ledger, send, record and archive, commit.
     ``deliver=False``: archive the message without sending it (a history period)."""
     from healthops.reports.delivery import build_message, send
@@ -232,40 +300,79 @@ def _send_one(conn, report_id, period, dist, rendered, entry, smtp, version, fig
     with conn.transaction():
         lock = f"deliver:{report_id}:{period}:{recipient.lower()}"
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (lock,))
-        if conn.execute("""select 1 from reporting.deliveries where report_id = %s and period = %s
+        if conn.execute(
+            """select 1 from reporting.deliveries where report_id = %s and period = %s
                            and lower(recipient) = lower(%s) and content_sha256 = %s""",
-                        (report_id, period, recipient, version)).fetchone():
+            (report_id, period, recipient, version),
+        ).fetchone():
             return None  # a concurrent or earlier attempt sent it
-        if not deliver and conn.execute(
+        if (
+            not deliver
+            and conn.execute(
                 """select 1 from reporting.messages where report_id = %s and period = %s and delivery = 'archived'
                    and lower(recipient) = lower(%s) and content_sha256 = %s""",
-                (report_id, period, recipient, version)).fetchone():
+                (report_id, period, recipient, version),
+            ).fetchone()
+        ):
             return None  # this version is archived already
-        message = build_message(rendered, entry.get("sender", "healthops@localhost"), [recipient],
-                                version=version, replaces=replaces)
+        message = build_message(
+            rendered, entry.get("sender", "healthops@localhost"), [recipient], version=version, replaces=replaces
+        )
         eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         if not deliver:
             conn.execute(
                 """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
                        subject, eml, eml_sha256, delivery, dag_run_id)
                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'archived', %s)""",
-                (message["Message-ID"], report_id, period, recipient, version, revision, message["Subject"], eml,
-                 hashlib.sha256(eml).hexdigest(), dag_run_id))
-            return {"period": period, "recipient": recipient, "revision": revision,
-                    "message_id": message["Message-ID"]}
+                (
+                    message["Message-ID"],
+                    report_id,
+                    period,
+                    recipient,
+                    version,
+                    revision,
+                    message["Subject"],
+                    eml,
+                    hashlib.sha256(eml).hexdigest(),
+                    dag_run_id,
+                ),
+            )
+            return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
         send(message, smtp)
         conn.execute(
             """insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, subject,
                    dag_run_id, figures, revision, recipient_filter)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (report_id, period, recipient, version, message["Message-ID"], message["Subject"], dag_run_id,
-             json.dumps(figs, default=str), revision, json.dumps(dist["filter"])))
+            (
+                report_id,
+                period,
+                recipient,
+                version,
+                message["Message-ID"],
+                message["Subject"],
+                dag_run_id,
+                json.dumps(figs, default=str),
+                revision,
+                json.dumps(dist["filter"]),
+            ),
+        )
         conn.execute(
             """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
                    subject, eml, eml_sha256, dag_run_id)
                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
-            (message["Message-ID"], report_id, period, recipient, version, revision, message["Subject"], eml,
-             hashlib.sha256(eml).hexdigest(), dag_run_id))
+            (
+                message["Message-ID"],
+                report_id,
+                period,
+                recipient,
+                version,
+                revision,
+                message["Subject"],
+                eml,
+                hashlib.sha256(eml).hexdigest(),
+                dag_run_id,
+            ),
+        )
     return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
 
 
@@ -280,9 +387,20 @@ def sent_messages(conn, report: str | None = None, since: date | None = None) ->
                   or d.report_id like %(report)s::text || '/%%')
              and (%(since)s::date is null or d.sent_at >= %(since)s::date)
            order by d.sent_at, d.report_id, d.period, d.recipient""",
-        {"report": report, "since": since}).fetchall()
-    keys = ("sent_at", "report_id", "period", "recipient", "revision", "message_id", "subject", "eml_sha256",
-            "eml_bytes", "content_sha256")
+        {"report": report, "since": since},
+    ).fetchall()
+    keys = (
+        "sent_at",
+        "report_id",
+        "period",
+        "recipient",
+        "revision",
+        "message_id",
+        "subject",
+        "eml_sha256",
+        "eml_bytes",
+        "content_sha256",
+    )
     return [dict(zip(keys, r)) for r in rows]
 
 
@@ -297,9 +415,20 @@ def archived_messages(conn, report: str | None = None, since: date | None = None
              and (%(report)s::text is null or report_id = %(report)s::text)
              and (%(since)s::date is null or created_at >= %(since)s::date)
            order by created_at, report_id, period, recipient""",
-        {"report": report, "since": since}).fetchall()
-    keys = ("sent_at", "report_id", "period", "recipient", "revision", "message_id", "subject", "eml_sha256",
-            "eml_bytes", "content_sha256")
+        {"report": report, "since": since},
+    ).fetchall()
+    keys = (
+        "sent_at",
+        "report_id",
+        "period",
+        "recipient",
+        "revision",
+        "message_id",
+        "subject",
+        "eml_sha256",
+        "eml_bytes",
+        "content_sha256",
+    )
     return [dict(zip(keys, r)) for r in rows]
 
 
@@ -311,8 +440,9 @@ def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = 
 
     from healthops.reports.delivery import send
 
-    row = conn.execute("select eml, recipient, eml_sha256 from reporting.messages where message_id = %s",
-                       (message_id,)).fetchone()
+    row = conn.execute(
+        "select eml, recipient, eml_sha256 from reporting.messages where message_id = %s", (message_id,)
+    ).fetchone()
     if row is None:
         raise LookupError(f"no archived message {message_id!r} (see `healthops reports sent`)")
     eml, recipient, sha = bytes(row[0]), row[1], row[2]
@@ -325,6 +455,7 @@ def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = 
         message["To"] = to
     message["Resent-To"] = target
     send(message, smtp)
-    conn.execute("insert into reporting.resends (message_id, recipient, resent_by) values (%s, %s, %s)",
-                 (message_id, target, by))
+    conn.execute(
+        "insert into reporting.resends (message_id, recipient, resent_by) values (%s, %s, %s)", (message_id, target, by)
+    )
     return {"message_id": message_id, "recipient": target}

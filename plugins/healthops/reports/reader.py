@@ -22,6 +22,7 @@ The reader remembers which column every text value came from (``strings``), for 
 PHI scan before a report is sent (``healthops.reports.phi``), and keeps the SQL it
 issued (``queries``), so a test can show a report issued nothing else.
 """
+
 from __future__ import annotations
 
 import re
@@ -90,8 +91,10 @@ def _load(project: str) -> dict[str, ModelSpec]:
                 meta = column_meta(c)
                 phi = meta.get("phi")
                 if not isinstance(phi, bool):
-                    raise ValueError(f"{path.name}: {m['name']}.{c['name']} has no meta phi: true|false; "
-                                     "a reporting column must say whether it is PHI")
+                    raise ValueError(
+                        f"{path.name}: {m['name']}.{c['name']} has no meta phi: true|false; "
+                        "a reporting column must say whether it is PHI"
+                    )
                 cols[c["name"]] = phi
                 if meta.get("additive"):
                     additive.add(c["name"])
@@ -149,8 +152,16 @@ class ReportReader:
                 params.append(value)
         return clauses, params
 
-    def _run(self, model: str, spec: ModelSpec, select: sql.Composable, names: list[str],
-             where: Mapping[str, Any], group_by: list[str], order_by: list[str]) -> list[dict]:
+    def _run(
+        self,
+        model: str,
+        spec: ModelSpec,
+        select: sql.Composable,
+        names: list[str],
+        where: Mapping[str, Any],
+        group_by: list[str],
+        order_by: list[str],
+    ) -> list[dict]:
         clauses, params = self._where(where)
         query = sql.SQL("select {} from {}").format(select, sql.Identifier(spec.schema, model))
         if clauses:
@@ -167,8 +178,9 @@ class ReportReader:
                     self.strings.append((f"{spec.schema}.{model}.{col}", value))
         return rows
 
-    def select(self, model: str, columns: list[str], where: Mapping[str, Any] | None = None,
-               order_by: list[str] | None = None) -> list[dict]:
+    def select(
+        self, model: str, columns: list[str], where: Mapping[str, Any] | None = None, order_by: list[str] | None = None
+    ) -> list[dict]:
         """``select columns from model where ... order by ...``; ``where`` maps a column
         to a value (equality) or to ``(op, value)`` with op one of = < <= > >= in between
         (``between`` takes a pair)."""
@@ -177,8 +189,9 @@ class ReportReader:
         select = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         return self._run(model, spec, select, list(columns), where, [], order_by)
 
-    def sums(self, model: str, columns: list[str], where: Mapping[str, Any] | None = None,
-             group_by: list[str] | None = None) -> list[dict]:
+    def sums(
+        self, model: str, columns: list[str], where: Mapping[str, Any] | None = None, group_by: list[str] | None = None
+    ) -> list[dict]:
         """The sums of ``columns`` over the rows ``where`` selects, one row per
         ``group_by`` value (ordered by it). A column must be ``additive`` or a ``ratio``
         of two additive columns (recomputed from their sums, as the ``percent`` macro
@@ -192,15 +205,20 @@ class ReportReader:
                 r = spec.ratios[c]
                 if not {r.numerator, r.denominator} <= spec.additive:
                     raise ColumnNotAllowed(f"{model}.{c}: its ratio's columns are not additive")
-                parts.append(sql.SQL("round(100.0 * sum({n})::numeric / nullif(sum({d})::numeric, 0), {k})").format(
-                    n=sql.Identifier(r.numerator), d=sql.Identifier(r.denominator), k=sql.Literal(r.digits)))
+                parts.append(
+                    sql.SQL("round(100.0 * sum({n})::numeric / nullif(sum({d})::numeric, 0), {k})").format(
+                        n=sql.Identifier(r.numerator), d=sql.Identifier(r.denominator), k=sql.Literal(r.digits)
+                    )
+                )
             elif c in spec.additive:
-                parts.append(sql.SQL("case when count({c}) = count(*) then coalesce(sum({c}), 0) end").format(
-                    c=sql.Identifier(c)))
+                parts.append(
+                    sql.SQL("case when count({c}) = count(*) then coalesce(sum({c}), 0) end").format(
+                        c=sql.Identifier(c)
+                    )
+                )
             else:
                 raise ColumnNotAllowed(f"{model}.{c} is not additive (its yml meta): it cannot be summed")
-        return self._run(model, spec, sql.SQL(", ").join(parts), [*group_by, *columns], where, group_by,
-                         group_by)
+        return self._run(model, spec, sql.SQL(", ").join(parts), [*group_by, *columns], where, group_by, group_by)
 
     def note(self, where: str, values: Iterable[Any]) -> None:
         """Record text values that reached the context another way (the rule catalog's

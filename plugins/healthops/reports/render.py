@@ -56,6 +56,7 @@ Three HTML variants come from one template: ``email`` (images by ``cid:``),
 ``browser`` (standalone, images as ``data:`` URIs) and ``pdf`` (``data:`` URIs
 plus print CSS), which WeasyPrint turns into the PDF.
 """
+
 from __future__ import annotations
 
 import base64
@@ -108,8 +109,13 @@ UNIT_TYPE_LABELS = {
 }
 
 UNIT_COUNT_FIELDS = (
-    "staffed_beds", "midnight_census", "admissions", "discharges",
-    "transfers_in", "transfers_out", "patient_days",
+    "staffed_beds",
+    "midnight_census",
+    "admissions",
+    "discharges",
+    "transfers_in",
+    "transfers_out",
+    "patient_days",
 )
 UNIT_FIELDS = ("unit_code", "unit_name", "unit_type", "is_inpatient_unit", "occupancy_pct") + UNIT_COUNT_FIELDS
 
@@ -127,10 +133,10 @@ class RenderedReport:
     pdf: bytes
     images: dict[str, tuple[bytes, str]]
     filename_stem: str
-    text: str = ""                      # text/plain summary for the e-mail
-    html_standalone: str = ""           # data: URI images: opens in a browser
-    report: str = "daily_census"        # catalog id
-    period: str = ""                    # ISO date (or period key) the report covers
+    text: str = ""  # text/plain summary for the e-mail
+    html_standalone: str = ""  # data: URI images: opens in a browser
+    report: str = "daily_census"  # catalog id
+    period: str = ""  # ISO date (or period key) the report covers
     facility_code: str = ""
     generated_at: datetime | None = None
     pdf_pages: int = 0
@@ -141,6 +147,7 @@ class RenderedReport:
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _count(value: Any, what: str) -> int:
     if isinstance(value, bool) or value is None:
@@ -265,6 +272,7 @@ def html_to_pdf(html: str, base_url: str | None = None) -> tuple[bytes, int]:
 
 # --------------------------------------------------------------------------- daily census
 
+
 def _percent(value: Any, what: str) -> Decimal | None:
     if value is None:
         return None
@@ -320,8 +328,10 @@ def _prepare_daily_census(context: Mapping) -> dict:
 
     trend = sorted(
         (
-            {"census_date": _as_date(p["census_date"], f"trend[{i}].census_date"),
-             "midnight_census": _count(p["midnight_census"], f"trend[{i}].midnight_census")}
+            {
+                "census_date": _as_date(p["census_date"], f"trend[{i}].census_date"),
+                "midnight_census": _count(p["midnight_census"], f"trend[{i}].midnight_census"),
+            }
             for i, p in enumerate(context.get("trend") or [])
         ),
         key=lambda p: p["census_date"],
@@ -331,8 +341,11 @@ def _prepare_daily_census(context: Mapping) -> dict:
     if change is not None and before is not None:
         delta = int(change)
         when = _long_date(report_date - timedelta(days=1)).split(",")[0]  # weekday name
-        change_label = (f"unchanged from {when}" if delta == 0
-                        else f"{'up' if delta > 0 else 'down'} {abs(delta)} from {when} ({int(before)})")
+        change_label = (
+            f"unchanged from {when}"
+            if delta == 0
+            else f"{'up' if delta > 0 else 'down'} {abs(delta)} from {when} ({int(before)})"
+        )
 
     quality = None
     checks = list(context.get("quality") or [])
@@ -343,8 +356,13 @@ def _prepare_daily_census(context: Mapping) -> dict:
             if status not in ("passed", "failed"):
                 raise ValueError(f"quality[{i}].status must be 'passed' or 'failed', got {q.get('status')!r}")
             if status == "failed":
-                failed.append({"rule": str(q.get("rule", "")), "severity": str(q.get("severity") or ""),
-                               "detail": str(q.get("detail") or "")})
+                failed.append(
+                    {
+                        "rule": str(q.get("rule", "")),
+                        "severity": str(q.get("severity") or ""),
+                        "detail": str(q.get("detail") or ""),
+                    }
+                )
         level = None
         if failed:
             level = "warning" if all(f["severity"].lower() in WARNING_SEVERITIES for f in failed) else "error"
@@ -352,11 +370,15 @@ def _prepare_daily_census(context: Mapping) -> dict:
 
     other_census_label = None
     if other_rows:
-        other_census_label = "; ".join(
-            f"{r['unit_name']}: {r['midnight_census']} patient{'s' if r['midnight_census'] != 1 else ''} at midnight"
-            f" in {r['staffed_beds']} beds ({r['occupancy_label']})"
-            for r in other_rows
-        ) + ". Not an inpatient unit: not counted above."
+        other_census_label = (
+            "; ".join(
+                f"{r['unit_name']}: {r['midnight_census']} patient{'s' if r['midnight_census'] != 1 else ''}"
+                " at midnight"
+                f" in {r['staffed_beds']} beds ({r['occupancy_label']})"
+                for r in other_rows
+            )
+            + ". Not an inpatient unit: not counted above."
+        )
 
     return {
         "facility_code": facility_code,
@@ -382,12 +404,18 @@ def _prepare_daily_census(context: Mapping) -> dict:
 
 
 def _by_unit_alt(data: dict) -> str:
-    parts = [f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']} ({r['occupancy_label']})"
-             for r in data["inpatient_rows"]]
-    parts += [f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']}, not an inpatient unit"
-              for r in data["other_rows"]]
-    return ("Bar chart of midnight census against staffed beds by unit on "
-            f"{_long_date(data['report_date'])}: " + "; ".join(parts) + ".")
+    parts = [
+        f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']} ({r['occupancy_label']})"
+        for r in data["inpatient_rows"]
+    ]
+    parts += [
+        f"{r['unit_name']} {r['midnight_census']} of {r['staffed_beds']}, not an inpatient unit"
+        for r in data["other_rows"]
+    ]
+    return (
+        "Bar chart of midnight census against staffed beds by unit on "
+        f"{_long_date(data['report_date'])}: " + "; ".join(parts) + "."
+    )
 
 
 def _trend_alt(trend: list[dict]) -> tuple[str, str]:
@@ -398,11 +426,13 @@ def _trend_alt(trend: list[dict]) -> tuple[str, str]:
     high = max(trend, key=lambda p: (p["midnight_census"], p["census_date"]))
     span = (last["census_date"] - first["census_date"]).days + 1
     missing = span - len(trend)
-    alt = (f"Line chart of total inpatient midnight census per day, {_short_date(first['census_date'])}"
-           f" to {_short_date(last['census_date'])}, {last['census_date'].year}: "
-           f"lowest {low['midnight_census']} on {_short_date(low['census_date'])}, "
-           f"highest {high['midnight_census']} on {_short_date(high['census_date'])}, "
-           f"{last['midnight_census']} on {_short_date(last['census_date'])}.")
+    alt = (
+        f"Line chart of total inpatient midnight census per day, {_short_date(first['census_date'])}"
+        f" to {_short_date(last['census_date'])}, {last['census_date'].year}: "
+        f"lowest {low['midnight_census']} on {_short_date(low['census_date'])}, "
+        f"highest {high['midnight_census']} on {_short_date(high['census_date'])}, "
+        f"{last['midnight_census']} on {_short_date(last['census_date'])}."
+    )
     caption = ""
     if missing:
         alt += f" {missing} day{'s' if missing != 1 else ''} without data."
@@ -415,10 +445,14 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     lines = [title, "=" * len(title), ""]
     q = data["quality"]
     if q and q["failed"]:
-        lines += [f"!! {len(q['failed'])} data quality check(s) failed ({', '.join(f['rule'] for f in q['failed'])})"
-                  + (": figures may be incomplete or wrong." if q["level"] == "error" else ": warnings only."), ""]
-    lines.append(f"Inpatients at midnight: {s['census']} in {s['staffed_beds']} staffed beds, "
-                 f"{s['occupancy_label']} occupancy.")
+        lines += [
+            f"!! {len(q['failed'])} data quality check(s) failed ({', '.join(f['rule'] for f in q['failed'])})"
+            + (": figures may be incomplete or wrong." if q["level"] == "error" else ": warnings only."),
+            "",
+        ]
+    lines.append(
+        f"Inpatients at midnight: {s['census']} in {s['staffed_beds']} staffed beds, {s['occupancy_label']} occupancy."
+    )
     line = f"Admissions {s['admissions']}, discharges {s['discharges']}"
     if s["change_label"]:
         line += f"; census {s['change_label']}"
@@ -431,27 +465,35 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     for r in data["inpatient_rows"] + [None] + data["other_rows"]:
         if r is None:
             t = data["totals"]
-            lines.append(f"  {'Inpatient total':<{width}}  {t['midnight_census']:>4} / {t['staffed_beds']:<4} "
-                         f"({t['occupancy_label']:>6})  adm {t['admissions']}, dis {t['discharges']}")
+            lines.append(
+                f"  {'Inpatient total':<{width}}  {t['midnight_census']:>4} / {t['staffed_beds']:<4} "
+                f"({t['occupancy_label']:>6})  adm {t['admissions']}, dis {t['discharges']}"
+            )
             if data["other_rows"]:
                 lines.append("  Not inpatient units (not in the total):")
             continue
-        lines.append(f"  {r['unit_name']:<{width}}  {r['midnight_census']:>4} / {r['staffed_beds']:<4} "
-                     f"({r['occupancy_label']:>6})  adm {r['admissions']}, dis {r['discharges']}")
+        lines.append(
+            f"  {r['unit_name']:<{width}}  {r['midnight_census']:>4} / {r['staffed_beds']:<4} "
+            f"({r['occupancy_label']:>6})  adm {r['admissions']}, dis {r['discharges']}"
+        )
     if q and q["failed"]:
         lines += ["", "Failed data quality checks:"]
         for f in q["failed"]:
             lines.append(f"  - {f['rule']} [{f['severity'] or 'failed'}]: {f['detail']}")
     if data["data_docs_url"]:
         lines.append(f"Data-quality details (Data Docs): {data['data_docs_url']}")
-    lines += ["", f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
-              f"Generated {generated_label(data['generated_at'])} by healthops. "
-              "Aggregates only: no patient-identifying information."]
+    lines += [
+        "",
+        f"The full report, with charts, is the HTML part of this message and the attached PDF ({stem}.pdf).",
+        f"Generated {generated_label(data['generated_at'])} by healthops. "
+        "Aggregates only: no patient-identifying information.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | None = None,
-                        catalog: dict | None = None, revision=None) -> RenderedReport:
+def render_daily_census(
+    context: Mapping, templates_dir: str | os.PathLike | None = None, catalog: dict | None = None, revision=None
+) -> RenderedReport:
     """Render the daily census for one facility and day (see the module docstring
     for ``context``). ``catalog`` defaults to ``load_catalog()``."""
     report_id = "daily_census"
@@ -465,10 +507,14 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
     units_filter = [str(u) for u in (context.get("units_filter") or [])]
     scope = data["facility_name"] + (f" ({', '.join(units_filter)})" if units_filter else "")
     title = f"{report_name} — {scope} — {d.isoformat()}"
-    subject = entry["subject"].format_map({
-        "facility_code": data["facility_code"], "facility_name": scope,
-        "report_date": d, "report_name": report_name,
-    })
+    subject = entry["subject"].format_map(
+        {
+            "facility_code": data["facility_code"],
+            "facility_name": scope,
+            "report_date": d,
+            "report_name": report_name,
+        }
+    )
     q = data["quality"]
     if q and q["failed"]:
         subject = f"[DATA QUALITY: {len(q['failed'])} failed] {subject}"
@@ -508,8 +554,10 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
             png, alt = images[cid]
             src = f"cid:{cid}" if mode == "email" else _data_uri(png)
             return {"src": src, "alt": alt, "cid": cid, "caption": trend_caption if key == "trend" else ""}
-        return template.render(**base, mode=mode, pdf=(mode == "pdf"),
-                               images={"by_unit": img("by_unit"), "trend": img("trend")})
+
+        return template.render(
+            **base, mode=mode, pdf=(mode == "pdf"), images={"by_unit": img("by_unit"), "trend": img("trend")}
+        )
 
     html_email = variant("email")
     html_browser = variant("browser")
@@ -529,8 +577,12 @@ def render_daily_census(context: Mapping, templates_dir: str | os.PathLike | Non
         generated_at=data["generated_at"],
         pdf_pages=pages,
         quality_failed=len(q["failed"]) if q else 0,
-        meta={"title": title, "sender": entry["sender"], "recipients": list(entry["recipients"]),
-              "totals": {k: v for k, v in data["totals"].items() if k != "occupancy"}},
+        meta={
+            "title": title,
+            "sender": entry["sender"],
+            "recipients": list(entry["recipients"]),
+            "totals": {k: v for k, v in data["totals"].items() if k != "occupancy"},
+        },
     )
 
 
@@ -544,8 +596,14 @@ class Chart:
     caption: str = ""
 
 
-def render_document(*, template_name: str, base: Mapping[str, Any], charts_: list[Chart], token: str,
-                    templates_dir: str | os.PathLike | None = None) -> tuple[str, str, bytes, int, dict]:
+def render_document(
+    *,
+    template_name: str,
+    base: Mapping[str, Any],
+    charts_: list[Chart],
+    token: str,
+    templates_dir: str | os.PathLike | None = None,
+) -> tuple[str, str, bytes, int, dict]:
     """Render one template of the shared base layout three ways: the e-mail body
     (charts by ``cid:``), a standalone page and the PDF (charts as ``data:`` URIs).
     ``base`` is the template context (it must hold what base.html.j2 names);
@@ -557,8 +615,15 @@ def render_document(*, template_name: str, base: Mapping[str, Any], charts_: lis
     images = {cids[c.key]: (c.png, c.alt) for c in charts_}
 
     def variant(mode: str) -> str:
-        imgs = {c.key: {"src": f"cid:{cids[c.key]}" if mode == "email" else _data_uri(c.png),
-                        "alt": c.alt, "cid": cids[c.key], "caption": c.caption} for c in charts_}
+        imgs = {
+            c.key: {
+                "src": f"cid:{cids[c.key]}" if mode == "email" else _data_uri(c.png),
+                "alt": c.alt,
+                "cid": cids[c.key],
+                "caption": c.caption,
+            }
+            for c in charts_
+        }
         return template.render(**base, mode=mode, pdf=(mode == "pdf"), images=imgs)
 
     pdf_bytes, pages = html_to_pdf(variant("pdf"), base_url=str(templates_dir))

@@ -50,6 +50,7 @@ framing and FHS/BHS batch envelopes (at least one file each per run), MSH-18 UTF
 or ISO-8859-1, escape sequences in names (``O\\T\\BRIEN`` = ``O&BRIEN``, ``\\Xhh\\``),
 times with or without a UTC offset, Z-segments.
 """
+
 from __future__ import annotations
 
 import csv
@@ -68,50 +69,127 @@ from healthops import config
 UNITS_CSV = config.DBT_PROJECT_DIR / "seeds" / "units.csv"
 TZ = ZoneInfo(config.DEFAULT_FACILITY_TZ)  # Northgate and Southgate, the demo hospitals
 VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8")
-STRUCTURES = {"A01": "ADT_A01", "A02": "ADT_A02", "A03": "ADT_A03", "A04": "ADT_A01",
-              "A06": "ADT_A06", "A07": "ADT_A06", "A08": "ADT_A01", "A11": "ADT_A09",
-              "A12": "ADT_A12", "A13": "ADT_A01", "A99": "ADT_A01"}
-TURNOVER = timedelta(hours=1)          # bed cleaning between patients
+STRUCTURES = {
+    "A01": "ADT_A01",
+    "A02": "ADT_A02",
+    "A03": "ADT_A03",
+    "A04": "ADT_A01",
+    "A06": "ADT_A06",
+    "A07": "ADT_A06",
+    "A08": "ADT_A01",
+    "A11": "ADT_A09",
+    "A12": "ADT_A12",
+    "A13": "ADT_A01",
+    "A99": "ADT_A01",
+}
+TURNOVER = timedelta(hours=1)  # bed cleaning between patients
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-TARGET_OCCUPANCY = 0.93                # physical (inpatient + observation) share of staffed beds
-OBS_SHARE = 0.04                       # of telemetry + med/surg bed-hours used by observation
-ED_ADMIT_FRACTION = 0.22               # ED visits that become inpatient stays
-MAX_UNIT_BEDS = 40                     # a scaled unit above this is split
-BLOCK_DAYS = 28                        # one duplicate per block; truncated/garbage files per full block
+TARGET_OCCUPANCY = 0.93  # physical (inpatient + observation) share of staffed beds
+OBS_SHARE = 0.04  # of telemetry + med/surg bed-hours used by observation
+ED_ADMIT_FRACTION = 0.22  # ED visits that become inpatient stays
+MAX_UNIT_BEDS = 40  # a scaled unit above this is split
+BLOCK_DAYS = 28  # one duplicate per block; truncated/garbage files per full block
 
-FAMILY = ("SMITH", "JOHNSON", "NGUYEN", "GARCÍA", "MÜLLER", "O&BRIEN", "PATEL", "KIM", "WILLIAMS",
-          "BROWN", "LOPEZ", "CHEN", "NÚÑEZ", "DAVIS", "MARTIN", "WONG", "SINGH", "JACKSON", "LEE",
-          "ROSSI", "D'ANGELO", "SMITH-JONES", "HERNÁNDEZ", "TAYLOR", "FISCHER", "OKAFOR", "COHEN")
-GIVEN = ("JANE", "JOHN", "MARÍA", "JOSÉ", "WEI", "AISHA", "OMAR", "LUCÍA", "PETER", "ZOË",
-         "ANNA", "DAVID", "SOFIA", "LIAM", "NOAH", "EMMA", "RAJ", "MEI", "CARLOS", "RENÉE")
+FAMILY = (
+    "SMITH",
+    "JOHNSON",
+    "NGUYEN",
+    "GARCÍA",
+    "MÜLLER",
+    "O&BRIEN",
+    "PATEL",
+    "KIM",
+    "WILLIAMS",
+    "BROWN",
+    "LOPEZ",
+    "CHEN",
+    "NÚÑEZ",
+    "DAVIS",
+    "MARTIN",
+    "WONG",
+    "SINGH",
+    "JACKSON",
+    "LEE",
+    "ROSSI",
+    "D'ANGELO",
+    "SMITH-JONES",
+    "HERNÁNDEZ",
+    "TAYLOR",
+    "FISCHER",
+    "OKAFOR",
+    "COHEN",
+)
+GIVEN = (
+    "JANE",
+    "JOHN",
+    "MARÍA",
+    "JOSÉ",
+    "WEI",
+    "AISHA",
+    "OMAR",
+    "LUCÍA",
+    "PETER",
+    "ZOË",
+    "ANNA",
+    "DAVID",
+    "SOFIA",
+    "LIAM",
+    "NOAH",
+    "EMMA",
+    "RAJ",
+    "MEI",
+    "CARLOS",
+    "RENÉE",
+)
 GIVEN_F = ("JANE", "MARÍA", "AISHA", "LUCÍA", "ZOË", "ANNA", "SOFIA", "EMMA", "MEI", "RENÉE")
 # ED arrivals by hour of day: low overnight, peak afternoon and evening.
 ED_HOURLY = (3, 2, 2, 2, 1, 1, 2, 3, 4, 5, 6, 7, 7, 8, 8, 9, 9, 9, 9, 8, 7, 6, 5, 4)
 # Day-of-week factors, Monday first, mean 1: elective/direct admissions drop at weekends.
 DIRECT_DOW = (1.25, 1.2, 1.15, 1.1, 1.05, 0.55, 0.7)
 ED_DOW = (1.10, 1.03, 1.0, 0.98, 0.97, 0.95, 0.97)
-OB_DOW = (1.1, 1.1, 1.1, 1.1, 1.1, 0.75, 0.75)           # scheduled inductions and sections
+OB_DOW = (1.1, 1.1, 1.1, 1.1, 1.1, 0.75, 0.75)  # scheduled inductions and sections
 # A discharge planned for Saturday / Sunday slips to Monday with this probability.
 WEEKEND_SLIP = {5: 0.20, 6: 0.25}
 
 # Inpatient entry streams: unit type a stay starts in → share arriving through the ED.
-STREAMS = {"critical_care": 0.6, "step_down": 0.5, "telemetry": 0.6, "medical_surgical": 0.5,
-           "other_specialty": 0.2, "pediatrics": 0.4, "psychiatric": 0.5,
-           "antepartum": 0.15, "labor_delivery": 0.05}
+STREAMS = {
+    "critical_care": 0.6,
+    "step_down": 0.5,
+    "telemetry": 0.6,
+    "medical_surgical": 0.5,
+    "other_specialty": 0.2,
+    "pediatrics": 0.4,
+    "psychiatric": 0.5,
+    "antepartum": 0.15,
+    "labor_delivery": 0.05,
+}
 OB_TYPES = ("antepartum", "labor_delivery", "postpartum")
 # A stream calibrated against another unit type's beds: deliveries fill postpartum beds
 # (labor and delivery rooms then run well below the house's occupancy, as they do).
 KEY_TYPE = {"labor_delivery": "postpartum"}
 # Where a stay goes when its own unit type is full.
-OVERFLOW = {"critical_care": ("step_down",), "step_down": ("telemetry", "critical_care"),
-            "telemetry": ("step_down", "medical_surgical"), "medical_surgical": ("telemetry", "other_specialty"),
-            "other_specialty": ("medical_surgical",), "antepartum": ("postpartum",),
-            "postpartum": ("antepartum",)}
+OVERFLOW = {
+    "critical_care": ("step_down",),
+    "step_down": ("telemetry", "critical_care"),
+    "telemetry": ("step_down", "medical_surgical"),
+    "medical_surgical": ("telemetry", "other_specialty"),
+    "other_specialty": ("medical_surgical",),
+    "antepartum": ("postpartum",),
+    "postpartum": ("antepartum",),
+}
 # Probability that a stay starting in this type is a long stay (2–6 weeks in house).
-LONG_STAY = {"critical_care": 0.05, "step_down": 0.03, "telemetry": 0.02, "medical_surgical": 0.03,
-             "other_specialty": 0.06, "pediatrics": 0.01, "psychiatric": 0.08, "antepartum": 0.05}
+LONG_STAY = {
+    "critical_care": 0.05,
+    "step_down": 0.03,
+    "telemetry": 0.02,
+    "medical_surgical": 0.03,
+    "other_specialty": 0.06,
+    "pediatrics": 0.01,
+    "psychiatric": 0.08,
+    "antepartum": 0.05,
+}
 CAL_SAMPLES = 250
 
 
@@ -171,12 +249,13 @@ def scale_units(rows: Sequence[dict], beds: int) -> list[dict]:
 
 # --------------------------------------------------------------------------- beds
 
+
 @dataclass
 class _Bed:
     unit: str
     room: str
     bed: str
-    busy: list = field(default_factory=list)       # [start, end) intervals
+    busy: list = field(default_factory=list)  # [start, end) intervals
 
     def free(self, s: datetime, e: datetime) -> bool:
         return all(e0 <= s or s0 >= e for s0, e0 in self.busy)
@@ -253,6 +332,7 @@ class _Hospital:
 
 # --------------------------------------------------------------------------- events
 
+
 @dataclass
 class _Patient:
     visit: str
@@ -266,7 +346,7 @@ class _Patient:
 
 @dataclass
 class _Ev:
-    t: datetime                      # when it happened (local, naive, whole minutes)
+    t: datetime  # when it happened (local, naive, whole minutes)
     event: str
     pt: _Patient
     cls: str = "I"
@@ -279,8 +359,8 @@ class _Ev:
     late_days: int = 0
     recv: Optional[datetime] = None
     seq: int = 0
-    kind: str = "ok"                 # ok | no_visit | unknown_event | bad_time | truncated
-    fac: int = 0                     # index of the facility (its writer)
+    kind: str = "ok"  # ok | no_visit | unknown_event | bad_time | truncated
+    fac: int = 0  # index of the facility (its writer)
 
 
 def _fix(t: datetime) -> datetime:
@@ -297,17 +377,26 @@ def _hours(rng: random.Random, lo: float, hi: float) -> timedelta:
 
 @dataclass
 class _Plan:
-    legs: list                       # [(unit type, duration)]
-    times: list                      # start of each leg
-    end: datetime                    # first discharge (A03, or A07 to observation)
-    final: datetime                  # when the bed is really left
-    tail: Optional[str]              # None | "A07" | "A13"
+    legs: list  # [(unit type, duration)]
+    times: list  # start of each leg
+    end: datetime  # first discharge (A03, or A07 to observation)
+    final: datetime  # when the bed is really left
+    tail: Optional[str]  # None | "A07" | "A13"
     same_day: bool
 
 
 class _Sim:
-    def __init__(self, rows: list[dict], start: date, days: int, rng: random.Random, facility: str,
-                 scale: float, cal_seed: str, fac_index: int = 0):
+    def __init__(
+        self,
+        rows: list[dict],
+        start: date,
+        days: int,
+        rng: random.Random,
+        facility: str,
+        scale: float,
+        cal_seed: str,
+        fac_index: int = 0,
+    ):
         self.rng = rng
         self.h = _Hospital(rows, rng)
         self.start = start
@@ -315,7 +404,7 @@ class _Sim:
         self.facility = facility
         self.fac_index = fac_index
         self.scale = scale
-        self.pending: dict[date, list[_Ev]] = {}     # events by the date they happen
+        self.pending: dict[date, list[_Ev]] = {}  # events by the date they happen
         self.n_pat = 0
         self.n_ev = 0
         self.stats: Counter = Counter()
@@ -345,8 +434,15 @@ class _Sim:
         rng.shuffle(ids)
         if utype in OB_TYPES:
             return _Patient(f"V{n:07d}", mrn, rng.choice(FAMILY), rng.choice(GIVEN_F), birth, "F", ids)
-        return _Patient(f"V{n:07d}", mrn, rng.choice(FAMILY), rng.choice(GIVEN), birth,
-                        "U" if rng.random() < 0.01 else rng.choice("FM"), ids)
+        return _Patient(
+            f"V{n:07d}",
+            mrn,
+            rng.choice(FAMILY),
+            rng.choice(GIVEN),
+            birth,
+            "U" if rng.random() < 0.01 else rng.choice("FM"),
+            ids,
+        )
 
     @staticmethod
     def discharge_time(rng: random.Random, t_min: datetime, slip: bool = True) -> datetime:
@@ -373,7 +469,7 @@ class _Sim:
         hrs = lambda lo, hi: _hours(rng, lo, hi)  # noqa: E731
         if utype == "critical_care":
             legs = [("critical_care", hrs(20, 96))]
-            if has("step_down") and rng.random() < 0.85:                  # ICU → SDU step-down
+            if has("step_down") and rng.random() < 0.85:  # ICU → SDU step-down
                 legs.append(("step_down", hrs(20, 72)))
                 if rng.random() < 0.5:
                     nxt = rng.choice(("telemetry", "medical_surgical"))
@@ -398,7 +494,7 @@ class _Sim:
                 legs.append(("antepartum", hrs(24, 120)))
             if has("labor_delivery"):
                 legs.append(("labor_delivery", hrs(4, 20)))
-            post = hrs(30, 56) if rng.random() < 0.7 else hrs(56, 96)      # vaginal / caesarean
+            post = hrs(30, 56) if rng.random() < 0.7 else hrs(56, 96)  # vaginal / caesarean
             if has("postpartum"):
                 legs.append(("postpartum", post))
             elif legs:
@@ -412,7 +508,7 @@ class _Sim:
                 other = "medical_surgical" if utype == "telemetry" else "telemetry"
                 legs.append((other if has(other) else utype, hrs(20, 72)))
             elif r < 0.22:
-                legs.append((utype, hrs(12, 48)))                         # a bed move within the unit
+                legs.append((utype, hrs(12, 48)))  # a bed move within the unit
         if rng.random() < LONG_STAY.get(utype, 0.0):
             # long stay (awaiting placement, complications): 2–6 weeks in house
             total = sum((d for _, d in legs), timedelta())
@@ -432,7 +528,7 @@ class _Sim:
             times.append(t)
         last_start = times[-1]
         end = _fix(last_start + legs[-1][1]) if same_day else self.discharge_time(rng, last_start + legs[-1][1])
-        tail = None                                           # "A07" obs tail or "A13" false discharge
+        tail = None  # "A07" obs tail or "A13" false discharge
         r = rng.random()
         if not same_day and utype not in OB_TYPES and r < 0.04:
             tail = "A07"
@@ -455,7 +551,7 @@ class _Sim:
                 tc = _fix(tc.replace(hour=7) + _hours(rng, 0, 3))
             final = self.discharge_time(rng, tc + _hours(rng, 24, 96))
         elif rng.random() < 0.8:
-            final = _fix(t0 + _hours(rng, 24, 48))                # the usual 24–48 h
+            final = _fix(t0 + _hours(rng, 24, 48))  # the usual 24–48 h
         else:
             final = _fix(t0 + _hours(rng, 8, 24))
         return convert, tc, final
@@ -488,7 +584,7 @@ class _Sim:
             target[t] -= OBS_SHARE * self.h.capacity[t] * 24
         key = {t: (KEY_TYPE[t] if self.h.has(KEY_TYPE.get(t, "")) else t) for t in streams}
         rate = {t: 0.0 for t in streams}
-        for _ in range(60):                                   # Gauss-Seidel, clamped at zero
+        for _ in range(60):  # Gauss-Seidel, clamped at zero
             for t in streams:
                 k = key[t]
                 others = sum(rate[s] * demand[s][k] for s in streams if s != t)
@@ -502,11 +598,18 @@ class _Sim:
         self.ed_rate = sum(ed_admits.values()) / ED_ADMIT_FRACTION / 0.97 if self.ed_mix else 0.0
 
     # -- booking
-    def _book(self, pt: _Patient, t0: datetime, p: _Plan, entry: str, prior: Optional[tuple],
-              collapse_to: Optional[str] = None) -> Optional[list[_Ev]]:
+    def _book(
+        self,
+        pt: _Patient,
+        t0: datetime,
+        p: _Plan,
+        entry: str,
+        prior: Optional[tuple],
+        collapse_to: Optional[str] = None,
+    ) -> Optional[list[_Ev]]:
         rng = self.rng
         legs, times = p.legs, p.times
-        if collapse_to is not None:                           # the whole stay in one unit type
+        if collapse_to is not None:  # the whole stay in one unit type
             legs, times = [(collapse_to, p.end - t0)], [t0]
         bounds = times[1:] + [p.final]
         booked: list[tuple[_Bed, tuple]] = []
@@ -535,8 +638,9 @@ class _Sim:
             evs.append(_Ev(final, "A03", pt, "O", "OBS", last, None, admit=t0, discharge=final))
         elif tail == "A13":
             evs.append(_Ev(end, "A03", pt, "I", "", last, None, admit=t0, discharge=end, cancel_related=True))
-            evs.append(_Ev(_fix(end + self.hours(0.75, 3)), "A13", pt, "I", "", last, None, admit=t0,
-                           cancel_related=True))
+            evs.append(
+                _Ev(_fix(end + self.hours(0.75, 3)), "A13", pt, "I", "", last, None, admit=t0, cancel_related=True)
+            )
             evs.append(_Ev(final, "A03", pt, "I", "", last, None, admit=t0, discharge=final, cancel_related=True))
         else:
             evs.append(_Ev(end, "A03", pt, "I", "", last, None, admit=t0, discharge=end))
@@ -564,8 +668,9 @@ class _Sim:
             self.stats["long_stays"] += 1
         return evs
 
-    def stay(self, pt: _Patient, t0: datetime, utype: str, entry: str, prior: Optional[tuple],
-             last_try: bool = True) -> Optional[list[_Ev]]:
+    def stay(
+        self, pt: _Patient, t0: datetime, utype: str, entry: str, prior: Optional[tuple], last_try: bool = True
+    ) -> Optional[list[_Ev]]:
         """Plan and book an inpatient stay; None when no bed can be found."""
         p = self.plan(self.rng, t0, utype)
         evs = self._book(pt, t0, p, entry, prior)
@@ -586,16 +691,18 @@ class _Sim:
     def direct_admission(self, t0: datetime, utype: str) -> None:
         rng = self.rng
         pt = self.patient(utype)
-        if rng.random() < 0.04 and t0 + 3 * H < self.end:      # admitted in error, then A11
+        if rng.random() < 0.04 and t0 + 3 * H < self.end:  # admitted in error, then A11
             tc = _fix(t0 + self.hours(0.25, 1.5))
             b = self.h.find_type(utype, t0, tc + TURNOVER)
             if b is not None:
                 b.busy.append((t0, tc + TURNOVER))
-                self.add(_Ev(t0, "A01", pt, "I", "", b.loc, admit=t0, cancel_related=True),
-                         _Ev(tc, "A11", pt, "I", "", b.loc, admit=t0, cancel_related=True))
+                self.add(
+                    _Ev(t0, "A01", pt, "I", "", b.loc, admit=t0, cancel_related=True),
+                    _Ev(tc, "A11", pt, "I", "", b.loc, admit=t0, cancel_related=True),
+                )
             return
         t = t0
-        for k in range(3):                     # no bed: postponed to the next weekday (twice at most)
+        for k in range(3):  # no bed: postponed to the next weekday (twice at most)
             if k:
                 t += DAY
                 while t.weekday() >= 5:
@@ -616,27 +723,29 @@ class _Sim:
         if self.h.ed is None:
             return
         pt = self.patient("emergency")
-        if rng.random() < 0.03 and t0 + 2 * H < self.end:       # registration in error, then A11
+        if rng.random() < 0.03 and t0 + 2 * H < self.end:  # registration in error, then A11
             tc = _fix(t0 + self.hours(0.2, 0.7))
             bay = self.h.find(self.h.ed, t0, tc + TURNOVER)
             if bay is not None:
                 bay.busy.append((t0, tc + TURNOVER))
-                self.add(_Ev(t0, "A04", pt, "E", "", bay.loc, admit=t0, cancel_related=True),
-                         _Ev(tc, "A11", pt, "E", "", bay.loc, admit=t0, cancel_related=True))
+                self.add(
+                    _Ev(t0, "A04", pt, "E", "", bay.loc, admit=t0, cancel_related=True),
+                    _Ev(tc, "A11", pt, "E", "", bay.loc, admit=t0, cancel_related=True),
+                )
             return
         convert = rng.random() < ED_ADMIT_FRACTION
         t_out = _fix(t0 + (self.hours(2, 8) if convert else self.hours(1.5, 6)))
         bay = self.h.find(self.h.ed, t0, t_out + TURNOVER / 2)
         if bay is None:
             self.stats["ed_diverted"] += 1
-            return                                             # ambulance diversion
+            return  # ambulance diversion
         bay.busy.append((t0, t_out + TURNOVER / 2))
         self.stats["ed_visits"] += 1
         self.add(_Ev(t0, "A04", pt, "E", "", bay.loc, admit=t0))
         if convert:
             utype = rng.choices([t for t, _ in self.ed_mix], weights=[w for _, w in self.ed_mix])[0]
             iv = (t0, t_out + TURNOVER / 2)
-            for k in range(6):                 # no bed: the patient boards in the ED, 3 h more each try
+            for k in range(6):  # no bed: the patient boards in the ED, 3 h more each try
                 t_adm = _fix(t_out + k * 3 * H)
                 if k:
                     bay.busy.remove(iv)
@@ -651,7 +760,7 @@ class _Sim:
                     self.stats["ed_boarded"] += k > 0
                     self.add(*evs)
                     return
-            if iv[1] != t_out + TURNOVER / 2:        # transferred out after boarding
+            if iv[1] != t_out + TURNOVER / 2:  # transferred out after boarding
                 t_out = iv[1] - TURNOVER / 2
         self.add(_Ev(t_out, "A03", pt, "E", "", bay.loc, admit=t0, discharge=t_out))
 
@@ -695,7 +804,7 @@ class _Sim:
         for utype, r in self.direct_rate.items():
             if utype in OB_TYPES:
                 n, f = count(r * OB_DOW[dow]), lambda: _hours(rng, 0, 24)
-            else:                                   # elective admissions in the morning, urgent ones all day
+            else:  # elective admissions in the morning, urgent ones all day
                 n = count(r * DIRECT_DOW[dow])
                 f = lambda: timedelta(minutes=round(rng.triangular(6, 22, 9) * 60))  # noqa: E731
             for _ in range(n):
@@ -720,9 +829,15 @@ class _Sim:
 
 # --------------------------------------------------------------------------- HL7 text
 
+
 def _esc(value: str) -> str:
-    return (value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
-            .replace("&", "\\T\\").replace("~", "\\R\\"))
+    return (
+        value.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("&", "\\T\\")
+        .replace("~", "\\R\\")
+    )
 
 
 def _hex_escape(value: str, codec: str) -> str:
@@ -775,14 +890,37 @@ class _Writer:
         family, given = _esc(pt.family), _esc(pt.given)
         if codec == "utf-8" and rng.random() < 0.3:
             family, given = _hex_escape(family, codec), _hex_escape(given, codec)
-        segs = ["|".join(["MSH", "^~\\&", "ADTIF", self.facility, "HEALTHOPS", self.facility, msh7, "", msh9,
-                          control_id, "P", version, "", "", "AL", "NE", "", msh18]).rstrip("|")]
+        segs = [
+            "|".join(
+                [
+                    "MSH",
+                    "^~\\&",
+                    "ADTIF",
+                    self.facility,
+                    "HEALTHOPS",
+                    self.facility,
+                    msh7,
+                    "",
+                    msh9,
+                    control_id,
+                    "P",
+                    version,
+                    "",
+                    "",
+                    "AL",
+                    "NE",
+                    "",
+                    msh18,
+                ]
+            ).rstrip("|")
+        ]
         if not no_evn or ev.kind == "truncated":
             segs.append("|".join(["EVN", event, evn2, "", "", "", evn6]).rstrip("|"))
-        pid = "|".join(["PID", "1", "", "~".join(pt.ids), "", f"{family}^{given}", "",
-                        pt.birth.strftime("%Y%m%d"), pt.sex])
-        if ev.kind == "truncated":                   # the file was cut here: no terminator, no PV1
-            segs.append(pid[:max(8, len(pid) // 2)])
+        pid = "|".join(
+            ["PID", "1", "", "~".join(pt.ids), "", f"{family}^{given}", "", pt.birth.strftime("%Y%m%d"), pt.sex]
+        )
+        if ev.kind == "truncated":  # the file was cut here: no terminator, no PV1
+            segs.append(pid[: max(8, len(pid) // 2)])
             return control_id, sep.join(segs).encode(codec)
         segs.append(pid)
         loc = "^".join(ev.loc + (self.facility,)) if ev.loc else ""
@@ -797,12 +935,15 @@ class _Writer:
         return control_id, (sep.join(segs) + sep).encode(codec)
 
 
-GARBAGE_LINES = ("*** ADTIF queue replay after connection reset ***",
-                 "<html><body>502 Bad Gateway</body></html>",
-                 "-- end of extract --")
+GARBAGE_LINES = (
+    "*** ADTIF queue replay after connection reset ***",
+    "<html><body>502 Bad Gateway</body></html>",
+    "-- end of extract --",
+)
 
 
 # --------------------------------------------------------------------------- generate
+
 
 def _resolve(facility: str, facilities, units, beds) -> tuple[list[str], list[dict]]:
     """The facilities to simulate and their unit rows."""
@@ -812,15 +953,18 @@ def _resolve(facility: str, facilities, units, beds) -> tuple[list[str], list[di
         codes = [facility] if (units is None or facility in known) else known
     elif isinstance(facilities, int):
         if not 1 <= facilities <= len(known):
-            raise ValueError(f"facilities={facilities}: the units reference data has {len(known)} "
-                             f"facilities ({', '.join(known)}); pass units= for more")
+            raise ValueError(
+                f"facilities={facilities}: the units reference data has {len(known)} "
+                f"facilities ({', '.join(known)}); pass units= for more"
+            )
         codes = known[:facilities]
     else:
         codes = list(dict.fromkeys(facilities))
     missing = [c for c in codes if c not in known]
     if missing or not codes:
-        raise ValueError(f"no units for facility {', '.join(missing) or '(none)'}: "
-                         f"add them to {UNITS_CSV.name} or pass units=")
+        raise ValueError(
+            f"no units for facility {', '.join(missing) or '(none)'}: add them to {UNITS_CSV.name} or pass units="
+        )
     out: list[dict] = []
     for code in codes:
         fac_rows = [r for r in rows if r["facility_code"] == code]
@@ -835,9 +979,18 @@ def _resolve(facility: str, facilities, units, beds) -> tuple[list[str], list[di
     return codes, out
 
 
-def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility: str = "NGH", *,
-             scale: float = 1.0, units: Optional[Iterable[dict]] = None,
-             beds: Union[int, dict, None] = None, facilities: Union[int, Sequence[str], None] = None) -> dict:
+def generate(
+    landing_dir: Path,
+    start: date,
+    days: int,
+    seed: int = 7,
+    facility: str = "NGH",
+    *,
+    scale: float = 1.0,
+    units: Optional[Iterable[dict]] = None,
+    beds: Union[int, dict, None] = None,
+    facilities: Union[int, Sequence[str], None] = None,
+) -> dict:
     """Write ``days`` days of ADT files under ``landing_dir/adt/`` and return a summary.
 
     ``facility``: the one facility to simulate (default NGH); ``facilities``: a number
@@ -856,9 +1009,19 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
     if days < 1:
         raise ValueError("days must be at least 1")
     codes, rows = _resolve(facility, facilities, units, beds)
-    sims = [_Sim([r for r in rows if r["facility_code"] == code], start, days,
-                 random.Random(f"{seed}/sim/{code}"), code, scale, f"{seed}/calibrate/{code}", i)
-            for i, code in enumerate(codes)]
+    sims = [
+        _Sim(
+            [r for r in rows if r["facility_code"] == code],
+            start,
+            days,
+            random.Random(f"{seed}/sim/{code}"),
+            code,
+            scale,
+            f"{seed}/calibrate/{code}",
+            i,
+        )
+        for i, code in enumerate(codes)
+    ]
     rng = random.Random(f"{seed}/wire")
     writers = [_Writer(rng, code) for code in codes]
     last_day = start + timedelta(days=days - 1)
@@ -870,7 +1033,7 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
         truncate_days.add(d1)
         garbage_days.add(d2)
 
-    outbox: dict[date, list[_Ev]] = {}            # messages by receipt date (late ones ahead)
+    outbox: dict[date, list[_Ev]] = {}  # messages by receipt date (late ones ahead)
     kinds = ("no_visit", "unknown_event", "bad_time")
     late = 0
     malformed: Counter = Counter()
@@ -891,8 +1054,12 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
             for e in evs:
                 lag = timedelta(seconds=rng.randint(0, 180))
                 e.recv = e.t + lag if (e.t + lag).date() == e.t.date() else e.t
-                if (not e.cancel_related and e.event in ("A02", "A03", "A08") and rng.random() < 0.025
-                        and late < max(2, days)):
+                if (
+                    not e.cancel_related
+                    and e.event in ("A02", "A03", "A08")
+                    and rng.random() < 0.025
+                    and late < max(2, days)
+                ):
                     k = rng.randint(1, 3)
                     if day + timedelta(days=k) <= last_day:
                         recv = datetime.combine(day + timedelta(days=k), time(8)) + _hours(rng, 0, 12)
@@ -909,20 +1076,46 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
                 kind = kinds[day_i] if day_i < 3 else kinds[n_extra % 3]
                 t = datetime.combine(day, time(9)) + _hours(rng, 0, 12)
                 n_extra += 1
-                outbox.setdefault(day, []).append(_Ev(t, "A08", src.pt, src.cls, src.ptype, src.loc, None,
-                                                      admit=src.admit, recv=t, seq=-n_extra, kind=kind,
-                                                      fac=sim.fac_index))
+                outbox.setdefault(day, []).append(
+                    _Ev(
+                        t,
+                        "A08",
+                        src.pt,
+                        src.cls,
+                        src.ptype,
+                        src.loc,
+                        None,
+                        admit=src.admit,
+                        recv=t,
+                        seq=-n_extra,
+                        kind=kind,
+                        fac=sim.fac_index,
+                    )
+                )
         todays = sorted(outbox.pop(day, []), key=lambda e: (e.recv, e.fac, e.seq))
         cut_src = todays[-1] if (day_i in truncate_days and todays) else None
         nfiles = min(rng.choice((2, 3)), max(1, len(todays)))
         cuts = sorted(rng.sample(range(1, len(todays)), nfiles - 1)) if nfiles > 1 else []
         groups = [todays[a:b] for a, b in zip([0] + cuts, cuts + [len(todays)])]
-        if cut_src is not None:                       # the last file of the day ends mid-message
+        if cut_src is not None:  # the last file of the day ends mid-message
             t = _fix(cut_src.recv + timedelta(minutes=1)) if cut_src.recv.hour < 23 else cut_src.recv
-            groups[-1].append(_Ev(t, "A08", cut_src.pt, cut_src.cls, cut_src.ptype, cut_src.loc, None,
-                                  admit=cut_src.admit, recv=t, kind="truncated", fac=cut_src.fac))
+            groups[-1].append(
+                _Ev(
+                    t,
+                    "A08",
+                    cut_src.pt,
+                    cut_src.cls,
+                    cut_src.ptype,
+                    cut_src.loc,
+                    None,
+                    admit=cut_src.admit,
+                    recv=t,
+                    kind="truncated",
+                    fac=cut_src.fac,
+                )
+            )
         if day_i % BLOCK_DAYS == 0:
-            duplicate, dup_at = None, None            # one duplicate per block
+            duplicate, dup_at = None, None  # one duplicate per block
         folder = out_root / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         for fi, group in enumerate(groups):
@@ -942,16 +1135,23 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
                 control_id, body = writers[e.fac].message(e, sep)
                 if e.kind == "ok":
                     summary_events[e.event] += 1
-                    if (duplicate is None and e.event in ("A01", "A02", "A03") and not e.cancel_related
-                            and not e.late_days):
+                    if (
+                        duplicate is None
+                        and e.event in ("A01", "A02", "A03")
+                        and not e.cancel_related
+                        and not e.late_days
+                    ):
                         duplicate, dup_sep, dup_at = body, sep, (day_i, fi)
                 else:
                     malformed[e.kind] += 1
                 bodies.append(body)
             # the duplicate is re-sent at the start of the first file of a later day
             # (or, on the last day of the run, of a later file of the same day)
-            if duplicate and dup_at is not None and (
-                    day_i > dup_at[0] or (day_i == days - 1 and fi == len(groups) - 1 and fi > dup_at[1])):
+            if (
+                duplicate
+                and dup_at is not None
+                and (day_i > dup_at[0] or (day_i == days - 1 and fi == len(groups) - 1 and fi > dup_at[1]))
+            ):
                 bodies.insert(0, duplicate.replace(dup_sep.encode(), sep.encode()))
                 duplicate = b""
                 duplicates += 1
@@ -965,8 +1165,10 @@ def generate(landing_dir: Path, start: date, days: int, seed: int = 7, facility:
             elif framing == "batch":
                 stamp = (datetime.combine(day, time(23, 59))).strftime("%Y%m%d%H%M%S")
                 fac = codes[group[0].fac] if group else codes[0]
-                head = f"FHS|^~\\&|ADTIF|{fac}|HEALTHOPS|{fac}|{stamp}{sep}" \
-                       f"BHS|^~\\&|ADTIF|{fac}|HEALTHOPS|{fac}|{stamp}{sep}"
+                head = (
+                    f"FHS|^~\\&|ADTIF|{fac}|HEALTHOPS|{fac}|{stamp}{sep}"
+                    f"BHS|^~\\&|ADTIF|{fac}|HEALTHOPS|{fac}|{stamp}{sep}"
+                )
                 tail = f"BTS|{len(bodies)}{sep}FTS|1{sep}"
                 data = head.encode() + b"".join(bodies) + tail.encode()
             else:

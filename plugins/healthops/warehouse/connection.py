@@ -1,5 +1,6 @@
 """Which warehouse healthops talks to: ``HEALTHOPS_WAREHOUSE_URL`` when set (any
 PostgreSQL), else the embedded one under ``$HEALTHOPS_HOME/warehouse``."""
+
 from __future__ import annotations
 
 import os

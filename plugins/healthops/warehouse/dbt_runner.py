@@ -1,6 +1,7 @@
 """Running dbt outside Airflow (the CLI, tests, manifest generation). Under
 Airflow, Cosmos runs the same project with a profile built from the
 ``healthops_warehouse`` connection."""
+
 from __future__ import annotations
 
 import os
@@ -27,25 +28,33 @@ def dbt_env(url: str | None) -> dict[str, str]:
             env[dbts] = os.environ[ours]
     if url:
         p = url_parts(url)
-        env.update({
-            "HEALTHOPS_PGHOST": p["host"], "HEALTHOPS_PGPORT": str(p["port"]),
-            "HEALTHOPS_PGUSER": p["user"], "HEALTHOPS_PGPASSWORD": p["password"],
-            "HEALTHOPS_PGDATABASE": p["dbname"],
-        })
+        env.update(
+            {
+                "HEALTHOPS_PGHOST": p["host"],
+                "HEALTHOPS_PGPORT": str(p["port"]),
+                "HEALTHOPS_PGUSER": p["user"],
+                "HEALTHOPS_PGPASSWORD": p["password"],
+                "HEALTHOPS_PGDATABASE": p["dbname"],
+            }
+        )
     return env
 
 
-def run_dbt(args: list[str], url: str | None = None, project_dir: Path | None = None,
-            check: bool = True, capture: bool = False,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_dbt(
+    args: list[str],
+    url: str | None = None,
+    project_dir: Path | None = None,
+    check: bool = True,
+    capture: bool = False,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """``dbt <args>`` in a subprocess against the warehouse at ``url``; ``env`` adds
     variables for this run only."""
     project = Path(project_dir or config.DBT_PROJECT_DIR)
     env = {**os.environ, **dbt_env(url), **(env or {})}
     dbt = Path(sys.executable).with_name("dbt")
     cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
-    proc = subprocess.run(cmd, env=env, cwd=project, text=True,
-                          capture_output=capture)
+    proc = subprocess.run(cmd, env=env, cwd=project, text=True, capture_output=capture)
     if check and proc.returncode != 0:
         tail = (proc.stdout or "")[-4000:] if capture else ""
         raise RuntimeError(f"dbt {' '.join(args)} failed with exit code {proc.returncode}\n{tail}")
@@ -85,8 +94,9 @@ def ensure_manifest(project_dir: Path | None = None) -> Path:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".parse-", dir=manifest.parent))  # same file system: rename is atomic
         try:
-            run_dbt(["parse", "--quiet", "--target-path", str(work), "--log-path", str(work)], None, project,
-                    capture=True)
+            run_dbt(
+                ["parse", "--quiet", "--target-path", str(work), "--log-path", str(work)], None, project, capture=True
+            )
             for name in ("partial_parse.msgpack", "manifest.json"):  # the manifest last: its mtime says "fresh"
                 if (work / name).exists():
                     os.replace(work / name, manifest.parent / name)
@@ -111,8 +121,7 @@ def generate_docs(url: str, out_dir: Path) -> Path:
 
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="healthops-dbt-docs-") as target:
-        run_dbt(["docs", "generate", "--static", "--target-path", target, "--log-path", target], url,
-                capture=True)
+        run_dbt(["docs", "generate", "--static", "--target-path", target, "--log-path", target], url, capture=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in DOCS_FILES:
             shutil.copyfile(Path(target) / name, out_dir / name)

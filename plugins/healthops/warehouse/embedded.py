@@ -8,6 +8,7 @@ once and kept in ``$HEALTHOPS_HOME/warehouse/credentials.json`` (mode 0600).
 The server outlives the command that started it (``healthops warehouse-url``
 leaves it running for psql or a BI tool); ``stop()`` stops it.
 """
+
 from __future__ import annotations
 
 import json
@@ -141,8 +142,20 @@ class EmbeddedServer:
 
                 os.chown(pw.name, pwd.getpwnam(user).pw_uid, -1)
             try:
-                _run([_bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--encoding=UTF8",
-                      "--locale=C", "--auth=scram-sha-256", f"--pwfile={pw.name}"], user)
+                _run(
+                    [
+                        _bin("initdb"),
+                        "-D",
+                        str(self.pgdata),
+                        "-U",
+                        SUPERUSER,
+                        "--encoding=UTF8",
+                        "--locale=C",
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pw.name}",
+                    ],
+                    user,
+                )
             finally:
                 os.unlink(pw.name)
             self._write_state(state)
@@ -158,8 +171,23 @@ class EmbeddedServer:
 
                 os.chown(self.log, pwd.getpwnam(user).pw_uid, -1)
             sockdir = self.pgdata  # keep the socket out of /tmp; we connect over TCP anyway
-            _run([_bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.log),
-                  "-o", f"-h 127.0.0.1 -p {port} -k {sockdir}", "start"], user, timeout=90)
+            _run(
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    f"-h 127.0.0.1 -p {port} -k {sockdir}",
+                    "start",
+                ],
+                user,
+                timeout=90,
+            )
         wh = EmbeddedWarehouse(self.root, state["port"], state["password"])
         _ensure_database(wh)
         return wh
@@ -186,8 +214,9 @@ def _ensure_database(wh: EmbeddedWarehouse) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with psycopg.connect(host="127.0.0.1", port=wh.port, user=SUPERUSER, password=wh.password,
-                                 dbname="postgres", autocommit=True) as conn:
+            with psycopg.connect(
+                host="127.0.0.1", port=wh.port, user=SUPERUSER, password=wh.password, dbname="postgres", autocommit=True
+            ) as conn:
                 exists = conn.execute("select 1 from pg_database where datname = %s", (DB_NAME,)).fetchone()
                 if not exists:
                     conn.execute(f'create database "{DB_NAME}"')

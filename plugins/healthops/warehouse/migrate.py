@@ -20,6 +20,7 @@ A new revision: write ``migrations/versions/NNNN_what.py`` (``down_revision`` th
 previous one; ``alembic.command.revision(alembic_config(), "what")`` writes the
 skeleton) and set ``HEAD`` below to its id; a test checks the two agree.
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,11 +101,15 @@ def require_current(conn) -> None:
 
 def behind_message(warehouse: str, current: str | None) -> str:
     if current is None:
-        return (f"warehouse {warehouse} has no healthops schema version (new, or set up by a healthops "
-                f"before versioned migrations), this healthops needs {HEAD}: run `{MIGRATE_COMMAND}`")
+        return (
+            f"warehouse {warehouse} has no healthops schema version (new, or set up by a healthops "
+            f"before versioned migrations), this healthops needs {HEAD}: run `{MIGRATE_COMMAND}`"
+        )
     if current not in _known_revisions():
-        return (f"warehouse {warehouse} is at revision {current}, which this healthops does not know "
-                f"(it needs {HEAD}): a newer healthops migrated it; run that release (no downgrade is done)")
+        return (
+            f"warehouse {warehouse} is at revision {current}, which this healthops does not know "
+            f"(it needs {HEAD}): a newer healthops migrated it; run that release (no downgrade is done)"
+        )
     return f"warehouse {warehouse} is at revision {current}, this healthops needs {HEAD}: run `{MIGRATE_COMMAND}`"
 
 
@@ -129,8 +134,10 @@ class MigrateResult:
         if not self.changed:
             return f"warehouse {self.warehouse} is at {self.after}: nothing to do"
         if self.adopted:
-            return (f"warehouse {self.warehouse}: set up before versioned migrations; brought to {self.after} "
-                    "in place (its tables and rows kept)")
+            return (
+                f"warehouse {self.warehouse}: set up before versioned migrations; brought to {self.after} "
+                "in place (its tables and rows kept)"
+            )
         return f"warehouse {self.warehouse} migrated from {self.before or 'nothing'} to {self.after}"
 
 
@@ -151,8 +158,12 @@ def migrate(url: str, revision: str = "head") -> MigrateResult:
             conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
             pg = conn.connection.driver_connection
             before = current_revision(pg)
-            adopted = before is None and conn.execute(text(
-                "select exists (select from pg_tables where schemaname in ('raw', 'audit', 'reporting'))")).scalar()
+            adopted = (
+                before is None
+                and conn.execute(
+                    text("select exists (select from pg_tables where schemaname in ('raw', 'audit', 'reporting'))")
+                ).scalar()
+            )
             command.upgrade(alembic_config(connection=conn), revision)
             after = current_revision(pg)
             result = MigrateResult(_describe(pg), before, after, bool(adopted))

@@ -6,6 +6,7 @@ The tables, triggers and roles themselves are created by the versioned migration
 (``healthops.warehouse.migrate``, scripts in ``migrations/versions``); dbt owns
 staging, intermediate and marts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,26 +49,65 @@ class ChainedTable:
 # AUDIT_CHAIN, what verify and the triggers' current version use, then points at it.
 AUDIT_CHAIN_V1 = (
     ChainedTable(
-        "validation_runs", ("validation_run_id",),
-        ("validation_run_id", "suite_name", "data_asset", "logical_date", "dag_run_id", "code_version",
-         "success", "evaluated_expectations", "successful_expectations", "run_at", "gx_result",
-         "rules_file", "rules_sha256"),
-        timestamps=("run_at",), legacy_order="t.run_at, t.validation_run_id"),
+        "validation_runs",
+        ("validation_run_id",),
+        (
+            "validation_run_id",
+            "suite_name",
+            "data_asset",
+            "logical_date",
+            "dag_run_id",
+            "code_version",
+            "success",
+            "evaluated_expectations",
+            "successful_expectations",
+            "run_at",
+            "gx_result",
+            "rules_file",
+            "rules_sha256",
+        ),
+        timestamps=("run_at",),
+        legacy_order="t.run_at, t.validation_run_id",
+    ),
     ChainedTable(
-        "rule_results", ("validation_run_id", "rule_id"),
-        ("validation_run_id", "rule_id", "expectation_type", "column_name", "severity", "success",
-         "rows_evaluated", "rows_violating", "violating_share", "detail", "status", "threshold",
-         "description", "kahn_category", "citation", "domain", "owner", "evidence",
-         "violations_kept", "violations_cap"),
+        "rule_results",
+        ("validation_run_id", "rule_id"),
+        (
+            "validation_run_id",
+            "rule_id",
+            "expectation_type",
+            "column_name",
+            "severity",
+            "success",
+            "rows_evaluated",
+            "rows_violating",
+            "violating_share",
+            "detail",
+            "status",
+            "threshold",
+            "description",
+            "kahn_category",
+            "citation",
+            "domain",
+            "owner",
+            "evidence",
+            "violations_kept",
+            "violations_cap",
+        ),
         legacy_order="(select v.run_at from audit.validation_runs v"
-                     " where v.validation_run_id = t.validation_run_id), t.validation_run_id, t.rule_id"),
+        " where v.validation_run_id = t.validation_run_id), t.validation_run_id, t.rule_id",
+    ),
     ChainedTable(
-        "rule_violations", ("validation_run_id", "rule_id", "violation_no"),
-        ("validation_run_id", "rule_id", "violation_no", "keys")),
+        "rule_violations",
+        ("validation_run_id", "rule_id", "violation_no"),
+        ("validation_run_id", "rule_id", "violation_no", "keys"),
+    ),
     ChainedTable(
-        "reviews", ("review_no",),
+        "reviews",
+        ("review_no",),
         ("review_no", "finding_id", "validation_run_id", "rule_id", "reviewed_by", "note", "reviewed_at"),
-        timestamps=("reviewed_at",)),
+        timestamps=("reviewed_at",),
+    ),
 )
 AUDIT_CHAIN = AUDIT_CHAIN_V1
 CHAINED = {t.name: t for t in AUDIT_CHAIN}
@@ -82,8 +122,10 @@ def canonical_sql(table: ChainedTable, alias: str) -> str:
             expr = f"""to_char({expr} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
         parts.append(f"'{col}', {expr}")
     obj = f"jsonb_build_object({', '.join(parts)})"
-    return (f"(select coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) "
-            f"from jsonb_each({obj}) e where jsonb_typeof(e.value) <> 'null')::text")
+    return (
+        f"(select coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) "
+        f"from jsonb_each({obj}) e where jsonb_typeof(e.value) <> 'null')::text"
+    )
 
 
 def row_hash_sql(table: ChainedTable, alias: str, prev_hash: str) -> str:

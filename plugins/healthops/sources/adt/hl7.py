@@ -11,6 +11,7 @@ Message boundaries: a message starts at each ``MSH`` segment and runs until the
 next ``MSH``, a batch segment (FHS/BHS/BTS/FTS), an MLLP block byte, or a line
 that is not an HL7 segment at all (which starts a stretch of "garbage").
 """
+
 from __future__ import annotations
 
 import re
@@ -20,25 +21,26 @@ from functools import lru_cache
 from typing import Iterable, Iterator, Optional
 from zoneinfo import ZoneInfo
 
-CHUNK_SIZE = 1 << 20          # bytes read per step from a file
+CHUNK_SIZE = 1 << 20  # bytes read per step from a file
 
-_SB = b"\x0b"                 # MLLP start block
-_EB = b"\x1c"                 # MLLP end block (followed by 0x0D, a terminator for us)
+_SB = b"\x0b"  # MLLP start block
+_EB = b"\x1c"  # MLLP end block (followed by 0x0D, a terminator for us)
 _BOM = b"\xef\xbb\xbf"
 _BATCH_SEGMENTS = (b"FHS", b"BHS", b"BTS", b"FTS")
 
 
 # --------------------------------------------------------------------------- framing
 
+
 @dataclass(slots=True)
 class RawItem:
     """One stretch of a file: an MSH-headed message or text outside any message."""
 
-    kind: str                      # "message" or "garbage"
-    segments: list[bytes]          # the segments, terminators and MLLP bytes removed
+    kind: str  # "message" or "garbage"
+    segments: list[bytes]  # the segments, terminators and MLLP bytes removed
     problem: Optional[str] = None  # a framing problem that makes the message unusable
-    at_eof: bool = False           # the last message of the file
-    unterminated: bool = False     # at_eof and the file did not end with a terminator
+    at_eof: bool = False  # the last message of the file
+    unterminated: bool = False  # at_eof and the file did not end with a terminator
 
 
 class _Splitter:
@@ -101,8 +103,11 @@ class _Splitter:
         cur = self.cur
         if seg == _SB:
             # A start block while a framed message is still open: its end block never came.
-            self._flush("MLLP end block (0x1C) missing before the next start block; "
-                        "the message may be truncated" if self.in_frame else None)
+            self._flush(
+                "MLLP end block (0x1C) missing before the next start block; the message may be truncated"
+                if self.in_frame
+                else None
+            )
             self.in_frame = True
             return
         if seg == _EB:
@@ -115,7 +120,7 @@ class _Splitter:
         if seg.isspace():
             return
         if cur is not None and len(seg) == 3 and tag.isalnum() and tag.isupper():
-            cur.append(seg)      # an empty segment such as "PD1"
+            cur.append(seg)  # an empty segment such as "PD1"
             return
         if cur is not None:
             self._flush()
@@ -139,8 +144,7 @@ class _Splitter:
                 problem = "file ends mid-message: MLLP end block (0x1C 0x0D) missing"
             elif self.fhs_open or self.bhs_open:
                 problem = "file ends mid-message: batch trailer (BTS/FTS) missing after the last message"
-            item = RawItem("message", self.cur, problem, at_eof=True,
-                           unterminated=unterminated and not self.garbage)
+            item = RawItem("message", self.cur, problem, at_eof=True, unterminated=unterminated and not self.garbage)
             self.cur = None
             self.out.append(item)
         if self.garbage:
@@ -168,11 +172,11 @@ def _without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
             continue
         head += chunk
         if len(head) < 3 and _BOM.startswith(head):
-            continue                     # may still turn out to be a BOM
+            continue  # may still turn out to be a BOM
         yield head[3:] if head.startswith(_BOM) else head
         break
     else:
-        if head:                         # the whole stream is shorter than a BOM
+        if head:  # the whole stream is shorter than a BOM
             yield head
         return
     yield from it
@@ -190,7 +194,7 @@ def iter_raw(chunks: Iterable[bytes]) -> Iterator[RawItem]:
         if not chunk:
             continue
         segs = _normalise(carry + chunk).split(b"\r")
-        carry = segs.pop()          # the tail after the last terminator may be incomplete
+        carry = segs.pop()  # the tail after the last terminator may be incomplete
         sp.feed(segs)
         if sp.out:
             yield from sp.out
@@ -212,6 +216,7 @@ def iter_file_chunks(path, size: int = CHUNK_SIZE) -> Iterator[bytes]:
 
 
 # --------------------------------------------------------------------------- delimiters, escapes
+
 
 @dataclass(frozen=True, slots=True)
 class Delimiters:
@@ -265,13 +270,13 @@ def unescape(value: str, d: Delimiters, codec: str = "utf-8", where: str = "fiel
         elif seq[:1] == "X" and len(seq) > 1:
             try:
                 out.append(bytes.fromhex(seq[1:]).decode(codec))
-            except ValueError as exc:    # bad hex or undecodable bytes
+            except ValueError as exc:  # bad hex or undecodable bytes
                 raise ValueError(f"invalid escape sequence in {where}: {esc}{seq}{esc}") from exc
         else:
             out.append(esc + seq + esc)
         out.append(parts[i + 1])
         i += 2
-    if i < n:                            # an escape character without its closing partner
+    if i < n:  # an escape character without its closing partner
         out.append(esc + parts[i])
     return "".join(out)
 
@@ -333,14 +338,14 @@ _D2 = {f"{i:02d}": i for i in range(100)}
 # date validation. Plain ints, no zone: the zone is attached per call, so DST
 # gaps/folds behave exactly as datetime(..., tzinfo=ZoneInfo) does (fold=0).
 _HOURS: dict[str, tuple[int, int, int, int]] = {}
-_HOURS_MAX = 4096                  # ~170 days of hours (< 1 MB); then it starts over
+_HOURS_MAX = 4096  # ~170 days of hours (< 1 MB); then it starts over
 
 
 def _hour(key: str) -> tuple[int, int, int, int]:
     t = _HOURS.get(key)
     if t is None:
         t = (int(key[:4]), int(key[4:6]), int(key[6:8]), int(key[8:10]))
-        datetime(*t)                         # ValueError for an impossible date or hour
+        datetime(*t)  # ValueError for an impossible date or hour
         if len(_HOURS) >= _HOURS_MAX:
             _HOURS.clear()
         _HOURS[key] = t
@@ -358,14 +363,21 @@ def parse_ts(value: str, tz_name: str) -> datetime:
         # the common shapes, without the regex: YYYYMMDDHHMM[SS] and YYYYMMDDHHMM[SS]+/-ZZZZ
         if (n == 14 or n == 12) and value.isdigit():
             y, mo, d, h = _HOURS.get(value[:10]) or _hour(value[:10])
-            return datetime(y, mo, d, h, _D2[value[10:12]], _D2[value[12:14]] if n == 14 else 0, 0,
-                            zone(tz_name))
+            return datetime(y, mo, d, h, _D2[value[10:12]], _D2[value[12:14]] if n == 14 else 0, 0, zone(tz_name))
         if (n == 19 or n == 17) and value[n - 5] in "+-":
-            local, off = value[:n - 5], value[n - 4:]
+            local, off = value[: n - 5], value[n - 4 :]
             if local.isdigit() and off.isdigit():
                 y, mo, d, h = _HOURS.get(local[:10]) or _hour(local[:10])
-                return datetime(y, mo, d, h, _D2[local[10:12]], _D2[local[12:14]] if n == 19 else 0, 0,
-                                _fixed_offset(value[n - 5], _D2[off[:2]], _D2[off[2:]]))
+                return datetime(
+                    y,
+                    mo,
+                    d,
+                    h,
+                    _D2[local[10:12]],
+                    _D2[local[12:14]] if n == 19 else 0,
+                    0,
+                    _fixed_offset(value[n - 5], _D2[off[:2]], _D2[off[2:]]),
+                )
     m = _TS.fullmatch(value)
     if m is None:
         raise ValueError(value)

@@ -6,6 +6,7 @@ and rejections share the numbering, so in = loaded + rejected per file).
 Duplicates are not handled here (the loader does that across files).
 See README.md in this folder for the rejection reasons.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,7 @@ class _Reject(Exception):
 
 def parse_file(path: Union[str, Path], default_tz: str = DEFAULT_TZ) -> Iterator[ParsedItem]:
     """Parse an HL7 file, reading it in chunks (one chunk + one message in memory)."""
-    zone(default_tz)                     # fail fast on a bad zone name
+    zone(default_tz)  # fail fast on a bad zone name
     return _parse_items(iter_raw(iter_file_chunks(path)), default_tz)
 
 
@@ -62,14 +63,18 @@ def _parse_items(items: Iterable[RawItem], tz: str) -> Iterator[ParsedItem]:
             text = "\r".join(s.decode("utf-8", "backslashreplace") for s in item.segments)
             first = text.split("\r", 1)[0]
             snippet = first if len(first) <= 40 else first[:40] + "..."
-            yield Rejection(index, f"not an HL7 message: {len(item.segments)} line(s) of text outside any "
-                                   f"MSH-headed message, starting {snippet!r}", text)
+            yield Rejection(
+                index,
+                f"not an HL7 message: {len(item.segments)} line(s) of text outside any "
+                f"MSH-headed message, starting {snippet!r}",
+                text,
+            )
         else:
             yield parse_message(item.segments, index, tz, item.problem, item.at_eof, item.unterminated)
 
 
 _NO_FIELD: list = []
-_STD_MSH = "MSH|^~\\&|"                   # the usual MSH-1/MSH-2: the default delimiters
+_STD_MSH = "MSH|^~\\&|"  # the usual MSH-1/MSH-2: the default delimiters
 _STD = Delimiters.from_msh(_STD_MSH)
 
 
@@ -139,8 +144,14 @@ def _control_id_from_bytes(fields_b: Optional[list[bytes]]) -> Optional[str]:
     return fields_b[9].split(b"^")[0].decode("ascii", "replace").strip() or None
 
 
-def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: Optional[str] = None,
-                  at_eof: bool = False, unterminated: bool = False) -> ParsedItem:
+def parse_message(
+    segs: list[bytes],
+    index: int,
+    tz: str = DEFAULT_TZ,
+    problem: Optional[str] = None,
+    at_eof: bool = False,
+    unterminated: bool = False,
+) -> ParsedItem:
     """One message given as its segments (bytes, first one MSH).
 
     Written for speed (this is the per-message hot path): only the needed fields are
@@ -151,7 +162,7 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
     fs_b = msh_b[3:4]
     fields_b: Optional[list[bytes]] = None
     control_id: Optional[str] = None
-    have_control_id = False              # control_id read from the decoded text
+    have_control_id = False  # control_id read from the decoded text
     text: Optional[str] = None
     try:
         if not fs_b or fs_b.isalnum() or fs_b.isspace():
@@ -162,7 +173,7 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
             text = raw_bytes.decode("ascii")
             lines = text.split("\r")
             msh = lines[0]
-            f = msh.split(msh[3])        # MSH-n is f[n - 1]: MSH-1 is the field separator itself
+            f = msh.split(msh[3])  # MSH-n is f[n - 1]: MSH-1 is the field separator itself
             msh18 = f[17].split("~")[0] if len(f) > 17 else ""
             codec = charset_codec(msh18)
             if codec is None:
@@ -179,9 +190,11 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
             try:
                 text = raw_bytes.decode(codec)
             except UnicodeDecodeError as exc:
-                bad = raw_bytes[exc.start:exc.end].hex(" ").upper()
-                raise _Reject(f"undecodable bytes for character set {codec} (MSH-18 {msh18!r}): "
-                              f"0x{bad} at byte {exc.start} of the message") from None
+                bad = raw_bytes[exc.start : exc.end].hex(" ").upper()
+                raise _Reject(
+                    f"undecodable bytes for character set {codec} (MSH-18 {msh18!r}): "
+                    f"0x{bad} at byte {exc.start} of the message"
+                ) from None
             lines = text.split("\r")
             msh = lines[0]
             f = None
@@ -193,7 +206,7 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
                 raise _Reject("MSH-2 encoding characters missing")
         rep, comp = d.repetition, d.component
         if f is None:
-            f = msh.split(d.field)       # MSH-n is f[n - 1]
+            f = msh.split(d.field)  # MSH-n is f[n - 1]
         nf = len(f)
 
         control_id = _first(f, 9, d, codec, "MSH-10") or None
@@ -209,8 +222,11 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
         msh9 = msh9_raw.partition(rep)[0].split(comp) if msh9_raw else _NO_FIELD
         message_type = msh9[0].strip() if msh9 else ""
         if message_type != "ADT":
-            raise _Reject(f"not an ADT message: MSH-9 is {msh9_raw!r}" if msh9_raw
-                          else "not an ADT message: MSH-9 message type is empty")
+            raise _Reject(
+                f"not an ADT message: MSH-9 is {msh9_raw!r}"
+                if msh9_raw
+                else "not an ADT message: MSH-9 message type is empty"
+            )
 
         evn = pid = pv1 = None
         fs = d.field
@@ -302,35 +318,39 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
         # field costs ~7 µs a message): the same object, all fields set; equality,
         # repr, hash, dataclasses.replace/asdict behave as usual.
         obj = object.__new__(AdtMessage)
-        object.__setattr__(obj, "__dict__", {
-            "message_index": index,
-            "control_id": control_id,
-            "sending_facility": facility,
-            "message_type": message_type,
-            "trigger_event": trigger,
-            "hl7_version": hl7_version,
-            "message_ts": message_ts,
-            "recorded_ts": recorded_ts,
-            "event_occurred_ts": occurred_ts,
-            "event_ts": occurred_ts or recorded_ts or message_ts,
-            "patient_class": patient_class,
-            "patient_type": patient_type,
-            "unit": unit or None,
-            "room": room,
-            "bed": bed,
-            "location_facility": location_facility,
-            "prior_unit": prior_unit,
-            "prior_room": prior_room,
-            "prior_bed": prior_bed,
-            "visit_number": visit,
-            "mrn": mrn,
-            "patient_name": name,
-            "birth_date": birth_date,
-            "sex": sex,
-            "admit_ts": admit_ts,
-            "discharge_ts": discharge_ts,
-            "raw_text": text,
-        })
+        object.__setattr__(
+            obj,
+            "__dict__",
+            {
+                "message_index": index,
+                "control_id": control_id,
+                "sending_facility": facility,
+                "message_type": message_type,
+                "trigger_event": trigger,
+                "hl7_version": hl7_version,
+                "message_ts": message_ts,
+                "recorded_ts": recorded_ts,
+                "event_occurred_ts": occurred_ts,
+                "event_ts": occurred_ts or recorded_ts or message_ts,
+                "patient_class": patient_class,
+                "patient_type": patient_type,
+                "unit": unit or None,
+                "room": room,
+                "bed": bed,
+                "location_facility": location_facility,
+                "prior_unit": prior_unit,
+                "prior_room": prior_room,
+                "prior_bed": prior_bed,
+                "visit_number": visit,
+                "mrn": mrn,
+                "patient_name": name,
+                "birth_date": birth_date,
+                "sex": sex,
+                "admit_ts": admit_ts,
+                "discharge_ts": discharge_ts,
+                "raw_text": text,
+            },
+        )
         return obj
     except (_Reject, ValueError) as exc:
         reason = str(exc)
@@ -338,7 +358,7 @@ def parse_message(segs: list[bytes], index: int, tz: str = DEFAULT_TZ, problem: 
             reason = "file ends mid-message: " + reason
         if not have_control_id:
             if fields_b is None and fs_b and not (fs_b.isalnum() or fs_b.isspace()):
-                fields_b = msh_b.split(fs_b, 18)      # the ASCII path did not split the bytes
+                fields_b = msh_b.split(fs_b, 18)  # the ASCII path did not split the bytes
             control_id = _control_id_from_bytes(fields_b)
         if text is None:
             text = raw_bytes.decode("utf-8", "backslashreplace")

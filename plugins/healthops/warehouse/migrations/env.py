@@ -6,6 +6,7 @@ Online only (no ``--sql`` output): the baseline reads the catalog to adopt a
 warehouse set up before versioned migrations. No autogenerate either: dbt, not
 SQLAlchemy models, describes most of the warehouse; revisions are written by hand.
 """
+
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 

@@ -21,6 +21,7 @@ new chain functions) is a new revision.
 Revision ID: 0001_baseline
 Revises: -
 """
+
 from __future__ import annotations
 
 import logging
@@ -356,8 +357,10 @@ def upgrade() -> None:
     _audit_chain(conn)
     # The pseudonym salt: generated once per warehouse, or HEALTHOPS_PSEUDONYM_SALT when
     # set at the first migration. Kept when the warehouse has one.
-    conn.execute("insert into raw.pseudonym_salt (salt) values (%s) on conflict do nothing",
-                 (os.environ.get("HEALTHOPS_PSEUDONYM_SALT") or secrets.token_hex(32),))
+    conn.execute(
+        "insert into raw.pseudonym_salt (salt) values (%s) on conflict do nothing",
+        (os.environ.get("HEALTHOPS_PSEUDONYM_SALT") or secrets.token_hex(32),),
+    )
     _roles(conn)
 
 
@@ -372,47 +375,58 @@ def _audit_chain(conn) -> None:
     for t in AUDIT_CHAIN:
         _seal_legacy_rows(conn, t)
         for trigger, ddl in (
-            (f"{t.name}_chain", f"before insert on {t.qualified} for each row "
-                                f"execute function audit.chain_{t.name}()"),
-            (f"{t.name}_append_only", f"before update or delete on {t.qualified} for each row "
-                                      f"execute function audit.refuse_change()"),
-            (f"{t.name}_no_truncate", f"before truncate on {t.qualified} for each statement "
-                                      f"execute function audit.refuse_change()"),
+            (f"{t.name}_chain", f"before insert on {t.qualified} for each row execute function audit.chain_{t.name}()"),
+            (
+                f"{t.name}_append_only",
+                f"before update or delete on {t.qualified} for each row execute function audit.refuse_change()",
+            ),
+            (
+                f"{t.name}_no_truncate",
+                f"before truncate on {t.qualified} for each statement execute function audit.refuse_change()",
+            ),
         ):
             conn.execute(
                 f"do $$ begin if not exists (select 1 from pg_trigger where tgname = '{trigger}' "
                 f"and tgrelid = '{t.qualified}'::regclass) then create trigger {trigger} {ddl}; "
-                f"end if; end $$")
+                f"end if; end $$"
+            )
     # The code before versioned migrations marked the audit schema with the version of
     # its audit DDL (to skip re-running it on every load); the version table says it now.
-    conn.execute("do $$ begin if obj_description('audit'::regnamespace, 'pg_namespace') like "
-                 "'healthops audit chain %' then comment on schema audit is null; end if; end $$")
+    conn.execute(
+        "do $$ begin if obj_description('audit'::regnamespace, 'pg_namespace') like "
+        "'healthops audit chain %' then comment on schema audit is null; end if; end $$"
+    )
 
 
 def _seal_legacy_rows(conn, t: ChainedTable) -> None:
     """Chain rows written before the hash chain (chain columns null), in the order they
     were written, then make the chain columns mandatory. Once per table."""
     (sealed,) = conn.execute(
-        "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = 'chain_seq'",
-        (t.qualified,)).fetchone()
+        "select attnotnull from pg_attribute where attrelid = %s::regclass and attname = 'chain_seq'", (t.qualified,)
+    ).fetchone()
     if sealed:
         return
     if t.name == "rule_results":  # rows from before status existed
-        conn.execute("update audit.rule_results set status = case when success then 'passed' "
-                     "else 'failed' end where status is null and chain_seq is null")
-    last = conn.execute(f"select chain_seq, row_hash from {t.qualified} where chain_seq is not null "
-                        f"order by chain_seq desc limit 1").fetchone()
+        conn.execute(
+            "update audit.rule_results set status = case when success then 'passed' "
+            "else 'failed' end where status is null and chain_seq is null"
+        )
+    last = conn.execute(
+        f"select chain_seq, row_hash from {t.qualified} where chain_seq is not null order by chain_seq desc limit 1"
+    ).fetchone()
     seq, prev = last or (0, GENESIS_HASH)
     keys = ", ".join(f"t.{k}" for k in t.key)
-    legacy = conn.execute(f"select {keys} from {t.qualified} t where t.chain_seq is null "
-                          f"order by {t.legacy_order or keys}").fetchall()
+    legacy = conn.execute(
+        f"select {keys} from {t.qualified} t where t.chain_seq is null order by {t.legacy_order or keys}"
+    ).fetchall()
     where = " and ".join(f"t.{k} = %s" for k in t.key)
     for key in legacy:
         seq += 1
         (prev,) = conn.execute(
             f"update {t.qualified} t set chain_seq = %s, prev_hash = %s, "
             f"row_hash = {row_hash_sql(t, 't', '%s::text')} where {where} returning t.row_hash",
-            (seq, prev, prev, *key)).fetchone()
+            (seq, prev, prev, *key),
+        ).fetchone()
     if legacy:
         log.info("sealed %d audit row(s) of %s written before the hash chain", len(legacy), t.qualified)
     for col in ("chain_seq", "prev_hash", "row_hash"):
@@ -420,12 +434,12 @@ def _seal_legacy_rows(conn, t: ChainedTable) -> None:
 
 
 def _roles(conn) -> None:
-    can = conn.execute(
-        "select rolcreaterole or rolsuper from pg_roles where rolname = current_user"
-    ).fetchone()
+    can = conn.execute("select rolcreaterole or rolsuper from pg_roles where rolname = current_user").fetchone()
     if not (can and can[0]):
-        log.warning("the warehouse user cannot create roles: the healthops roles and grants are left to the DBA "
-                    "(docs/architecture.md#schemas-and-roles)")
+        log.warning(
+            "the warehouse user cannot create roles: the healthops roles and grants are left to the DBA "
+            "(docs/architecture.md#schemas-and-roles)"
+        )
         return
     for role in ROLES:
         conn.execute(
@@ -439,8 +453,9 @@ def _roles(conn) -> None:
     conn.execute("grant select on all tables in schema raw to healthops_transformer")  # incl. the salt
     conn.execute("grant usage, create on schema staging, intermediate, marts to healthops_transformer")
     conn.execute("grant usage on schema marts, reporting to healthops_reporter")
-    conn.execute("grant select, insert on reporting.deliveries, reporting.messages, reporting.resends "
-                 "to healthops_reporter")
+    conn.execute(
+        "grant select, insert on reporting.deliveries, reporting.messages, reporting.resends to healthops_reporter"
+    )
     conn.execute("grant usage on schema audit to healthops_auditor")
     conn.execute("grant select on all tables in schema audit to healthops_auditor")
     # Audit history is append-only for every role (the owner is held by the triggers).
