@@ -239,6 +239,20 @@ def _require_current(url: str) -> None:
         require_current(conn)
 
 
+def _log_validated(s: ValidationSummary) -> None:
+    log.info(
+        "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
+        s.suite_name,
+        s.data_asset,
+        s.logical_date,
+        s.successful_expectations,
+        s.evaluated_expectations,
+        s.blocking_failures or "none",
+        s.warnings or "none",
+        sum(s.timings.values()),
+    )
+
+
 def validate_and_record(
     url: str,
     rules_file: Path | str,
@@ -250,17 +264,7 @@ def validate_and_record(
     summary = validate(url, rules_file, logical_date, dag_run_id)
     with connect(url) as conn:  # commits on clean exit
         persist(conn, summary)
-    log.info(
-        "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
-        summary.suite_name,
-        summary.data_asset,
-        logical_date,
-        summary.successful_expectations,
-        summary.evaluated_expectations,
-        summary.blocking_failures or "none",
-        summary.warnings or "none",
-        sum(summary.timings.values()),
-    )
+    _log_validated(summary)
     return summary
 
 
@@ -296,15 +300,5 @@ def validate_domain_and_record(
         for summary in summaries:
             persist(conn, summary)
     for s in summaries:
-        log.info(
-            "validated %s (%s) for %s: %d/%d rules passed; blocking failures %s; warnings %s (%.1fs)",
-            s.suite_name,
-            s.data_asset,
-            logical_date,
-            s.successful_expectations,
-            s.evaluated_expectations,
-            s.blocking_failures or "none",
-            s.warnings or "none",
-            sum(s.timings.values()),
-        )
+        _log_validated(s)
     return summaries

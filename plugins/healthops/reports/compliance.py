@@ -147,25 +147,7 @@ LINEAGE_CSV = [
 ]
 RETIRED = "Not in the current rule catalog (retired or renamed)."
 # The summary's figures in the order a revision lists their changes.
-FIGURE_ORDER = [
-    "rules_in_catalog",
-    "validation_runs",
-    "validation_runs_passed",
-    "days_validated",
-    "days_in_month",
-    "airflow_runs",
-    "rules_failed",
-    "blocking_rules_failed",
-    "findings",
-    "open_findings",
-    "open_blocking_findings",
-    "reviews",
-    "files",
-    "records_in",
-    "records_loaded",
-    "records_rejected",
-    "records_duplicate",
-]
+FIGURE_ORDER = ["rules_in_catalog", *SUMMARY_COLUMNS[:3], "days_in_month", *SUMMARY_COLUMNS[3:]]
 
 
 def compliance_context(reader, month: Month | str, audit_trail) -> dict[str, Any]:

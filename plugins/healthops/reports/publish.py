@@ -320,23 +320,7 @@ def _send_one(
         )
         eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
         if not deliver:
-            conn.execute(
-                """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
-                       subject, eml, eml_sha256, delivery, dag_run_id)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'archived', %s)""",
-                (
-                    message["Message-ID"],
-                    report_id,
-                    period,
-                    recipient,
-                    version,
-                    revision,
-                    message["Subject"],
-                    eml,
-                    hashlib.sha256(eml).hexdigest(),
-                    dag_run_id,
-                ),
-            )
+            _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "archived")
             return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
         send(message, smtp)
         conn.execute(
@@ -356,27 +340,61 @@ def _send_one(
                 json.dumps(dist["filter"]),
             ),
         )
-        conn.execute(
-            """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
-                   subject, eml, eml_sha256, dag_run_id)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
-            (
-                message["Message-ID"],
-                report_id,
-                period,
-                recipient,
-                version,
-                revision,
-                message["Subject"],
-                eml,
-                hashlib.sha256(eml).hexdigest(),
-                dag_run_id,
-            ),
-        )
+        _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "sent")
     return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
 
 
+def _archive(
+    conn,
+    message,
+    eml: bytes,
+    report_id: str,
+    period: str,
+    recipient: str,
+    version: str,
+    revision: int,
+    dag_run_id: str | None,
+    delivery: str,
+) -> None:
+    """Keep the message byte for byte as handed to the SMTP server ("sent") or as it
+    would have been ("archived": history, not emailed). A sent message already kept
+    (a retried task) stays as it was."""
+    conn.execute(
+        """insert into reporting.messages (message_id, report_id, period, recipient, content_sha256, revision,
+               subject, eml, eml_sha256, delivery, dag_run_id)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict (message_id) do nothing""",
+        (
+            message["Message-ID"],
+            report_id,
+            period,
+            recipient,
+            version,
+            revision,
+            message["Subject"],
+            eml,
+            hashlib.sha256(eml).hexdigest(),
+            delivery,
+            dag_run_id,
+        ),
+    )
+
+
 # -- the archive -------------------------------------------------------------------------
+# The columns of a listed message (sent_messages, archived_messages), in query order.
+MESSAGE_KEYS = (
+    "sent_at",
+    "report_id",
+    "period",
+    "recipient",
+    "revision",
+    "message_id",
+    "subject",
+    "eml_sha256",
+    "eml_bytes",
+    "content_sha256",
+)
+
+
 def sent_messages(conn, report: str | None = None, since: date | None = None) -> list[dict]:
     """Delivered messages, newest last: ledger rows joined to the archive."""
     rows = conn.execute(
@@ -389,19 +407,7 @@ def sent_messages(conn, report: str | None = None, since: date | None = None) ->
            order by d.sent_at, d.report_id, d.period, d.recipient""",
         {"report": report, "since": since},
     ).fetchall()
-    keys = (
-        "sent_at",
-        "report_id",
-        "period",
-        "recipient",
-        "revision",
-        "message_id",
-        "subject",
-        "eml_sha256",
-        "eml_bytes",
-        "content_sha256",
-    )
-    return [dict(zip(keys, r)) for r in rows]
+    return [dict(zip(MESSAGE_KEYS, r)) for r in rows]
 
 
 def archived_messages(conn, report: str | None = None, since: date | None = None) -> list[dict]:
@@ -417,19 +423,7 @@ def archived_messages(conn, report: str | None = None, since: date | None = None
            order by created_at, report_id, period, recipient""",
         {"report": report, "since": since},
     ).fetchall()
-    keys = (
-        "sent_at",
-        "report_id",
-        "period",
-        "recipient",
-        "revision",
-        "message_id",
-        "subject",
-        "eml_sha256",
-        "eml_bytes",
-        "content_sha256",
-    )
-    return [dict(zip(keys, r)) for r in rows]
+    return [dict(zip(MESSAGE_KEYS, r)) for r in rows]
 
 
 def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = None) -> dict:
