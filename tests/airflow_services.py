@@ -38,14 +38,25 @@ class AirflowServices:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
 
-    def start(self, dag_ids: list[str], timeout: float = 240, scheduler: bool = True) -> None:
-        """The api-server, the dag-processor and (unless ``scheduler=False``) the
-        scheduler; returns once the api-server answers and ``dag_ids`` are serialized."""
+    def start(self, dag_ids: list[str], timeout: float = 240) -> None:
+        airflow = str(Path(sys.executable).with_name("airflow"))
         port = self.env["AIRFLOW__API__PORT"]
-        self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", port, "--apps", "execution"])
-        self._spawn("dag-processor", ["dag-processor"])
-        if scheduler:
-            self.start_scheduler()
+        for name, args in (
+            ("api-server", ["api-server", "--host", "127.0.0.1", "--port", port, "--apps", "execution"]),
+            ("dag-processor", ["dag-processor"]),
+            ("scheduler", ["scheduler"]),
+        ):
+            log = open(self.logs / f"{name}.log", "w")
+            self.procs.append(
+                subprocess.Popen(
+                    [airflow, *args],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -53,27 +64,6 @@ class AirflowServices:
                 return
             time.sleep(1)
         raise TimeoutError(f"Airflow components not ready in {timeout} s; logs in {self.logs}")
-
-    def start_scheduler(self) -> None:
-        """The metadata DB is SQLite: one writer at a time, and a command that writes
-        while the scheduler is mid-transaction can fail at once with "database is
-        locked" (``airflow backfill create`` did, now and then). Such commands go
-        between ``start(..., scheduler=False)`` and this."""
-        self._spawn("scheduler", ["scheduler"])
-
-    def _spawn(self, name: str, args: list[str]) -> None:
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        log = open(self.logs / f"{name}.log", "w")
-        self.procs.append(
-            subprocess.Popen(
-                [airflow, *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
 
     def _check_alive(self) -> None:
         for p in self.procs:

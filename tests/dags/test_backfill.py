@@ -103,23 +103,26 @@ def test_history_through_healthops_run_and_through_airflows_backfill(
     with start_outbox(tmp_path / "bf_mail") as box:
         services = AirflowServices(scheduler_env(airflow_env(by_airflow, box.url)), logs=tmp_path)
         airflow_db(tmp_path / "bf_home")  # the same `airflow db migrate`, run once per session
+        # The metadata DB is SQLite, which takes one writer at a time: a command writing it
+        # beside the running components could fail at once with "database is locked". So the
+        # DAGs are serialized and the backfill created first, and the components started after.
+        services.airflow("dags", "reserialize")
+        # local midnights with their offsets (bare dates would be read in UTC); one night
+        # at a time, since each night's census builds on the one before
+        services.airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--max-active-runs",
+            "1",
+            "--from-date",
+            "2025-03-08T00:00:00-08:00",
+            "--to-date",
+            "2025-03-10T00:00:00-07:00",
+        )
         try:
-            services.start([DAG_ID], scheduler=False)
-            # local midnights with their offsets (bare dates would be read in UTC); one night
-            # at a time, since each night's census builds on the one before
-            services.airflow(
-                "backfill",
-                "create",
-                "--dag-id",
-                DAG_ID,
-                "--max-active-runs",
-                "1",
-                "--from-date",
-                "2025-03-08T00:00:00-08:00",
-                "--to-date",
-                "2025-03-10T00:00:00-07:00",
-            )
-            services.start_scheduler()  # after the command that writes the (SQLite) metadata DB
+            services.start([DAG_ID])
             runs = services.wait_for_runs(DAG_ID, DAYS)
             tasks = services.task_states(DAG_ID)
         finally:
