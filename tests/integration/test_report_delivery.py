@@ -250,6 +250,24 @@ def test_banner_names_the_failing_rules_and_links_data_docs(rendered, catalog):
     assert "2 data quality checks failed:" in banner and "CEN-012, CEN-015" in banner[: banner.index("</div>")]
 
 
+def test_a_check_that_could_not_be_evaluated_is_shown_as_such_never_as_a_pass(catalog):
+    r = render_daily_census(
+        census_context(
+            quality=[
+                {"rule": "CEN-016", "status": "error", "severity": "blocking", "detail": "rows by unit"},
+                {"rule": "CEN-011", "status": "passed", "severity": "blocking", "detail": ""},
+            ]
+        ),
+        catalog=catalog,
+    )
+    assert r.subject.startswith("[DATA QUALITY: 1 failed] ")
+    assert 'class="banner error"' in r.html and "CEN-016" in r.html
+    assert '<td class="status failed">Not evaluated' in r.html and "1 of 2 checks passed" in r.html
+    assert "  - CEN-016 [blocking, not evaluated]: rows by unit" in r.text
+    with pytest.raises(ValueError, match="status must be one of"):
+        render_daily_census(census_context(quality=[{"rule": "X", "status": "skipped"}]), catalog=catalog)
+
+
 def test_values_are_escaped(catalog):
     units = [("X", '<script>alert("x")</script> & Co', "telemetry", 10, 5, 1, 1, 0, 0, 5, Decimal("50.0"), True)]
     r = render_daily_census(

@@ -73,13 +73,13 @@ class DailyCensus:
             group_by=["census_date"],
         )
         checks = reader.select(
-            CHECKS, ["rule_id", "passed", "severity"], {"logical_date": report_date}, order_by=["rule_id"]
+            CHECKS, ["rule_id", "status", "severity"], {"logical_date": report_date}, order_by=["rule_id"]
         )
         descriptions = rule_descriptions()
         quality = [
             {
                 "rule": c["rule_id"],
-                "status": "passed" if c["passed"] else "failed",
+                "status": c["status"],
                 "severity": c["severity"],
                 "detail": descriptions.get(c["rule_id"], ""),
             }

@@ -27,7 +27,7 @@ marts (aggregates only, never PHI)::
         ...                                          # ending report_date (optional, may be [])
       ],
       "quality": [                                   # optional: check results for this run
-        {"rule": "census_not_above_licensed_beds", "status": "passed" | "failed",
+        {"rule": "census_not_above_licensed_beds", "status": "passed" | "failed" | "error",
          "severity": "error" | "warn" | ..., "detail": "..."},
         ...
       ],
@@ -46,7 +46,8 @@ and the trend. Here they are only checked and formatted:
 - units that are not inpatient units (the emergency department) are listed after
   the totals row, under their own heading (their census is stated on its own line);
 - the change of total census against the previous day, from ``totals``;
-- the quality banner: shown when any check failed, naming every failed check;
+- the quality banner: shown when any check failed or could not be evaluated
+  (status ``error``, shown as "not evaluated": never as a pass), naming each one;
   "error" style unless every failed check has a warning severity
   (``WARNING_SEVERITIES``), and the subject is prefixed with
   ``[DATA QUALITY: n failed]``. ``data_docs_url`` becomes the link
@@ -91,6 +92,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TEMPLATES_DIR = config.REPORT_TEMPLATES_DIR
 
 WARNING_SEVERITIES = frozenset({"warn", "warning", "info", "low"})
+# A check's verdict (rpt_daily_quality_checks.status): "error" = could not be evaluated.
+CHECK_STATUSES = ("passed", "failed", "error")
 
 UNIT_TYPE_LABELS = {
     "critical_care": "Critical care",
@@ -353,12 +356,13 @@ def _prepare_daily_census(context: Mapping) -> dict:
         failed = []
         for i, q in enumerate(checks):
             status = str(q.get("status", "")).lower()
-            if status not in ("passed", "failed"):
-                raise ValueError(f"quality[{i}].status must be 'passed' or 'failed', got {q.get('status')!r}")
-            if status == "failed":
+            if status not in CHECK_STATUSES:
+                raise ValueError(f"quality[{i}].status must be one of {CHECK_STATUSES}, got {q.get('status')!r}")
+            if status != "passed":
                 failed.append(
                     {
                         "rule": str(q.get("rule", "")),
+                        "status": status,
                         "severity": str(q.get("severity") or ""),
                         "detail": str(q.get("detail") or ""),
                     }
@@ -479,7 +483,8 @@ def _plain_text(data: dict, title: str, stem: str) -> str:
     if q and q["failed"]:
         lines += ["", "Failed data quality checks:"]
         for f in q["failed"]:
-            lines.append(f"  - {f['rule']} [{f['severity'] or 'failed'}]: {f['detail']}")
+            verdict = ", not evaluated" if f["status"] == "error" else ""
+            lines.append(f"  - {f['rule']} [{f['severity'] or 'failed'}{verdict}]: {f['detail']}")
     if data["data_docs_url"]:
         lines.append(f"Data-quality details (Data Docs): {data['data_docs_url']}")
     lines += [

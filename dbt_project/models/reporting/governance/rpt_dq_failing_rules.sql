@@ -17,7 +17,7 @@ with results as (
         r.status,
         r.rows_evaluated,
         r.rows_violating
-    from {{ ref('int_governance__latest_rule_results') }} r
+    from {{ ref('int_quality__latest_rule_results') }} r
 ),
 
 by_rule as (

@@ -10,5 +10,5 @@ select
     count(*) filter (where r.status = 'failed')::integer as failed,
     count(*) filter (where r.status = 'error')::integer as not_evaluated,
     {{ percent("count(*) filter (where r.status = 'passed')", 'count(*)', 1) }}::numeric(5, 1) as pass_rate_pct
-from {{ ref('int_governance__latest_rule_results') }} r
+from {{ ref('int_quality__latest_rule_results') }} r
 group by r.month_start, r.kahn_category

@@ -31,7 +31,7 @@ checks as (
         count(*) filter (where r.status = 'passed') as passed,
         count(*) filter (where r.status = 'failed') as failed,
         count(*) filter (where r.status = 'error') as not_evaluated
-    from {{ ref('int_governance__latest_rule_results') }} r
+    from {{ ref('int_quality__latest_rule_results') }} r
     group by r.month_start
 ),
 

@@ -1,9 +1,10 @@
 {{ config(materialized='ephemeral') }}
 -- Every rule result of the latest validation run of each suite and day
 -- (int_quality__latest_validation_runs: a re-run of a day supersedes the earlier
--- runs), with the verdict and the Kahn category as the governance report counts them:
--- a result without a recorded status could not be evaluated ('error', not a pass); a
--- rule without a Kahn category is 'uncategorized'.
+-- runs), with the verdict and the Kahn category as every report counts them: a
+-- result without a recorded status could not be evaluated ('error', not a pass); a
+-- rule without a Kahn category is 'uncategorized'. The daily reports' checks and the
+-- governance report's pass rates both read it.
 select
     l.logical_date::date as logical_date,
     l.suite_name::text as suite_name,
