@@ -56,6 +56,7 @@ from healthops.reports.catalog import load_catalog, reports_after
 DAG_ID = "healthops_census_nightly"
 DBT_DIR = config.DBT_PROJECT_DIR
 CATALOG = load_catalog()  # which reports go out after the night (a YAML file of this repository)
+REPORTING, NO_UNIT_TESTS = "path:models/reporting", config.NIGHTLY_DBT_EXCLUDE  # dbt selectors
 
 
 def alert_data_engineers(context) -> None:
@@ -97,38 +98,44 @@ def healthops_census_nightly():
             conn_id="healthops_warehouse", profile_args={"schema": "public"}
         ),
     )
+    dbt_args = dict(
+        project_dir=DBT_DIR,
+        profile_config=profile,
+        install_deps=False,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        env=config.dbt_project_env(),  # the settings dbt_project.yml reads
+        retries=0,
+    )
     if config.dbt_tasks() == "project":
         # One `dbt build` task: on a single small machine (the demo, a laptop) each dbt
         # task costs about a second of start-up, more than most models take to build.
-        dbt = DbtBuildLocalOperator(
-            task_id="dbt_build",
-            project_dir=DBT_DIR,
-            profile_config=profile,
-            install_deps=False,
-            invocation_mode=InvocationMode.DBT_RUNNER,
-            retries=0,
-        )
+        first = last = DbtBuildLocalOperator(task_id="dbt_build", exclude=[NO_UNIT_TESTS], **dbt_args)
     else:
         # One task per model (retried and shown one by one), the dbt tests in one task
         # after them, seeds (reference data the hospital edits) reloaded when changed.
-        dbt = DbtTaskGroup(
+        # The reporting layer (views: definitions, no data) is one task after them.
+        first = DbtTaskGroup(
             group_id="dbt",
             project_config=ProjectConfig(
                 dbt_project_path=DBT_DIR,
                 manifest_path=DBT_DIR / "target" / "manifest.json",
                 install_dbt_deps=False,  # no packages: nothing to fetch at run time
+                env_vars=config.dbt_project_env(),  # the settings dbt_project.yml reads
             ),
             profile_config=profile,
             render_config=RenderConfig(
                 load_method=LoadMode.DBT_MANIFEST,
                 test_behavior=TestBehavior.AFTER_ALL,
                 seed_rendering_behavior=SeedRenderingBehavior.WHEN_SEED_CHANGES,
+                exclude=[REPORTING, NO_UNIT_TESTS],
             ),
             execution_config=ExecutionConfig(
                 execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
             ),
             default_args={"retries": 0},
         )
+        last = DbtBuildLocalOperator(task_id="dbt_reporting", select=[REPORTING], exclude=[NO_UNIT_TESTS], **dbt_args)
+        first >> last
 
     @task
     def validate_census(logical_date=None, run_id=None) -> dict:
@@ -151,7 +158,8 @@ def healthops_census_nightly():
 
         publishers.append(publish())
 
-    load_adt() >> dbt >> validate_census() >> publishers
+    load_adt() >> first
+    last >> validate_census() >> publishers
 
 
 healthops_census_nightly()

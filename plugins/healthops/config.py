@@ -43,6 +43,13 @@ def facility_tz() -> str:
     return os.environ.get("HEALTHOPS_FACILITY_TZ") or DEFAULT_FACILITY_TZ
 
 
+def dbt_project_env() -> dict[str, str]:
+    """The settings dbt_project.yml reads with ``env_var()``. It gives them no default:
+    this module is their one definition, and every dbt run gets them from here (the
+    CLI's and tests' runs through ``warehouse.dbt_runner``, the DAG's Cosmos tasks)."""
+    return {"HEALTHOPS_FACILITY_TZ": facility_tz()}
+
+
 def facility_today() -> date:
     """Today's date in the facility's zone (what "yesterday's census" is relative to)."""
     return datetime.now(ZoneInfo(facility_tz())).date()
@@ -53,6 +60,12 @@ def facility_today() -> date:
 # earlier date would be created with no task instance at all (Airflow creates none
 # before a task's start_date), so `healthops run` refuses them with this date named.
 HISTORY_START = date(1997, 1, 1)
+
+
+# What the nightly dbt runs leave out (a dbt selector): dbt's unit tests check the SQL
+# against rows they bring, not the night's data, so CI runs them (`make test`) and the
+# nights do not, as dbt advises for production.
+NIGHTLY_DBT_EXCLUDE = "resource_type:unit_test"
 
 
 def dbt_tasks() -> str:

@@ -133,10 +133,20 @@ def test_nightly_dag_structure(dagbag):
         assert t.owner == "data-engineering"
     load = dag.get_task("load_adt")
     assert load.retries == 2
-    # load -> every dbt root; the dbt tests -> validate -> publish
+    # load -> every dbt root; the dbt tests -> the reporting views -> validate -> publish
     assert {"dbt.units_seed", "dbt.patient_class_map_seed", "dbt.stg_adt__messages_run"} <= load.downstream_task_ids
-    assert dag.get_task("dbt.dbt_project_test").downstream_task_ids == {"validate_census"}
-    assert dag.get_task("validate_census").upstream_task_ids == {"dbt.dbt_project_test"}
+    assert dag.get_task("dbt.dbt_project_test").downstream_task_ids == {"dbt_reporting"}
+    assert dag.get_task("validate_census").upstream_task_ids == {"dbt_reporting"}
+    # the reporting layer's views are one task (one dbt process), not one each
+    assert not [i for i in dbt_ids if ".rpt_" in i or ".int_governance__" in i]
+    reporting = dag.get_task("dbt_reporting")
+    assert reporting.select == ["path:models/reporting"]
+    # dbt's unit tests are CI's (tests/integration/test_dbt_unit_tests.py), not the night's
+    assert reporting.exclude == ["resource_type:unit_test"]
+    assert "resource_type:unit_test" in dag.get_task("dbt.dbt_project_test").exclude
+    # every dbt task gets the settings dbt_project.yml reads (it has no defaults of its own)
+    for task_id in ("dbt.fct_census_daily_run", "dbt.dbt_project_test", "dbt_reporting"):
+        assert dag.get_task(task_id).env == config.dbt_project_env(), task_id
     assert dag.get_task("validate_census").downstream_task_ids == {"publish_daily_census"}
     assert dag.on_failure_callback, "a failed night must alert the data engineers"
     assert dag.max_active_runs == 1
@@ -151,3 +161,5 @@ def test_project_mode_runs_one_dbt_build_task(monkeypatch):
     assert {t.task_id for t in dag.tasks} == {"load_adt", "dbt_build", "validate_census", "publish_daily_census"}
     assert dag.get_task("dbt_build").upstream_task_ids == {"load_adt"}
     assert dag.get_task("validate_census").upstream_task_ids == {"dbt_build"}
+    assert dag.get_task("dbt_build").exclude == ["resource_type:unit_test"]
+    assert dag.get_task("dbt_build").env == config.dbt_project_env()

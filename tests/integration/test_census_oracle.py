@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from healthops.load.adt import load_adt_date
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
-from healthops.warehouse.dbt_runner import run_dbt
+from healthops.warehouse.dbt_runner import nightly_build
 
 from census_oracle import reference_from_landing
 
@@ -27,7 +27,7 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
         loaded += s["records_loaded"]
         rejected += s["records_rejected"]
         duplicate += s["records_duplicate"]
-        run_dbt(["build"], warehouse_url, capture=True)  # incremental after the first night
+        nightly_build(warehouse_url)  # incremental after the first night
     assert total_in == summary["messages"] == loaded + rejected + duplicate
     # the generator resends a message as it was (an interface engine's resend): a duplicate, not a rejection
     assert (rejected, duplicate) == (summary["malformed"], summary["duplicates"])
@@ -52,9 +52,9 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
 
     # a full rebuild from scratch gives exactly what the nights built incrementally,
     # and building again with nothing new changes nothing
-    run_dbt(["build", "--full-refresh"], warehouse_url, capture=True)
+    nightly_build(warehouse_url, "--full-refresh")
     assert _marts(warehouse_url) == incremental
-    run_dbt(["build"], warehouse_url, capture=True)
+    nightly_build(warehouse_url)
     assert _marts(warehouse_url) == incremental
 
 

@@ -27,7 +27,7 @@ import pytest
 
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
-from healthops.warehouse.dbt_runner import run_dbt
+from healthops.warehouse.dbt_runner import nightly_build
 
 from hl7_builders import build_message
 
@@ -173,13 +173,13 @@ def test_a_control_id_reused_for_other_content_is_rejected_not_a_duplicate(wareh
 def test_census_mart_matches_hand_counts(warehouse_url, feed):
     for d in (D1, D2):
         load_adt_date(warehouse_url, feed, d)
-    run_dbt(["build"], warehouse_url, capture=True)
+    nightly_build(warehouse_url)
     before_late = mart(warehouse_url)
     #                                  census adm dis in out pdays
     assert before_late[("MS5", D1)] == (1, 2, 1, 0, 0, 2)
 
     load_adt_date(warehouse_url, feed, D3)
-    run_dbt(["build"], warehouse_url, capture=True)
+    nightly_build(warehouse_url)
     m = mart(warehouse_url)
     expected = {
         ("ICU", D1): (2, 1, 0, 1, 0, 2),
@@ -205,14 +205,14 @@ def test_census_mart_matches_hand_counts(warehouse_url, feed):
 
     # re-running the whole day changes nothing
     load_adt_date(warehouse_url, feed, D3)
-    run_dbt(["build"], warehouse_url, capture=True)
+    nightly_build(warehouse_url)
     assert mart(warehouse_url) == m
 
 
 def test_observation_encounters_intervals_and_periods(warehouse_url, feed):
     for d in (D1, D2, D3):
         load_adt_date(warehouse_url, feed, d)
-        run_dbt(["build"], warehouse_url, capture=True)  # nightly, incremental after the first
+        nightly_build(warehouse_url)  # nightly, incremental after the first
     with connect(warehouse_url) as conn:
         obs = dict(
             ((u, d), (c, od, sd))

@@ -1,9 +1,10 @@
 """The dbt unit tests (given/expect yml beside the models: the cancel-voiding logic and
 the day-counting rules) run against a real PostgreSQL and pass.
 
-They run the way the nightly pipeline runs them: `dbt build`, which runs a model's unit
-tests after its parents are built and before the model itself (dbt reads the column
-types of the mocked inputs from those parents). The warehouse is empty but for the
+They run here, in CI: the nightly builds leave them out (``config.NIGHTLY_DBT_EXCLUDE``,
+as dbt advises for production). `dbt build` runs a model's unit tests after its parents
+are built and before the model itself (dbt reads the column types of the mocked inputs
+from those parents). The warehouse is empty but for the
 schema: the unit tests bring their own rows. dbt writes to a temporary target and log
 folder, never to the project's (other tests share dbt_project/target)."""
 

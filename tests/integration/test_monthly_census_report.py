@@ -577,7 +577,7 @@ def test_revision_banner_and_subject(marts):
 def test_on_marts_built_by_dbt(warehouse_url, tmp_path):
     """The real marts (HL7 -> raw -> dbt): columns and types as the report reads them."""
     from healthops.load.adt import load_adt_date
-    from healthops.warehouse.dbt_runner import run_dbt
+    from healthops.warehouse.dbt_runner import nightly_build
 
     from hl7_builders import build_message
 
@@ -596,7 +596,7 @@ def test_on_marts_built_by_dbt(warehouse_url, tmp_path):
         )
     )
     load_adt_date(warehouse_url, tmp_path / "landing", day)
-    run_dbt(["build"], warehouse_url, capture=True)
+    nightly_build(warehouse_url)
     entry = {**ENTRY, "suppress_small_cells": False}
     with connect(warehouse_url) as conn:
         ctx = KIND.build_context(reader_on(conn), "2026-02", {"facility": "NGH"}, entry)

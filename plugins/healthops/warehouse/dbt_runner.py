@@ -21,8 +21,9 @@ TARGET_PATH_ENV, LOG_PATH_ENV = "HEALTHOPS_DBT_TARGET_PATH", "HEALTHOPS_DBT_LOG_
 
 
 def dbt_env(url: str | None) -> dict[str, str]:
-    """Environment for dbt_project/profiles.yml, derived from a warehouse URL."""
-    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    """Environment for dbt_project/profiles.yml, derived from a warehouse URL, and the
+    settings dbt_project.yml reads (``config.dbt_project_env``)."""
+    env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", **config.dbt_project_env()}
     for ours, dbts in ((TARGET_PATH_ENV, "DBT_TARGET_PATH"), (LOG_PATH_ENV, "DBT_LOG_PATH")):
         if os.environ.get(ours):
             env[dbts] = os.environ[ours]
@@ -59,6 +60,12 @@ def run_dbt(
         tail = (proc.stdout or "")[-4000:] if capture else ""
         raise RuntimeError(f"dbt {' '.join(args)} failed with exit code {proc.returncode}\n{tail}")
     return proc
+
+
+def nightly_build(url: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
+    """``dbt build`` as the nightly DAG runs it (without the unit tests:
+    ``config.NIGHTLY_DBT_EXCLUDE``), with ``args`` added (e.g. ``--full-refresh``)."""
+    return run_dbt(["build", "--exclude", config.NIGHTLY_DBT_EXCLUDE, *args], url, capture=capture)
 
 
 def manifest_path(project_dir: Path | None = None) -> Path:
