@@ -48,6 +48,7 @@ def pytest_unconfigure(config):
         shutil.rmtree(_SCRATCH, ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the markers
 def pytest_collection_modifyitems(config, items):
     """Tests on the session's PostgreSQL are marked ``db`` (``make test-fast`` leaves
     them out with the ``slow`` ones). Under xdist (``--dist loadgroup``) the tests that
