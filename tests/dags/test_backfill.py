@@ -29,7 +29,8 @@ from census_oracle import reference_from_landing
 
 pytestmark = pytest.mark.slow
 
-START, DAYS = date(2025, 3, 8), 3  # daylight saving time begins on Sunday 2025-03-09 (a 23-hour day)
+# daylight saving time begins on Sunday 2025-03-09 (a 23-hour day): its midnight is PST, the next PDT
+START, DAYS = date(2025, 3, 9), 2
 FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
 HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 
@@ -117,7 +118,7 @@ def test_history_through_healthops_run_and_through_airflows_backfill(
             "--max-active-runs",
             "1",
             "--from-date",
-            "2025-03-08T00:00:00-08:00",
+            "2025-03-09T00:00:00-08:00",
             "--to-date",
             "2025-03-10T00:00:00-07:00",
         )
@@ -129,11 +130,10 @@ def test_history_through_healthops_run_and_through_airflows_backfill(
             services.stop()
         bf_mail = box.messages()
     assert [state for _, state, _ in runs] == ["success"] * DAYS, runs
-    # each night's logical date is its local midnight (PST, PST, then PDT); the run is
+    # each night's logical date is its local midnight (PST for the 23-hour day, then PDT); the run is
     # named after the end of its data interval, the next local midnight
-    assert [r[0][:16] for r in runs] == ["2025-03-08 08:00", "2025-03-09 08:00", "2025-03-10 07:00"]
+    assert [r[0][:16] for r in runs] == ["2025-03-09 08:00", "2025-03-10 07:00"]
     assert [r[2] for r in runs] == [
-        "backfill__2025-03-09T08:00:00+00:00",
         "backfill__2025-03-10T07:00:00+00:00",
         "backfill__2025-03-11T07:00:00+00:00",
     ]

@@ -20,7 +20,7 @@ from healthops.warehouse.connection import connect
 pytestmark = pytest.mark.slow
 
 START = date(2026, 11, 2)
-DAYS = 3
+DAYS = 2  # the second night builds on the first
 
 
 @pytest.fixture()
