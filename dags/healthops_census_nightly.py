@@ -46,6 +46,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import settings as cosmos_settings
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SeedRenderingBehavior, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -104,6 +105,7 @@ def healthops_census_nightly():
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
         env=config.dbt_project_env(),  # the settings dbt_project.yml reads
+        cache_dir=cosmos_settings.cache_dir / DAG_ID,  # dbt's partial parse, kept from one night to the next
         retries=0,
     )
     if config.dbt_tasks() == "project":

@@ -163,3 +163,5 @@ def test_project_mode_runs_one_dbt_build_task(monkeypatch):
     assert dag.get_task("validate_census").upstream_task_ids == {"dbt_build"}
     assert dag.get_task("dbt_build").exclude == ["resource_type:unit_test"]
     assert dag.get_task("dbt_build").env == config.dbt_project_env()
+    # dbt's partial parse is kept between nights (Cosmos keeps it only for its task groups by itself)
+    assert dag.get_task("dbt_build").cache_dir.name == "healthops_census_nightly"
