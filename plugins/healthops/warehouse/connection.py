@@ -15,6 +15,13 @@ def embedded_server():
     return EmbeddedServer(config.home() / "warehouse")
 
 
+def is_embedded(url: str) -> bool:
+    """Whether ``url`` is the embedded warehouse under $HEALTHOPS_HOME (its loopback port
+    and generated password), told without starting it. Local defaults that must never
+    reach a deployment's own warehouse (the audit heads key) are for it alone."""
+    return embedded_server().serves(url_parts(url))
+
+
 def warehouse_url(start: bool = True) -> str:
     """The SQLAlchemy URL (``postgresql+psycopg://``) of the warehouse."""
     url = os.environ.get("HEALTHOPS_WAREHOUSE_URL")

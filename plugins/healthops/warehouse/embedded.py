@@ -117,6 +117,16 @@ class EmbeddedServer:
         os.chmod(tmp, 0o600)
         tmp.replace(self.state_file)
 
+    def serves(self, url_parts: dict) -> bool:
+        """Whether a URL (``connection.url_parts``) is this cluster's: its port and
+        password on loopback. Reads the state only; a cluster never made serves none."""
+        state = self._state()
+        return bool(state) and (url_parts["host"], url_parts["port"], url_parts["password"]) == (
+            "127.0.0.1",
+            state["port"],
+            state["password"],
+        )
+
     def is_running(self) -> bool:
         pidfile = self.pgdata / "postmaster.pid"
         if not pidfile.exists():
