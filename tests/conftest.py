@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/hl7_builders.py and friends
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _SCRATCH: Path | None = None
+TEST_AUDIT_KEY = "test-key-" + "0123456789abcdef" * 2  # HEALTHOPS_AUDIT_HMAC_KEY in every test
 
 
 def pytest_configure(config):
@@ -70,9 +71,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def healthops_dirs(tmp_path, monkeypatch):
     """Local state and outputs of the code under test go to the test's own folders,
-    never to the checkout's .healthops/ and out/ (every validation writes Data Docs)."""
+    never to the checkout's .healthops/ and out/ (every validation writes Data Docs).
+    The tests' warehouses are not the embedded one under $HEALTHOPS_HOME, so like a
+    deployment they set the audit heads key (every night appends to the heads file)."""
     for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_OUT", "out"), ("HEALTHOPS_LANDING", "landing")):
         monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("HEALTHOPS_AUDIT_HMAC_KEY", TEST_AUDIT_KEY)
 
 
 @pytest.fixture(scope="session")

@@ -447,14 +447,15 @@ def _print_summary(url: str, first: date, last: date) -> None:
 
 # -- audit: the auditors' commands ---------------------------------------------------
 @contextlib.contextmanager
-def _audit_connection():
-    """A connection to the warehouse for the audit and report-archive commands; a clear
-    message (exit 2) when the warehouse is not at this healthops' revision."""
+def _audit_connection(url: str | None = None):
+    """A connection to the warehouse (``url``, else the configured or embedded one) for
+    the audit and report-archive commands; a clear message (exit 2) when the warehouse
+    is not at this healthops' revision."""
     from healthops.errors import ConfigurationError
     from healthops.warehouse.connection import connect
     from healthops.warehouse.migrate import require_current
 
-    with warehouse() as url, connect(url) as conn:
+    with contextlib.nullcontext(url) if url else warehouse() as url, connect(url) as conn:
         try:
             require_current(conn)
         except ConfigurationError as e:
@@ -464,20 +465,58 @@ def _audit_connection():
 
 
 def cmd_audit_verify(args) -> int:
+    """The chains; with --against, also every head a heads file recorded (a chain
+    recomputed by a superuser passes the first check, not the second)."""
+    from healthops.errors import ConfigurationError
+    from healthops.pipeline import audit_heads_key
+    from healthops.quality.audit_heads import verify_file
     from healthops.quality.audit_trail import verify
 
-    with _audit_connection() as conn:
-        result = verify(conn)
+    if args.against and not args.against.is_file():
+        print(f"no heads file {args.against}", file=sys.stderr)
+        return 2
+    with warehouse() as url:
+        try:
+            key = audit_heads_key(url) if args.against else None
+        except ConfigurationError as e:
+            print(e, file=sys.stderr)
+            return 2
+        with _audit_connection(url) as conn:
+            result = verify(conn)
+            against = verify_file(conn, args.against, key) if args.against else None
     if not result.ok:
         print(f"chain BROKEN: {len(result.problems)} problem(s) in {result.rows_checked} rows checked")
         for p in result.problems:
             print(f"  {p}")
-        return 1
-    print(f"chain intact: {result.rows_checked} rows")
-    for table, n in result.rows_by_table.items():
-        seq, h = result.heads.get(table, (None, None))
-        print(f"  {table:24s} {n:7d} rows" + (f"  head seq {seq}  {h}" if seq else "  (empty)"))
-    return 0
+    else:
+        print(f"chain intact: {result.rows_checked} rows")
+        for table, n in result.rows_by_table.items():
+            seq, h = result.heads.get(table, (None, None))
+            print(f"  {table:24s} {n:7d} rows" + (f"  head seq {seq}  {h}" if seq else "  (empty)"))
+    if against is not None:
+        _print_heads_check(against)
+    return 0 if result.ok and (against is None or against.ok) else 1
+
+
+HEADS_PROBLEMS_SHOWN = 50  # a chain recomputed early fails every later night's line: the first ones say it
+
+
+def _print_heads_check(check) -> None:
+    from healthops.quality.audit_heads import describe_records
+
+    checked = f"{check.lines} line(s), {describe_records(check)}"
+    if check.ok:
+        print(f"heads file intact: {check.path}: {checked}; every HMAC and link verified")
+        print(
+            f"chain extends every recorded head: {check.heads_checked} head(s) checked in "
+            + (", ".join(check.tables) or "no table")
+        )
+        return
+    print(f"heads file check FAILED: {check.path}: {checked}; {len(check.problems)} problem(s)")
+    for p in check.problems[:HEADS_PROBLEMS_SHOWN]:
+        print(f"  {p}")
+    if len(check.problems) > HEADS_PROBLEMS_SHOWN:
+        print(f"  ... and {len(check.problems) - HEADS_PROBLEMS_SHOWN} more")
 
 
 def cmd_audit_findings(args) -> int:
@@ -603,6 +642,13 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("audit", help="the audit trail: verify it, list findings, record reviews")
     asub = a.add_subparsers(dest="audit_command", required=True)
     av = asub.add_parser("verify", help="check the audit history's hash chains; exit 1 naming a broken row")
+    av.add_argument(
+        "--against",
+        type=Path,
+        metavar="FILE",
+        help="also check a heads file ($HEALTHOPS_OUT/audit/heads/heads.jsonl or a copy kept elsewhere): its "
+        "HMACs and links, and that every head it recorded is still in its chain (key: HEALTHOPS_AUDIT_HMAC_KEY)",
+    )
     av.set_defaults(func=cmd_audit_verify)
     af = asub.add_parser("findings", help="list open findings (rule results that did not pass, not yet reviewed)")
     af.add_argument("--since", type=_date, help="logical dates from this day on (YYYY-MM-DD)")

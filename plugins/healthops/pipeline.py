@@ -66,6 +66,28 @@ def task_warehouse_url() -> str:
     return normalize_url(conn.get_uri())
 
 
+def connection_password(conn_id: str) -> str | None:
+    """The password of an Airflow connection; None when it is not defined, or when
+    Airflow is not installed (the auditors' CLI may run without it)."""
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        return BaseHook.get_connection(conn_id).password or None  # Airflow masks it in its logs
+    except AirflowNotFoundException:
+        return None
+
+
+def audit_heads_key(url: str) -> bytes:
+    """The audit heads file's HMAC key (``healthops.quality.audit_heads.hmac_key``): the
+    environment, the embedded warehouse's own key, or the Airflow connection."""
+    from healthops.quality.audit_heads import hmac_key
+
+    return hmac_key(url, from_connection=connection_password)
+
+
 # -- 1. extract and load ---------------------------------------------------------
 def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
     from healthops.load.adt import load_adt_date

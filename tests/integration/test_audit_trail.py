@@ -22,10 +22,10 @@ import psycopg
 import pytest
 
 from healthops import config
-from healthops.quality import audit_trail, gx_runner
+from healthops.quality import audit_heads, audit_trail, gx_runner
 from healthops.warehouse.connection import connect, libpq_url
 from healthops.warehouse.migrate import migrate
-from healthops.warehouse.schema import AUDIT_CHAIN, GENESIS_HASH
+from healthops.warehouse.schema import AUDIT_CHAIN, GENESIS_HASH, row_hash_sql
 
 HEALTHOPS = str(Path(sys.executable).with_name("healthops"))
 DAILY = config.EXPECTATIONS_DIR / "census_daily.yml"
@@ -139,8 +139,8 @@ def trail(pg_server, history):
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-def cli(url, *args):
-    env = {**os.environ, "HEALTHOPS_WAREHOUSE_URL": url}
+def cli(url, *args, **env):
+    env = {**os.environ, "HEALTHOPS_WAREHOUSE_URL": url, **env}
     return subprocess.run([HEALTHOPS, "audit", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -316,8 +316,6 @@ def test_deleting_a_row_in_the_middle_fails_verify_naming_it(trail, history, tab
 def test_a_rewritten_hash_breaks_the_next_link(trail):
     # the forger changes a row and recomputes its hash: the next row no longer links to it
     t = next(t for t in AUDIT_CHAIN if t.name == "rule_violations")
-    from healthops.warehouse.schema import row_hash_sql
-
     with connect(trail) as conn:
         seq, key = middle_row(conn, "rule_violations")
         conn.execute("alter table audit.rule_violations disable trigger user")
@@ -465,6 +463,129 @@ def test_review_through_the_cli_closes_the_finding(trail):
         assert bad.returncode == 2 and why in bad.stderr, (args, bad.stderr)
     with connect(trail) as conn:
         assert conn.execute("select count(*) from audit.reviews").fetchone() == (4,)
+
+
+# -- anchored outside the database: the heads file -------------------------------------
+def heads_key() -> bytes:
+    return os.environ["HEALTHOPS_AUDIT_HMAC_KEY"].encode()  # every test's (tests/conftest.py)
+
+
+def write_heads(url, night: str) -> Path:
+    """The heads as a night leaves them, appended to $HEALTHOPS_OUT's heads file."""
+    with connect(url) as conn:
+        heads = audit_heads.read_heads(conn)
+    audit_heads.append_heads(heads, heads_key(), dt.date.fromisoformat(night), f"scheduled__{night}")
+    return audit_heads.heads_path()
+
+
+def recompute_chain(conn, table: str) -> None:
+    """What a superuser can do after changing rows: give every row of the table, in chain
+    order, the prev_hash and row_hash the triggers would have given it, with the same SQL."""
+    t = next(t for t in AUDIT_CHAIN if t.name == table)
+    prev = GENESIS_HASH
+    for (seq,) in conn.execute(f"select chain_seq from audit.{table} order by chain_seq").fetchall():
+        (prev,) = conn.execute(
+            f"update audit.{table} t set prev_hash = %(prev)s, row_hash = {row_hash_sql(t, 't', '%(prev)s::text')} "
+            "where chain_seq = %(seq)s returning row_hash",
+            {"prev": prev, "seq": seq},
+        ).fetchone()
+
+
+def test_the_heads_file_anchors_an_intact_chain(trail, history):
+    path = write_heads(trail, "2025-03-02")
+    with connect(trail) as conn:
+        audit_trail.review(conn, history["reviewed"], "auditor 4", "later review")  # the chains grow after a night
+    write_heads(trail, "2025-03-03")
+    with connect(trail) as conn:
+        check = audit_heads.verify_file(conn, path, heads_key())
+    assert check.ok, [str(p) for p in check.problems]
+    assert (check.lines, check.heads_checked, check.tables) == (2, 8, [f"audit.{t}" for t in TABLES])
+    first, second = (r for _, r in check.records)
+    assert (first["heads"]["audit.reviews"]["chain_seq"], first["heads"]["audit.reviews"]["rows"]) == (3, 3)
+    assert second["heads"]["audit.reviews"]["chain_seq"] == 4 and second["prev_hmac"] == first["hmac"]
+
+    out = cli(trail, "verify", "--against", str(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("chain intact: ")
+    assert f"heads file intact: {path}: 2 line(s), 2 record(s), logical dates 2025-03-02 .. 2025-03-03" in out.stdout
+    assert (
+        "chain extends every recorded head: 8 head(s) checked in audit.validation_runs, audit.rule_results, "
+        "audit.rule_violations, audit.reviews" in out.stdout
+    )
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_a_chain_recomputed_by_a_superuser_passes_verify_but_not_the_heads_file(trail, table):
+    """The issue's scenario: the night's heads are written; later a superuser turns the
+    triggers off, edits a row and recomputes the chain from it; `verify` finds every
+    hash right, the heads file finds the night's head replaced."""
+    path = write_heads(trail, "2025-03-02")
+    with connect(trail) as conn:
+        seq, key = middle_row(conn, table)
+        (head,) = conn.execute(f"select max(chain_seq) from audit.{table}").fetchone()
+        conn.execute("set session_replication_role = replica")  # no trigger fires: the superuser's way round
+        conn.execute(f"update audit.{table} set {TAMPER[table]} where chain_seq = %s", (seq,))
+        recompute_chain(conn, table)
+        conn.execute("set session_replication_role = origin")
+    with connect(trail) as conn:
+        assert audit_trail.verify(conn).ok  # the forgery the chain alone cannot see
+        check = audit_heads.verify_file(conn, path, heads_key())
+    (p,) = check.problems
+    assert (p.line, p.table, p.chain_seq, p.reason) == (1, f"audit.{table}", head, "head rewritten")
+    assert "recomputed after this line was written" in p.detail
+
+    plain = cli(trail, "verify")
+    assert plain.returncode == 0 and plain.stdout.startswith("chain intact"), plain.stdout + plain.stderr
+    against = cli(trail, "verify", "--against", str(path))
+    assert against.returncode == 1, against.stdout + against.stderr
+    assert f"heads file check FAILED: {path}: 1 line(s)" in against.stdout
+    assert f"  line 1: audit.{table} seq {head}: head rewritten: recorded row_hash " in against.stdout
+
+
+def test_newest_rows_removed_with_their_counts_fail_against_the_heads_file(trail, history):
+    """Removing the newest validation run with its results, violations and reviews
+    leaves every chain and every count consistent; the heads recorded after it are gone."""
+    path = write_heads(trail, "2025-03-02")
+    run_id = history["runs"]["daily_d2"].validation_run_id
+    with connect(trail) as conn:
+        ends = {t: conn.execute(f"select max(chain_seq) from audit.{t}").fetchone()[0] for t in TABLES}
+        conn.execute("set session_replication_role = replica")
+        for t in ("reviews", "rule_violations", "rule_results", "validation_runs"):
+            conn.execute(f"delete from audit.{t} where validation_run_id = %s", (run_id,))
+        conn.execute("set session_replication_role = origin")
+        now = {t: conn.execute(f"select max(chain_seq) from audit.{t}").fetchone()[0] for t in TABLES}
+    with connect(trail) as conn:
+        assert audit_trail.verify(conn).ok
+        check = audit_heads.verify_file(conn, path, heads_key())
+    assert [(p.line, p.table, p.chain_seq, p.reason) for p in check.problems] == [
+        (1, f"audit.{t}", ends[t], "chain truncated") for t in TABLES
+    ]
+    by_table = {p.table: p.detail for p in check.problems}
+    assert f"the chain now ends at seq {now['validation_runs']}" in by_table["audit.validation_runs"]
+    assert "the chain now is empty" in by_table["audit.reviews"]
+
+
+def test_the_cli_names_a_wrong_key_an_edited_line_and_a_missing_key(trail, tmp_path):
+    path = write_heads(trail, "2025-03-02")
+    write_heads(trail, "2025-03-03")
+    wrong = cli(trail, "verify", "--against", str(path), HEALTHOPS_AUDIT_HMAC_KEY="w" * 40)
+    assert wrong.returncode == 1
+    assert "  line 1: another key: signed with key id " in wrong.stdout and "  line 2: another key" in wrong.stdout
+
+    first, second = path.read_text().splitlines(keepends=True)
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(first.replace('"rows":3', '"rows":2', 1) + second)
+    out = cli(trail, "verify", "--against", str(edited))
+    assert out.returncode == 1
+    assert "  line 1: HMAC mismatch: the line was changed after it was written" in out.stdout
+
+    missing = cli(
+        trail, "verify", "--against", str(path), HEALTHOPS_AUDIT_HMAC_KEY="", AIRFLOW_HOME=str(tmp_path / "airflow")
+    )
+    assert missing.returncode == 2
+    assert "HEALTHOPS_AUDIT_HMAC_KEY" in missing.stderr and "healthops_audit_hmac" in missing.stderr
+    nofile = cli(trail, "verify", "--against", str(tmp_path / "nope.jsonl"))
+    assert nofile.returncode == 2 and "no heads file" in nofile.stderr
 
 
 # -- upgrading a warehouse written before the chain --------------------------------

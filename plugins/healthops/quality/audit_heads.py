@@ -342,6 +342,7 @@ def _parse(raw: bytes) -> tuple[dict | None, str | None]:
     typed = (
         isinstance(record["record"], int)
         and all(isinstance(record[k], str) for k in ("written_at", "key_id", "prev_hmac", "hmac"))
+        and all(isinstance(record[k], (str, type(None))) for k in ("logical_date", "dag_run_id"))
         and isinstance(heads, dict)
         and all(
             isinstance(h, dict)
@@ -413,10 +414,17 @@ def _short(h: str | None) -> str:
 
 
 def describe_records(check: HeadsCheck) -> str:
-    """'3 records, logical dates 2025-03-01 .. 2025-03-03, written 2026-...Z .. 2026-...Z'."""
+    """'3 record(s), logical dates 2025-03-01 .. 2025-03-03, written 2026-...Z .. 2026-...Z'."""
     recs = [r for _, r in check.records]
     if not recs:
         return "no authentic record"
-    dates = sorted(r["logical_date"] for r in recs if r.get("logical_date"))
-    span = f", logical dates {dates[0]} .. {dates[-1]}" if dates else ""
-    return f"{len(recs)} record(s){span}, written {recs[0]['written_at']} .. {recs[-1]['written_at']}"
+    dates = sorted(r["logical_date"] for r in recs if r["logical_date"])
+    parts = [f"{len(recs)} record(s)"]
+    if dates:
+        parts.append(("logical date " if dates[0] == dates[-1] else "logical dates ") + _span(dates[0], dates[-1]))
+    parts.append(f"written {_span(recs[0]['written_at'], recs[-1]['written_at'])}")
+    return ", ".join(parts)
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first} .. {last}"
