@@ -104,18 +104,30 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
     """Every census rule file (one GX suite per data asset: the ADT feed, the load
     batches, the timeline, the encounters, the daily census; and the ADT feed's dbt
     source freshness, run by dbt) for the receipt date. One audit.validation_runs
-    row per suite; raises on any blocking failure."""
+    row per suite, then the audit chains' heads appended to the heads file
+    (``record_audit_heads``); raises on any blocking failure."""
     from healthops.quality.gx_runner import validate_domain_and_record
     from healthops.quality.rules import rule_files
 
     d = receipt_date(logical_date)
+    url = url or task_warehouse_url()
+    # Before any rule runs: a night that could not anchor its audit rows fails without
+    # writing them.
+    key = audit_heads_key(url)
     # The daily report shows the rules of the date's latest validation run: keep the
     # census mart's suite last so that is the one it shows.
     rules = sorted(rule_files("census"), key=lambda rf: rf.data_asset == "marts.fct_census_daily")
-    summaries = validate_domain_and_record(url or task_warehouse_url(), "census", d, dag_run_id, rules=rules)
+    summaries = validate_domain_and_record(url, "census", d, dag_run_id, rules=rules)
     # Before any verdict: a blocking failure is when auditors need the evidence most.
     docs = build_data_docs(summaries)
     blocking = [r for s in summaries for r in s.blocking_failures]
+    heads, heads_error = None, None
+    try:
+        heads = record_audit_heads(url, key, d, dag_run_id)
+    except Exception as e:
+        if not blocking:
+            raise
+        heads_error = e  # told with the blocking failure below, which decides the night
     result = {
         # the census mart's run, as before; every suite's run under "suites"
         "validation_run_id": str(summaries[-1].validation_run_id),
@@ -124,14 +136,29 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
         "warnings": [r for s in summaries for r in s.warnings],
         "suites": {s.suite_name: str(s.validation_run_id) for s in summaries},
         "data_docs": docs,
+        "audit_heads": heads,
     }
     if blocking:
         runs = ", ".join(f"{s.suite_name} {s.validation_run_id}" for s in summaries if s.blocking_failures)
         raise BlockingQualityFailure(
             f"blocking data-quality rules failed for {d}: {', '.join(blocking)} "
             f"(validation runs: {runs}); reports are held back"
+            + (f"; and the audit heads were not written: {heads_error}" if heads_error else "")
         )
     return result
+
+
+def record_audit_heads(url: str, key: bytes, logical_date: date, dag_run_id: str | None) -> dict:
+    """Append the audit chains' heads, as the night left them, to the heads file under
+    $HEALTHOPS_OUT/audit/heads/ (``healthops.quality.audit_heads``). Its path and record."""
+    from healthops.quality.audit_heads import append_heads, heads_path, read_heads
+    from healthops.warehouse.connection import connect
+
+    with connect(url) as conn:
+        conn.read_only = True
+        heads = read_heads(conn)
+    record = append_heads(heads, key, logical_date, dag_run_id)
+    return {"file": str(heads_path()), "record": record["record"], "hmac": record["hmac"]}
 
 
 def build_data_docs(summaries) -> str | None:
