@@ -1,24 +1,28 @@
 """Each night anchors its audit rows outside the warehouse: ``validate_census`` appends
 the chains' heads to $HEALTHOPS_OUT/audit/heads/heads.jsonl once the night's validation
 runs are committed, a held night's too; the file then verifies, through the CLI with
-the key from an Airflow connection as well; and a night without a key fails before
-any rule runs."""
+the key from an Airflow connection as well; a night without a key fails before any
+rule runs, unless its warehouse is the embedded one, which has a key of its own."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from healthops import pipeline
+from healthops import config, pipeline
 from healthops.errors import ConfigurationError, is_transient
 from healthops.quality import audit_heads
-from healthops.warehouse.connection import connect
+from healthops.warehouse.connection import connect, embedded_server
+from healthops.warehouse.migrate import migrate
 
 from test_census_rules import CENSUS, SUITES, D, build
 
@@ -87,3 +91,37 @@ def test_a_night_without_its_key_fails_before_any_rule_runs(warehouse_url, monke
     with connect(warehouse_url) as conn:
         assert conn.execute("select count(*) from audit.validation_runs").fetchone() == (0,)
     assert not audit_heads.heads_path().exists()
+
+
+@pytest.mark.db  # starts an embedded PostgreSQL of its own
+def test_the_embedded_warehouse_has_a_key_of_its_own(monkeypatch):
+    home = tempfile.mkdtemp(prefix="ho-")  # short: the server's socket path is limited to 107 bytes
+    monkeypatch.setenv("HEALTHOPS_HOME", home)
+    monkeypatch.delenv("HEALTHOPS_AUDIT_HMAC_KEY")
+    monkeypatch.delenv("HEALTHOPS_WAREHOUSE_URL", raising=False)
+
+    def no_connection(conn_id):
+        raise AssertionError("the embedded warehouse needs no Airflow connection")
+
+    monkeypatch.setattr(pipeline, "connection_password", no_connection)
+    server = embedded_server()
+    try:
+        url = server.ensure_running().url  # as `healthops run` and the demo start it
+        migrate(url)
+        key = pipeline.audit_heads_key(url)
+        pipeline.record_audit_heads(url, key, D, "manual__2025-03-01")
+        key_file = config.home() / audit_heads.LOCAL_KEY_FILE
+        assert key_file.read_bytes() == key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        env = {k: v for k, v in os.environ.items() if k != "HEALTHOPS_WAREHOUSE_URL"}
+        proc = subprocess.run(
+            [HEALTHOPS, "audit", "verify", "--against", str(audit_heads.heads_path())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "heads file intact" in proc.stdout and "4 head(s) checked" in proc.stdout
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
