@@ -11,7 +11,10 @@ For the day that just ended (the logical date, in the facility's time zone):
 2. **dbt** (Cosmos): seeds, staging, intermediate, the marts and the `rpt` reporting views, with tests and unit tests.
 3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
-   results kept in `audit.validation_runs` / `audit.rule_results`.
+   results kept in `audit.validation_runs` / `audit.rule_results`, then the audit chains'
+   heads appended to `$HEALTHOPS_OUT/audit/heads/heads.jsonl`, signed with the key of
+   `HEALTHOPS_AUDIT_HMAC_KEY` or the `healthops_audit_hmac` connection (keep copies of it
+   outside the warehouse's reach: docs/architecture.md#the-heads-file).
    A blocking failure fails the run and holds the report back.
 4. **publish_daily_census** (one task per catalog report scheduled `after` this DAG):
    the daily census report (HTML body, PDF attached, charts), written to

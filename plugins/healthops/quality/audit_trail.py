@@ -32,8 +32,9 @@ Design
   ``violations_kept``), which also catches a deleted last row of rule_results or
   rule_violations. What a chain cannot show on its own is the removal of the newest
   rows of a table together with everything that counts them, or a whole chain
-  rewritten by a superuser: ``verify`` prints each table's head (seq and hash); an
-  auditor who notes the heads can tell later that the history still extends them.
+  rewritten by a superuser: ``verify`` prints each table's head (seq and hash), and
+  each night writes the heads to a file outside the warehouse
+  (``healthops.quality.audit_heads``), against which both show.
 
 Evidence for the drill-down: a failed SQL rule's ``unexpected_rows_query`` (it selects
 keys and codes) is run again in the persisting transaction, up to ``VIOLATION_CAP``
