@@ -1,6 +1,7 @@
 """The `healthops` command as a user runs it: a separate process, real services."""
 
 import email
+import json
 import os
 import shutil
 import subprocess
@@ -106,8 +107,12 @@ def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fail
     assert str(tmp_path / "home" / "logs") in body  # the run's log file
     assert "NOSUCH" not in body and "MRN" not in body  # ids and counts, no values of rows
 
-    # the evidence was published even though the report was not
+    # the evidence was published even though the report was not, and its audit rows anchored
     assert (tmp_path / "out" / "data_docs" / "index.html").exists()
+    heads = [
+        json.loads(line) for line in (tmp_path / "out" / "audit" / "heads" / "heads.jsonl").read_text().splitlines()
+    ]
+    assert [(h["logical_date"], h["dag_run_id"]) for h in heads] == [("2026-02-02", run_id)]
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from healthops import config
 from healthops.errors import ConfigurationError
+from healthops.warehouse.connection import is_embedded
 from healthops.warehouse.schema import AUDIT_CHAIN
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def hmac_key(url: str, from_connection: Callable[[str], str | None] | None = Non
     warehouse under $HEALTHOPS_HOME, the key generated there once; else the password of
     the Airflow connection ``healthops_audit_hmac`` (``from_connection(conn_id)`` looks it
     up). Refuses a short key, and a deployment that gives none."""
-    from healthops.warehouse.connection import is_embedded
-
     value, source = os.environ.get(KEY_ENV), KEY_ENV
     if not value and is_embedded(url):
         return local_key()
@@ -112,7 +111,10 @@ def local_key() -> bytes:
             pass
         finally:
             tmp.unlink()
-    return path.read_text().strip().encode("utf-8")
+    key = path.read_text().strip()
+    if len(key) < MIN_KEY_CHARS:  # emptied or cut short: signing with it would anchor nothing
+        raise ConfigurationError(f"{path} holds no usable key ({len(key)} characters); restore it from a copy")
+    return key.encode("utf-8")
 
 
 def key_id(key: bytes) -> str:
