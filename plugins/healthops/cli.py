@@ -82,6 +82,10 @@ def _describe(r: dict) -> str:
             )
         elif load.get("missing"):
             parts.append(f"ADT: nothing received ({load['missing']})")
+        if load.get("refused"):
+            parts.append(f"ADT: {load['refused']} entry(ies) of the folder refused, not read (audit.refused_files)")
+        if load.get("left"):
+            parts.append(f"ADT: {len(load['left'])} file(s) still being written, left for the next run")
     if r.get("message"):
         parts.append(r["message"])
     rep = r.get("reports")

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Optional, Union
 from healthops import config
 
 from .hl7 import (
+    CHUNK_SIZE,
     NUL_NOTE,
     Delimiters,
     RawItem,
@@ -49,8 +50,12 @@ def parse_file(path: Union[str, Path], default_tz: str = DEFAULT_TZ) -> Iterator
 
 
 def parse_bytes(data: bytes, default_tz: str = DEFAULT_TZ) -> Iterator[ParsedItem]:
+    """Parse bytes already in memory (a whole file, as the loader reads it), cut into
+    chunks as a file is: terminators are normalised one chunk at a time, never on a
+    second copy of the whole."""
     zone(default_tz)
-    return _parse_items(iter_raw((data,)), default_tz)
+    chunks = (data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE))
+    return _parse_items(iter_raw(chunks), default_tz)
 
 
 def parse_chunks(chunks: Iterable[bytes], default_tz: str = DEFAULT_TZ) -> Iterator[ParsedItem]:
