@@ -76,9 +76,11 @@ def _describe(r: dict) -> str:
     load = r.get("load")
     if load is not None and (r.get("tasks") or {}).get("load_adt") == "success":
         if load["files"]:
+            redelivered = load.get("duplicate_deliveries")
             parts.append(
                 f"ADT {load['files']} file(s): {load['in']} in = {load['loaded']} loaded + "
                 f"{load['rejected']} rejected + {load['duplicate']} duplicate"
+                + (f" ({redelivered} file(s) delivered again)" if redelivered else "")
             )
         elif load.get("missing"):
             parts.append(f"ADT: nothing received ({load['missing']})")

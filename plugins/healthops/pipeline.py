@@ -236,11 +236,11 @@ def publish_monthly(
 # -- what a run did, for the person who started it -----------------------------------
 def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
     """What a DAG run left in the warehouse: for a nightly run (``received`` given) the
-    date's ADT files and message counts (in = loaded + rejected + duplicate), the entries
-    of the folder refused (audit.refused_files) and the files left for the next run (in
-    the folder, still being written) and, when nothing was received, the folder that
-    was missing or empty; for every run, the report messages it emailed and those it
-    archived without emailing (history)."""
+    date's ADT files and message counts (in = loaded + rejected + duplicate), the files
+    that were duplicate deliveries, the entries of the folder refused (audit.refused_files)
+    and the files left for the next run (in the folder, still being written) and, when
+    nothing was received, the folder that was missing or empty; for every run, the
+    report messages it emailed and those it archived without emailing (history)."""
     import psycopg
 
     from healthops.load.adt import PATTERN, adt_folder, adt_folder_parts
@@ -251,10 +251,10 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
     with connect(url) as conn:
         try:
             if received is not None:
-                files, n_in, loaded, rejected, duplicate, paths = conn.execute(
+                files, n_in, loaded, rejected, duplicate, redelivered, paths = conn.execute(
                     """select count(*), coalesce(sum(records_in), 0), coalesce(sum(records_loaded), 0),
                               coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0),
-                              coalesce(array_agg(file_path), '{}')
+                              count(duplicate_of_batch_id), coalesce(array_agg(file_path), '{}')
                        from audit.load_batches where source = 'adt' and received_date = %s""",
                     (received,),
                 ).fetchone()
@@ -271,6 +271,7 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
                     "loaded": loaded,
                     "rejected": rejected,
                     "duplicate": duplicate,
+                    "duplicate_deliveries": redelivered,
                     "refused": refused,
                     "left": left,
                 }

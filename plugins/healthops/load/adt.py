@@ -5,12 +5,14 @@ links (``healthops.load.landing``): symbolic links, special files, folders insid
 names that are not UTF-8 are refused, each recorded in ``audit.refused_files`` with its
 reason; a file still being written is left for the next run. Each ready file is read
 once, and those bytes are hashed and parsed. Then, in one transaction per file: a file
-already loaded (same name and SHA-256) is skipped; otherwise parse it, COPY usable
-messages into a temporary table, move the ones whose (MSH-4, MSH-10) was not loaded
-before into ``raw.adt_messages``, keep resent copies of a loaded message (same control
-id, same text) in ``raw.duplicates``, and send everything else (parser rejections, a
-control id reused for other content) to ``raw.rejected`` with a reason; then record
-the batch in ``audit.load_batches`` (in = loaded + rejected + duplicate).
+already loaded (same name and SHA-256) is skipped; a file whose bytes were loaded
+before under another name is a duplicate delivery, recorded and not loaded again;
+otherwise parse it, COPY usable messages into a temporary table, move the ones whose
+(MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, keep resent copies of
+a loaded message (same control id, same text) in ``raw.duplicates``, and send
+everything else (parser rejections, a control id reused for other content) to
+``raw.rejected`` with a reason; then record the batch in ``audit.load_batches``
+(in = loaded + rejected + duplicate).
 """
 
 from __future__ import annotations
@@ -107,6 +109,18 @@ def _load_file(conn, rel: str, data: bytes, received_date: date, dag_run_id, tz)
         if done:
             log.info("%s already loaded as batch %s (sha256 %s): skipped", rel, done[0], sha[:12])
             return BatchResult(rel, str(done[0]), "skipped")
+        if data:  # an empty file repeats nothing
+            # ... and one loader at a time per content, so that two names of the same
+            # bytes loaded at once still make one load and one duplicate delivery
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{SOURCE}:sha256:{sha}",))
+            first = conn.execute(
+                """select batch_id, file_path, records_in from audit.load_batches
+                   where source = %s and file_sha256 = %s and duplicate_of_batch_id is null
+                   order by loaded_at, batch_id limit 1""",
+                (SOURCE, sha),
+            ).fetchone()
+            if first:
+                return _duplicate_delivery(conn, rel, sha, size, received_date, dag_run_id, *first)
 
         batch_id = uuid.uuid4()
         conn.execute("create temp table _adt_in (like raw.adt_messages including defaults) on commit drop")
@@ -211,3 +225,30 @@ def _load_file(conn, rel: str, data: bytes, received_date: date, dag_run_id, tz)
             batch_id,
         )
         return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected), len(duplicates))
+
+
+def _duplicate_delivery(
+    conn, rel: str, sha: str, size: int, received_date: date, dag_run_id, first_batch, first_path, n_in
+) -> BatchResult:
+    """The bytes of batch ``first_batch`` again, under another name (an interface engine
+    or an operator dropping a file twice): nothing is parsed or loaded again, and its
+    records count as duplicates, apart from rejections (docs/sources.md#duplicates-and-resends)."""
+    batch_id = uuid.uuid4()
+    conn.execute(
+        """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, file_bytes,
+                                           records_in, records_loaded, records_rejected, records_duplicate,
+                                           dag_run_id, duplicate_of_batch_id)
+           values (%s, %s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s)""",
+        (batch_id, SOURCE, received_date, rel, sha, size, n_in, n_in, dag_run_id, first_batch),
+    )
+    log.warning(
+        "%s is a duplicate delivery of %s (batch %s, same sha256 %s): not loaded again; its %d record(s) "
+        "count as duplicates (batch %s)",
+        rel,
+        first_path,
+        first_batch,
+        sha[:12],
+        n_in,
+        batch_id,
+    )
+    return BatchResult(rel, str(batch_id), "duplicate", n_in, 0, 0, n_in)

@@ -1,7 +1,9 @@
 """Batches: one landed file = one batch, identified by its path and sha256.
 
 A file already loaded with the same hash is skipped, so re-running a date changes
-nothing. Counts always reconcile: records_in = records_loaded + records_rejected + records_duplicate
+nothing; a file whose bytes were loaded before under another name is a duplicate
+delivery (a batch row of its own, counting every record as a duplicate). Counts
+always reconcile: records_in = records_loaded + records_rejected + records_duplicate
 (enforced by a check constraint on audit.load_batches).
 """
 
@@ -16,11 +18,11 @@ from healthops.load.landing import Refusal
 class BatchResult:
     file_path: str
     batch_id: str | None
-    status: str  # "loaded" | "skipped" (same file already loaded)
+    status: str  # "loaded" | "skipped" (same file already loaded) | "duplicate" (its bytes loaded under another name)
     records_in: int = 0
     records_loaded: int = 0
     records_rejected: int = 0
-    records_duplicate: int = 0  # resent copies of a message already loaded (raw.duplicates)
+    records_duplicate: int = 0  # resent copies of a loaded message (raw.duplicates); all of a duplicate delivery
 
 
 @dataclass
@@ -45,6 +47,7 @@ class LoadSummary:
             "files": self.files,
             "files_loaded": sum(b.status == "loaded" for b in self.batches),
             "files_skipped": sum(b.status == "skipped" for b in self.batches),
+            "files_duplicate": sum(b.status == "duplicate" for b in self.batches),
             "files_refused": len(self.refused),
             "files_left": len(self.left),
             "records_in": self.total("records_in"),
