@@ -48,7 +48,6 @@ BAD_NAME = "bad_name"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: should a FIFO be swapped in after the listing, opening it returns at once.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_READ_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class LandingFolder:
     files: list[LandedFile] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # still being written (rel)
-    _fd: int | None = None
+    _fd: int | None = field(default=None, repr=False)
 
     def __enter__(self) -> "LandingFolder":
         return self
@@ -109,10 +108,8 @@ class LandingFolder:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode) or _changed(f, before):
                 return self._leave(f, "it changed since the listing")
-            chunks = []
-            while block := os.read(fd, _READ_SIZE):
-                chunks.append(block)
-            data = b"".join(chunks)
+            with open(fd, "rb", buffering=0, closefd=False) as fh:
+                data = fh.readall()  # sized from fstat: the file's bytes held once, not twice
             if len(data) != f.size or _changed(f, os.fstat(fd)):
                 return self._leave(f, "it changed while it was read")
             return data
