@@ -114,6 +114,62 @@ def build_message(
     return terminator.join(segs) + terminator
 
 
+# Where a NUL can sit in a message, by the field it lands in: build_message keywords
+# with "{}" where it goes (a NUL byte, or the escape \\X00\\ that decodes to one). The
+# other fields that carry the sending facility are set apart, so that only the named
+# field holds it.
+NUL_FIELDS: dict[str, dict] = {
+    "MSH-1": {"field_sep": "{}"},
+    "MSH-2": {"delimiters": "^~\\&{}"},
+    "MSH-4": {"facility": "N{}GH", "pid3": "MRN0001^^^NGH^MR", "loc_facility": "NGH"},
+    "MSH-7": {"msg_ts": "20240115{}103000", "recorded_ts": "20240115103000"},
+    "MSH-9": {"msh9": "ADT^A01{}^ADT_A01"},
+    "MSH-10": {"control_id": "NUL{}MSH10"},
+    "MSH-12": {"version": "2.5{}"},
+    "MSH-18": {"charset": "UTF{}-8"},
+    "EVN-1": {"msh9": "ADT", "evn_event": "A0{}1"},
+    "EVN-2": {"recorded_ts": "20240115{}103000"},
+    "EVN-6": {"occurred_ts": "20240115{}103000"},
+    "PID-3": {"pid3": "MRN{}0001^^^NGH^MR"},
+    "PID-5": {"name": "DOE{}^JANE"},
+    "PID-7": {"birth_date": "1980{}0101"},
+    "PID-8": {"sex": "F{}"},
+    "PV1-2": {"patient_class": "I{}"},
+    "PV1-3": {"unit": "IC{}U"},
+    "PV1-6": {"prior_unit": "TE{}LE"},
+    "PV1-18": {"patient_type": "OBS{}"},
+    "PV1-19": {"visit": "V{}0001"},
+    "PV1-44": {"admit_ts": "20240115{}103000"},
+    "PV1-45": {"discharge_ts": "20240115{}103000"},
+    "ZPI-2": {"extra_segments": ["ZPI|1|NOTE{}TEXT"]},
+}
+# The fields healthops escape-decodes (the rest it reads as they are, or not at all):
+# only there does \\X00\\ become a NUL.
+NUL_DECODED_FIELDS = (
+    "MSH-4",
+    "MSH-10",
+    "MSH-12",
+    "EVN-1",
+    "PID-3",
+    "PID-5",
+    "PID-8",
+    "PV1-2",
+    "PV1-3",
+    "PV1-6",
+    "PV1-18",
+    "PV1-19",
+)
+
+
+def nul_message(field: str, nul: str = "\x00", **kwargs) -> str:
+    """A message with ``nul`` in ``field`` (a key of NUL_FIELDS); other keywords as
+    build_message's."""
+    case = {
+        k: [s.format(nul) for s in v] if isinstance(v, list) else v.format(nul) for k, v in NUL_FIELDS[field].items()
+    }
+    return build_message(**{**kwargs, **case})
+
+
 def mllp(message: str | bytes, encoding: str = "utf-8") -> bytes:
     body = message.encode(encoding) if isinstance(message, str) else message
     return b"\x0b" + body + b"\x1c\r"

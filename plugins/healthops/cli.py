@@ -76,12 +76,18 @@ def _describe(r: dict) -> str:
     load = r.get("load")
     if load is not None and (r.get("tasks") or {}).get("load_adt") == "success":
         if load["files"]:
+            redelivered = load.get("duplicate_deliveries")
             parts.append(
                 f"ADT {load['files']} file(s): {load['in']} in = {load['loaded']} loaded + "
                 f"{load['rejected']} rejected + {load['duplicate']} duplicate"
+                + (f" ({redelivered} file(s) delivered again)" if redelivered else "")
             )
         elif load.get("missing"):
             parts.append(f"ADT: nothing received ({load['missing']})")
+        if load.get("refused"):
+            parts.append(f"ADT: {load['refused']} entry(ies) of the folder refused, not read (audit.refused_files)")
+        if load.get("left"):
+            parts.append(f"ADT: {len(load['left'])} file(s) still being written, left for the next run")
     if r.get("message"):
         parts.append(r["message"])
     rep = r.get("reports")

@@ -43,6 +43,21 @@ def facility_tz() -> str:
     return os.environ.get("HEALTHOPS_FACILITY_TZ") or DEFAULT_FACILITY_TZ
 
 
+def landing_settle_seconds() -> float:
+    """How long a landed file must have been left unmodified before it is read: 0 by
+    default, since a writer that follows the interface renames ``NAME.tmp`` once the
+    file is complete (docs/sources.md#conventions-for-every-source); more where files
+    are copied straight into the folder under their final name."""
+    value = os.environ.get("HEALTHOPS_LANDING_SETTLE_SECONDS") or "0"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"HEALTHOPS_LANDING_SETTLE_SECONDS must be a number of seconds, 0 or more, not {value!r}")
+    return seconds
+
+
 def dbt_project_env() -> dict[str, str]:
     """The settings dbt_project.yml reads with ``env_var()``. It gives them no default:
     this module is their one definition, and every dbt run gets them from here (the

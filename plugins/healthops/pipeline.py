@@ -285,35 +285,48 @@ def publish_monthly(
 # -- what a run did, for the person who started it -----------------------------------
 def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
     """What a DAG run left in the warehouse: for a nightly run (``received`` given) the
-    date's ADT files and message counts (in = loaded + rejected + duplicate) and, when
+    date's ADT files and message counts (in = loaded + rejected + duplicate), the files
+    that were duplicate deliveries, the entries of the folder refused (audit.refused_files)
+    and the files left for the next run (in the folder, still being written) and, when
     nothing was received, the folder that was missing or empty; for every run, the
     report messages it emailed and those it archived without emailing (history)."""
     import psycopg
 
-    from healthops.load.adt import adt_folder
-    from healthops.load.batches import ready_files
+    from healthops.load.adt import PATTERN, adt_folder, adt_folder_parts
+    from healthops.load.landing import open_folder
     from healthops.warehouse.connection import connect
 
     out: dict = {}
     with connect(url) as conn:
         try:
             if received is not None:
-                files, n_in, loaded, rejected, duplicate = conn.execute(
+                files, n_in, loaded, rejected, duplicate, redelivered, paths = conn.execute(
                     """select count(*), coalesce(sum(records_in), 0), coalesce(sum(records_loaded), 0),
-                              coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0)
+                              coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0),
+                              count(duplicate_of_batch_id), coalesce(array_agg(file_path), '{}')
                        from audit.load_batches where source = 'adt' and received_date = %s""",
                     (received,),
                 ).fetchone()
+                (refused,) = conn.execute(
+                    "select count(*) from audit.refused_files where source = 'adt' and received_date = %s",
+                    (received,),
+                ).fetchone()
+                # Listed again (nothing is read): a file still being written was not loaded.
+                with open_folder(config.landing(), adt_folder_parts(received), PATTERN) as listing:
+                    left = sorted({*listing.left, *(f.rel for f in listing.files)} - set(paths))
                 out["load"] = {
                     "files": files,
                     "in": n_in,
                     "loaded": loaded,
                     "rejected": rejected,
                     "duplicate": duplicate,
+                    "duplicate_deliveries": redelivered,
+                    "refused": refused,
+                    "left": left,
                 }
                 folder = adt_folder(config.landing(), received)
-                if not files and not ready_files(folder, "*.hl7"):
-                    out["load"]["missing"] = f"{folder} {'has no file' if folder.is_dir() else 'does not exist'}"
+                if not (files or left or refused):
+                    out["load"]["missing"] = f"{folder} {'has no file' if listing.exists else 'does not exist'}"
             emailed, revised = conn.execute(
                 "select count(*), count(*) filter (where revision > 0) from reporting.deliveries where dag_run_id = %s",
                 (run_id,),

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from healthops.sources.adt.parser import parse_bytes, parse_chunks, parse_file  # noqa: E402
 from healthops.sources.adt.schema import AdtMessage, Rejection  # noqa: E402
 
-from hl7_builders import batch, build_message, mllp  # noqa: E402
+from hl7_builders import NUL_DECODED_FIELDS, NUL_FIELDS, batch, build_message, mllp, nul_message  # noqa: E402
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -387,6 +387,90 @@ def test_garbage_before_first_message_and_non_message_file():
 
 def test_empty_input():
     assert parse(b"") == [] and parse(b"\r\n\r\n") == []
+
+
+# --------------------------------------------------------------------------- NUL bytes (not storable)
+
+NUL_NOTE = " (raw_text keeps each NUL byte written as \\x00)"
+
+
+@pytest.mark.parametrize("field", list(NUL_FIELDS))
+def test_a_nul_byte_rejects_its_message_naming_the_field_and_the_file_goes_on(field):
+    bad = nul_message(field, control_id="BAD")
+    items = parse(bad + build_message(control_id="NEXT"))
+    assert isinstance(items[0], Rejection), items[0]
+    assert items[0].reason == f"NUL byte in {field}: PostgreSQL text cannot hold it" + NUL_NOTE
+    # what is kept is storable, and tells where each NUL was
+    assert items[0].raw_text == bad.rstrip("\r").replace("\x00", "\\x00")
+    assert "\x00" not in (items[0].control_id or "")
+    assert isinstance(items[1], AdtMessage) and items[1].control_id == "NEXT"
+
+
+def test_the_control_id_of_a_message_rejected_for_a_nul_is_kept_storable():
+    assert one(nul_message("PID-5", control_id="K1")).control_id == "K1"
+    assert one(nul_message("MSH-10")).control_id == "NUL\\x00MSH10"
+    assert one(nul_message("MSH-1", control_id="K1")).control_id is None  # no separator to find it by
+
+
+def test_nul_bytes_in_several_fields_name_the_first_and_the_others():
+    r = one(build_message(name="DOE\x00^JANE", unit="IC\x00U", room="2\x0001"))
+    assert r.reason == "NUL byte in PID-5: PostgreSQL text cannot hold it; also in PV1-3" + NUL_NOTE
+
+
+@pytest.mark.parametrize("field", NUL_DECODED_FIELDS)
+def test_an_escape_that_decodes_to_nul_rejects_its_message_naming_the_field(field):
+    bad = nul_message(field, "\\X00\\", control_id="BAD")
+    items = parse(bad + build_message(control_id="NEXT"))
+    assert isinstance(items[0], Rejection), items[0]
+    assert items[0].reason == (
+        f"NUL byte in {field}: the escape sequence \\X00\\ decodes to NUL, which PostgreSQL text cannot hold"
+    )
+    assert items[0].raw_text == bad.rstrip("\r")  # the escape itself is text: kept as received
+    assert isinstance(items[1], AdtMessage) and items[1].control_id == "NEXT"
+
+
+def test_a_nul_inside_a_longer_escape_and_in_a_latin1_message():
+    assert one(build_message(name="A\\X410042\\^B")).reason.startswith("NUL byte in PID-5: the escape sequence")
+    data = build_message(name="M\\X00\\LLER^X", charset="8859/1").encode("iso-8859-1")
+    assert one(data).reason.startswith("NUL byte in PID-5")
+
+
+def test_an_escape_to_nul_in_a_field_healthops_does_not_decode_is_loaded_as_text():
+    m = one(build_message(extra_segments=["ZPI|1|A\\X00\\B"]))
+    assert isinstance(m, AdtMessage) and "ZPI|1|A\\X00\\B" in m.raw_text
+
+
+def test_nul_bytes_outside_any_message_are_kept_storable():
+    items = parse(b"PK\x03\x04\x00\x00binary junk\r" + build_message().encode())
+    assert [type(i) for i in items] == [Rejection, AdtMessage]
+    assert items[0].raw_text == "PK\x03\x04\\x00\\x00binary junk"
+    assert items[0].reason == (
+        "not an HL7 message: 1 line(s) of text outside any MSH-headed message, "
+        "starting 'PK\\x03\\x04\\x00\\x00binary junk'" + NUL_NOTE
+    )
+
+
+def _storable(item) -> bool:
+    """Every text of a parsed item can be stored as PostgreSQL text (UTF-8, no NUL)."""
+    texts = [v for v in vars(item).values() if isinstance(v, str)]
+    return all("\x00" not in t for t in texts) and all(t.encode("utf-8") for t in texts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=400), st.binary(min_size=1, max_size=4)), min_size=1, max_size=6
+    )
+)
+def test_whatever_bytes_a_file_holds_every_text_parsed_is_storable(insertions):
+    """Bytes dropped anywhere into a good message (NULs, invalid UTF-8, delimiters,
+    terminators): whatever the parser yields can be stored, so the COPY of the file
+    cannot fail on it."""
+    data = bytearray((build_message(control_id="A") + build_message(control_id="B", name="M\\X00\\^X")).encode())
+    for pos, blob in insertions:
+        data[pos:pos] = blob
+    items = parse(bytes(data))
+    assert items and all(_storable(i) for i in items)
 
 
 # --------------------------------------------------------------------------- truncated files

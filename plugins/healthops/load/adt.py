@@ -1,23 +1,32 @@
 """Load one receipt date of the HL7 ADT feed into ``raw`` with COPY.
 
-For each ready file under ``$HEALTHOPS_LANDING/adt/YYYY-MM-DD/``, in one transaction:
-parse it (streaming), COPY usable messages into a temporary table, move the ones
-whose (MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, keep resent
-copies of a loaded message (same control id, same text) in ``raw.duplicates``, and
-send everything else (parser rejections, a control id reused for other content) to
+The day's folder ``$HEALTHOPS_LANDING/adt/YYYY-MM-DD/`` is listed without following
+links (``healthops.load.landing``): symbolic links, special files, folders inside it and
+names that are not UTF-8 are refused, each recorded in ``audit.refused_files`` with its
+reason; a file still being written is left for the next run. Each ready file is read
+once, and those bytes are hashed and parsed. Then, in one transaction per file: a file
+already loaded (same name and SHA-256) is skipped; a file whose bytes were loaded
+before under another name is a duplicate delivery, recorded and not loaded again;
+otherwise parse it, COPY usable messages into a temporary table, move the ones whose
+(MSH-4, MSH-10) was not loaded before into ``raw.adt_messages``, keep resent copies of
+a loaded message (same control id, same text) in ``raw.duplicates``, and send
+everything else (parser rejections, a control id reused for other content) to
 ``raw.rejected`` with a reason; then record the batch in ``audit.load_batches``
 (in = loaded + rejected + duplicate).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from datetime import date
 from pathlib import Path
 
-from healthops.load.batches import BatchResult, LoadSummary, ready_files, sha256_file
-from healthops.sources.adt.parser import parse_file
+from healthops.errors import ConfigurationError
+from healthops.load.batches import BatchResult, LoadSummary
+from healthops.load.landing import Refusal, open_folder
+from healthops.sources.adt.parser import parse_bytes
 from healthops.sources.adt.schema import ADT_COLUMNS, AdtMessage, Rejection
 from healthops.warehouse.connection import connect
 from healthops.warehouse.migrate import require_current
@@ -25,11 +34,17 @@ from healthops.warehouse.migrate import require_current
 log = logging.getLogger(__name__)
 
 SOURCE = "adt"
+PATTERN = "*.hl7"
 _COLS = ", ".join(ADT_COLUMNS)
 
 
 def adt_folder(landing: Path, received_date: date) -> Path:
     return Path(landing) / "adt" / received_date.isoformat()
+
+
+def adt_folder_parts(received_date: date) -> tuple[str, str]:
+    """The day's folder as path components under the landing root."""
+    return ("adt", received_date.isoformat())
 
 
 def load_adt_date(
@@ -38,28 +53,52 @@ def load_adt_date(
     from healthops import config
 
     tz = facility_tz or config.facility_tz()
-    folder = adt_folder(landing, received_date)
     summary = LoadSummary(SOURCE, received_date.isoformat())
-    files = ready_files(folder, "*.hl7")
-    if not folder.is_dir():
-        log.warning("no ADT folder for %s at %s: nothing received that day", received_date, folder)
-    with connect(url) as conn:
-        require_current(conn)  # a warehouse behind this healthops: stop before touching it
-        for path in files:
-            summary.batches.append(_load_file(conn, landing, path, received_date, dag_run_id, tz))
+    with open_folder(landing, adt_folder_parts(received_date), PATTERN) as folder:
+        if not folder.exists and not folder.refused:
+            log.warning(
+                "no ADT folder for %s at %s: nothing received that day",
+                received_date,
+                adt_folder(landing, received_date),
+            )
+        with connect(url) as conn:
+            require_current(conn)  # a warehouse behind this healthops: stop before touching it
+            _require_utf8(conn)
+            _record_refusals(conn, folder.refused, received_date, dag_run_id)
+            for f in folder.files:
+                data = folder.read(f)  # the one read: these bytes are hashed and parsed
+                if data is not None:
+                    summary.batches.append(_load_file(conn, f.rel, data, received_date, dag_run_id, tz))
+        summary.refused, summary.left = list(folder.refused), list(folder.left)
     return summary
 
 
-def _rel(landing: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path(landing).resolve()))
-    except ValueError:
-        return str(path.resolve())
+def _require_utf8(conn) -> None:
+    """Stop unless the warehouse database is UTF-8: in any other encoding some of the
+    text HL7 carries (every character set of docs/sources.md#character-sets) could not
+    be stored, and one such message would fail its file's COPY."""
+    encoding = conn.info.parameter_status("server_encoding")
+    if encoding != "UTF8":
+        raise ConfigurationError(
+            f"the warehouse database's encoding is {encoding}: healthops needs a UTF8 database "
+            "(create database ... encoding 'UTF8')"
+        )
 
 
-def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id, tz) -> BatchResult:
-    rel = _rel(landing, path)
-    sha, size = sha256_file(path)
+def _record_refusals(conn, refused: list[Refusal], received_date: date, dag_run_id) -> None:
+    """Each refused entry once per day: a re-run of the date adds nothing."""
+    if not refused:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """insert into audit.refused_files (source, received_date, file_path, kind, reason, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s) on conflict do nothing""",
+            [(SOURCE, received_date, r.rel, r.kind, r.reason, dag_run_id) for r in refused],
+        )
+
+
+def _load_file(conn, rel: str, data: bytes, received_date: date, dag_run_id, tz) -> BatchResult:
+    sha, size = hashlib.sha256(data).hexdigest(), len(data)
     with conn.transaction():
         # One loader at a time per file: a retried task racing its zombie must not double-load.
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{SOURCE}:{rel}",))
@@ -70,13 +109,25 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
         if done:
             log.info("%s already loaded as batch %s (sha256 %s): skipped", rel, done[0], sha[:12])
             return BatchResult(rel, str(done[0]), "skipped")
+        if data:  # an empty file repeats nothing
+            # ... and one loader at a time per content, so that two names of the same
+            # bytes loaded at once still make one load and one duplicate delivery
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{SOURCE}:sha256:{sha}",))
+            first = conn.execute(
+                """select batch_id, file_path, records_in from audit.load_batches
+                   where source = %s and file_sha256 = %s and duplicate_of_batch_id is null
+                   order by loaded_at, batch_id limit 1""",
+                (SOURCE, sha),
+            ).fetchone()
+            if first:
+                return _duplicate_delivery(conn, rel, sha, size, received_date, dag_run_id, *first)
 
         batch_id = uuid.uuid4()
         conn.execute("create temp table _adt_in (like raw.adt_messages including defaults) on commit drop")
         rejected: list[Rejection] = []
         n_in = 0
         with conn.cursor().copy(f"copy _adt_in (batch_id, received_date, file_path, {_COLS}) from stdin") as copy:
-            for item in parse_file(path, default_tz=tz):
+            for item in parse_bytes(data, default_tz=tz):
                 n_in += 1
                 if isinstance(item, Rejection):
                     rejected.append(item)
@@ -174,3 +225,30 @@ def _load_file(conn, landing: Path, path: Path, received_date: date, dag_run_id,
             batch_id,
         )
         return BatchResult(rel, str(batch_id), "loaded", n_in, loaded, len(rejected), len(duplicates))
+
+
+def _duplicate_delivery(
+    conn, rel: str, sha: str, size: int, received_date: date, dag_run_id, first_batch, first_path, n_in
+) -> BatchResult:
+    """The bytes of batch ``first_batch`` again, under another name (an interface engine
+    or an operator dropping a file twice): nothing is parsed or loaded again, and its
+    records count as duplicates, apart from rejections (docs/sources.md#duplicates-and-resends)."""
+    batch_id = uuid.uuid4()
+    conn.execute(
+        """insert into audit.load_batches (batch_id, source, received_date, file_path, file_sha256, file_bytes,
+                                           records_in, records_loaded, records_rejected, records_duplicate,
+                                           dag_run_id, duplicate_of_batch_id)
+           values (%s, %s, %s, %s, %s, %s, %s, 0, 0, %s, %s, %s)""",
+        (batch_id, SOURCE, received_date, rel, sha, size, n_in, n_in, dag_run_id, first_batch),
+    )
+    log.warning(
+        "%s is a duplicate delivery of %s (batch %s, same sha256 %s): not loaded again; its %d record(s) "
+        "count as duplicates (batch %s)",
+        rel,
+        first_path,
+        first_batch,
+        sha[:12],
+        n_in,
+        batch_id,
+    )
+    return BatchResult(rel, str(batch_id), "duplicate", n_in, 0, 0, n_in)

@@ -1,43 +1,28 @@
 """Batches: one landed file = one batch, identified by its path and sha256.
 
 A file already loaded with the same hash is skipped, so re-running a date changes
-nothing. Counts always reconcile: records_in = records_loaded + records_rejected
-+ records_duplicate (enforced by a check constraint on audit.load_batches).
+nothing; a file whose bytes were loaded before under another name is a duplicate
+delivery (a batch row of its own, counting every record as a duplicate). Counts
+always reconcile: records_in = records_loaded + records_rejected + records_duplicate
+(enforced by a check constraint on audit.load_batches).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
-
-
-def ready_files(folder: Path, pattern: str) -> list[Path]:
-    """Files that are fully written (writers create NAME.tmp and rename it)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.endswith(".tmp"))
+from healthops.load.landing import Refusal
 
 
 @dataclass
 class BatchResult:
     file_path: str
     batch_id: str | None
-    status: str  # "loaded" | "skipped" (same file already loaded)
+    status: str  # "loaded" | "skipped" (same file already loaded) | "duplicate" (its bytes loaded under another name)
     records_in: int = 0
     records_loaded: int = 0
     records_rejected: int = 0
-    records_duplicate: int = 0  # resent copies of a message already loaded (raw.duplicates)
+    records_duplicate: int = 0  # resent copies of a loaded message (raw.duplicates); all of a duplicate delivery
 
 
 @dataclass
@@ -45,6 +30,8 @@ class LoadSummary:
     source: str
     received_date: str
     batches: list[BatchResult] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)  # entries not read (audit.refused_files)
+    left: list[str] = field(default_factory=list)  # files still being written: for the next run
 
     @property
     def files(self) -> int:
@@ -60,8 +47,13 @@ class LoadSummary:
             "files": self.files,
             "files_loaded": sum(b.status == "loaded" for b in self.batches),
             "files_skipped": sum(b.status == "skipped" for b in self.batches),
+            "files_duplicate": sum(b.status == "duplicate" for b in self.batches),
+            "files_refused": len(self.refused),
+            "files_left": len(self.left),
             "records_in": self.total("records_in"),
             "records_loaded": self.total("records_loaded"),
             "records_rejected": self.total("records_rejected"),
             "records_duplicate": self.total("records_duplicate"),
+            "refused": [{"file": r.rel, "kind": r.kind, "reason": r.reason} for r in self.refused],
+            "left": list(self.left),
         }

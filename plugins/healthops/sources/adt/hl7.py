@@ -243,7 +243,7 @@ def _delimiters(fs: str, enc: str) -> Delimiters:
 def unescape(value: str, d: Delimiters, codec: str = "utf-8", where: str = "field") -> str:
     """Decode HL7 escape sequences (\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\Xhh..\\, \\H\\ \\N\\ dropped,
     \\.br\\ as a newline). Unknown sequences are kept as received. Raises ValueError
-    for a malformed \\X\\ sequence."""
+    for a malformed \\X\\ sequence and for one that decodes to a NUL character."""
     esc = d.escape
     if esc not in value:
         return value
@@ -269,9 +269,17 @@ def unescape(value: str, d: Delimiters, codec: str = "utf-8", where: str = "fiel
             out.append("\n")
         elif seq[:1] == "X" and len(seq) > 1:
             try:
-                out.append(bytes.fromhex(seq[1:]).decode(codec))
+                decoded = bytes.fromhex(seq[1:]).decode(codec)
             except ValueError as exc:  # bad hex or undecodable bytes
                 raise ValueError(f"invalid escape sequence in {where}: {esc}{seq}{esc}") from exc
+            if "\x00" in decoded:
+                # A valid escape, but PostgreSQL text cannot hold its NUL: one such value
+                # would make the COPY of the whole file fail.
+                raise ValueError(
+                    f"NUL byte in {where}: the escape sequence {esc}{seq}{esc} decodes to NUL, "
+                    "which PostgreSQL text cannot hold"
+                )
+            out.append(decoded)
         else:
             out.append(esc + seq + esc)
         out.append(parts[i + 1])
@@ -279,6 +287,41 @@ def unescape(value: str, d: Delimiters, codec: str = "utf-8", where: str = "fiel
     if i < n:  # an escape character without its closing partner
         out.append(esc + parts[i])
     return "".join(out)
+
+
+# --------------------------------------------------------------------------- NUL bytes
+
+# PostgreSQL text holds any character but NUL (U+0000): a NUL in a value or in the
+# raw_text kept for a message makes the COPY of its whole file fail.
+NUL_NOTE = " (raw_text keeps each NUL byte written as \\x00)"
+
+
+def without_nul(text: str) -> str:
+    """``text`` with each NUL written as the four characters ``\\x00``: storable, and
+    read as the byte it was (the notation Python's ``backslashreplace`` uses for the
+    undecodable bytes of a rejected message)."""
+    return text.replace("\x00", "\\x00")
+
+
+def nul_fields(segs: list[bytes]) -> list[str]:
+    """The fields of a message that hold a NUL byte, named as HL7 names them (``MSH-1``,
+    ``PID-5``, ``ZPI-2``), in message order, each once. ``segs``: the message's
+    segments, the first its MSH, whose MSH-1 (the field separator) is present."""
+    fs = segs[0][3:4]
+    if fs == b"\x00":
+        return ["MSH-1"]  # the separator itself: no field can be told from another
+    names: list[str] = []
+    for seg in segs:
+        if b"\x00" not in seg:
+            continue
+        tag = seg[:3].decode("ascii", "backslashreplace")
+        first = 1 if tag == "MSH" else 0  # MSH-1 is the separator: MSH-2 follows it
+        for i, value in enumerate(seg.split(fs)):
+            if b"\x00" in value:
+                name = f"{tag}-{i + first}" if i else f"the {tag} segment name"
+                if name not in names:
+                    names.append(name)
+    return names
 
 
 # --------------------------------------------------------------------------- character sets

@@ -15,14 +15,18 @@ from typing import Iterable, Iterator, Optional, Union
 from healthops import config
 
 from .hl7 import (
+    CHUNK_SIZE,
+    NUL_NOTE,
     Delimiters,
     RawItem,
     charset_codec,
     iter_file_chunks,
     iter_raw,
+    nul_fields,
     parse_date,
     parse_ts,
     unescape,
+    without_nul,
     zone,
 )
 from .schema import KNOWN_EVENTS, AdtMessage, Rejection
@@ -46,8 +50,12 @@ def parse_file(path: Union[str, Path], default_tz: str = DEFAULT_TZ) -> Iterator
 
 
 def parse_bytes(data: bytes, default_tz: str = DEFAULT_TZ) -> Iterator[ParsedItem]:
+    """Parse bytes already in memory (a whole file, as the loader reads it), cut into
+    chunks as a file is: terminators are normalised one chunk at a time, never on a
+    second copy of the whole."""
     zone(default_tz)
-    return _parse_items(iter_raw((data,)), default_tz)
+    chunks = (data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE))
+    return _parse_items(iter_raw(chunks), default_tz)
 
 
 def parse_chunks(chunks: Iterable[bytes], default_tz: str = DEFAULT_TZ) -> Iterator[ParsedItem]:
@@ -62,13 +70,14 @@ def _parse_items(items: Iterable[RawItem], tz: str) -> Iterator[ParsedItem]:
         if item.kind == "garbage":
             text = "\r".join(s.decode("utf-8", "backslashreplace") for s in item.segments)
             first = text.split("\r", 1)[0]
-            snippet = first if len(first) <= 40 else first[:40] + "..."
-            yield Rejection(
-                index,
+            snippet = first if len(first) <= 40 else first[:40] + "..."  # repr() shows a NUL as \x00
+            reason = (
                 f"not an HL7 message: {len(item.segments)} line(s) of text outside any "
-                f"MSH-headed message, starting {snippet!r}",
-                text,
+                f"MSH-headed message, starting {snippet!r}"
             )
+            if "\x00" in text:
+                text, reason = without_nul(text), reason + NUL_NOTE
+            yield Rejection(index, reason, text)
         else:
             yield parse_message(item.segments, index, tz, item.problem, item.at_eof, item.unterminated)
 
@@ -167,6 +176,14 @@ def parse_message(
     try:
         if not fs_b or fs_b.isalnum() or fs_b.isspace():
             raise _Reject("MSH-1 field separator missing")
+        if b"\x00" in raw_bytes:
+            # Neither a value nor the raw_text holding it could be stored (PostgreSQL
+            # text cannot hold NUL): the message is rejected, naming the fields.
+            where = nul_fields(segs)
+            if where[0] == "MSH-1":
+                fields_b = []  # no separator to find MSH-10 by
+            also = f"; also in {', '.join(where[1:])}" if len(where) > 1 else ""
+            raise _Reject(f"NUL byte in {where[0]}: PostgreSQL text cannot hold it{also}")
         if raw_bytes.isascii():
             # Every supported character set is an ASCII superset: decode first, then
             # read MSH-18 from the text (one split of MSH instead of two).
@@ -360,6 +377,10 @@ def parse_message(
             if fields_b is None and fs_b and not (fs_b.isalnum() or fs_b.isspace()):
                 fields_b = msh_b.split(fs_b, 18)  # the ASCII path did not split the bytes
             control_id = _control_id_from_bytes(fields_b)
+            if control_id is not None:
+                control_id = without_nul(control_id)
         if text is None:
             text = raw_bytes.decode("utf-8", "backslashreplace")
+        if "\x00" in text:
+            text, reason = without_nul(text), reason + NUL_NOTE
         return Rejection(index, reason, text, control_id)
