@@ -14,6 +14,7 @@ import yaml
 
 from healthops import config
 from healthops.quality.rules import (
+    PHI_COLUMNS,
     RuleFileError,
     build_expectation,
     build_suite,
@@ -119,6 +120,7 @@ def test_suite_expectations_carry_the_rule_metadata():
             "domain": "census",
             "owner": "data-engineering",
             "threshold": 0.0,
+            "evidence_columns": sorted(rf.evidence_columns),  # the file's allow-list
         }
         assert exp.description == rule.description
         assert exp.severity.value == {"blocking": "critical", "warning": "warning"}[rule.severity]
@@ -162,6 +164,27 @@ def test_missing_rule_field(tmp_path, seeds, missing):
 def test_missing_top_level_field(tmp_path, seeds):
     doc = mutated(lambda d: d.pop("data_asset"))
     assert problems(tmp_path, seeds, doc) == ["missing top-level field 'data_asset'"]
+
+
+def test_evidence_columns_are_the_files_allow_list(tmp_path, seeds):
+    rf = load_rules(write(tmp_path, mutated(lambda d: d.update(evidence_columns=["unit_code", "K"]))), seeds_dir=seeds)
+    assert rf.evidence_columns == {"unit_code", "k"}
+    assert build_suite(rf).expectations[0].meta["evidence_columns"] == ["k", "unit_code"]
+    assert load_rules(write(tmp_path, VALID), seeds_dir=seeds).evidence_columns == frozenset()  # none: counts only
+
+
+def test_a_phi_column_on_the_evidence_allow_list_is_refused(tmp_path, seeds):
+    doc = mutated(lambda d: d.update(evidence_columns=["unit_code", "MRN", "encounter_key"]))
+    (problem,) = problems(tmp_path, seeds, doc)
+    assert problem.startswith("evidence_columns lists encounter_key, mrn, on the PHI deny-list")
+    assert "PHI is never kept as evidence" in problem
+    assert {"mrn", "encounter_key", "visit_number", "room", "bed"} <= PHI_COLUMNS
+
+
+@pytest.mark.parametrize("value", ["unit_code", [1], ["unit code"]])
+def test_evidence_columns_must_be_a_list_of_names(tmp_path, seeds, value):
+    doc = mutated(lambda d: d.update(evidence_columns=value))
+    assert problems(tmp_path, seeds, doc) == ["evidence_columns must be a list of plain column names"]
 
 
 def test_bad_severity(tmp_path, seeds):

@@ -26,6 +26,14 @@ threshold for the rule's level; threshold must be 0 (one row is evaluated: the
 table), no params or queries. A file runs on one engine (``RuleFile.engine``): GX
 suites are never built from such a file.
 
+Evidence: ``evidence_columns:`` at the top of a file is the allow-list of the
+columns whose values may be kept as evidence of a violation (the names a SQL
+rule's ``unexpected_rows_query`` selects, or the columns a column rule looks at).
+Values of any other column are never stored (``audit.rule_results``,
+``audit.rule_violations``, the stored GX result) nor rendered (Data Docs); a file
+without the list keeps counts only (``healthops.quality.evidence``). A column
+named on ``PHI_COLUMNS`` (the deny-list) may never be on it.
+
 ``load_rules`` checks everything it can (structure, severities, duplicate ids,
 expectation names, placeholders, the expectation's own argument validation) and
 reports all problems of a file at once.
@@ -69,7 +77,37 @@ OPTIONAL_RULE_FIELDS = ("params",)
 # Catalog fields a file's ``defaults:`` may give every rule; threshold defaults to 0.
 DEFAULTABLE = ("domain", "owner", "threshold")
 TOP_FIELDS = ("suite", "data_asset", "description", "rules")
-OPTIONAL_TOP_FIELDS = ("defaults",)
+OPTIONAL_TOP_FIELDS = ("defaults", "evidence_columns")
+# The deny-list: columns never kept as evidence, whatever a rule file allows (the
+# PHI of raw.adt_messages, the warehouse columns that carry or reveal the visit
+# number, room and bed, and the usual names of identifying columns; see
+# docs/architecture.md#evidence-without-phi). The second guard behind each file's
+# ``evidence_columns`` allow-list: a column on both is refused at load time.
+PHI_COLUMNS = frozenset(
+    {
+        "mrn",
+        "patient_name",
+        "name",
+        "first_name",
+        "last_name",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "date_of_birth",
+        "dob",
+        "sex",
+        "ssn",
+        "address",
+        "phone",
+        "email",
+        "raw_text",
+        "visit_number",
+        "encounter_key",  # facility|visit number (PV1-19): evidence carries encounter_pseudonym
+        "account_number",
+        "room",
+        "bed",
+    }
+)
 # GX 1.x has its own severity on every expectation; keep it in step with ours.
 GX_SEVERITY = {"blocking": "critical", "warning": "warning", "info": "info"}
 # Set from the rule's own fields, never from kwargs (they would shadow the review).
@@ -185,6 +223,8 @@ class RuleFile:
     description: str
     rules: tuple[Rule, ...]
     sha256: str = field(repr=False)  # of the file as reviewed
+    # The allow-list of columns whose values may be kept as evidence (see the module doc).
+    evidence_columns: frozenset[str] = frozenset()
 
     @property
     def data_asset(self) -> str:
@@ -252,6 +292,8 @@ def load_rules(
             for k, v in (("schema", schema), ("table", table)):
                 if not (isinstance(v, str) and _IDENT.match(v)):
                     problems.append(f"data_asset.{k} must be a plain SQL identifier, got {v!r}")
+    evidence_columns, evidence_problems = _check_evidence_columns(doc.get("evidence_columns"))
+    problems += evidence_problems
     rules_doc = doc.get("rules")
     if "rules" in doc and not (isinstance(rules_doc, list) and rules_doc):
         problems.append("rules must be a non-empty list")
@@ -308,7 +350,25 @@ def load_rules(
         description=str(doc.get("description") or "").strip(),
         rules=tuple(rules),
         sha256=hashlib.sha256(raw).hexdigest(),
+        evidence_columns=evidence_columns,
     )
+
+
+def _check_evidence_columns(value: Any) -> tuple[frozenset[str], list[str]]:
+    """The file's allow-list of evidence columns, and its problems (a PHI column on
+    it is a configuration error, not something to drop quietly)."""
+    if value is None:
+        return frozenset(), []
+    if not (isinstance(value, list) and all(isinstance(c, str) and _IDENT.match(c) for c in value)):
+        return frozenset(), ["evidence_columns must be a list of plain column names"]
+    names = frozenset(c.lower() for c in value)
+    phi = sorted(names & PHI_COLUMNS)
+    if phi:
+        return names, [
+            f"evidence_columns lists {', '.join(phi)}, on the PHI deny-list (rules.PHI_COLUMNS): "
+            "PHI is never kept as evidence; select a pseudonym or a code instead"
+        ]
+    return names, []
 
 
 def load_catalog(
@@ -789,10 +849,11 @@ def seed_values(csv_path: Path, column: str) -> list[str]:
     return values
 
 
-def build_expectation(rule: Rule, logical_date: dt.date | None = None):
+def build_expectation(rule: Rule, logical_date: dt.date | None = None, evidence_columns: frozenset[str] | None = None):
     """The GX expectation for one rule, carrying the rule's metadata; SQL templates
     filled for ``logical_date`` (a rule whose SQL needs the date refuses to build
-    without one)."""
+    without one). ``evidence_columns`` (the file's allow-list) goes into the meta,
+    so a GX result can be redacted from itself (``healthops.quality.evidence``)."""
     if rule.engine != GX_ENGINE:
         raise ValueError(f"rule {rule.id}: {rule.expectation} runs on {rule.engine}, not on GX")
     cls = _expectation_class(rule.expectation)
@@ -811,9 +872,12 @@ def build_expectation(rule: Rule, logical_date: dt.date | None = None):
             kwargs["mostly"] = 1.0 - rule.threshold
     elif rule.expectation in CUSTOM_EXPECTATIONS:
         kwargs["threshold"] = 0.0
+    meta = rule.meta
+    if evidence_columns is not None:
+        meta["evidence_columns"] = sorted(evidence_columns)
     return cls(
         **kwargs,
-        meta=rule.meta,
+        meta=meta,
         description=rule.description,
         severity=GX_SEVERITY[rule.severity],
     )
@@ -826,7 +890,7 @@ def build_suite(rule_file: RuleFile, logical_date: dt.date | None = None):
     gx = _gx()
     return gx.ExpectationSuite(
         name=rule_file.suite_name,
-        expectations=[build_expectation(r, logical_date) for r in rule_file.rules],
+        expectations=[build_expectation(r, logical_date, rule_file.evidence_columns) for r in rule_file.rules],
         meta={
             "data_asset": rule_file.data_asset,
             "description": rule_file.description,
