@@ -11,6 +11,7 @@ test cannot leak into another."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import psycopg
 import pytest
 
 from healthops import config
-from healthops.quality import audit_heads, audit_trail, gx_runner
+from healthops.quality import audit_heads, audit_trail, evidence, gx_runner
 from healthops.warehouse.connection import connect, libpq_url
 from healthops.warehouse.migrate import migrate
 from healthops.warehouse.schema import AUDIT_CHAIN, GENESIS_HASH, row_hash_sql
@@ -228,8 +229,12 @@ def test_results_keys_and_chain_are_kept(trail, history):
             (enc,),
         ).fetchone() == (N_BACKWARDS, "rows_query", N_BACKWARDS, audit_trail.VIOLATION_CAP)
         kept = keys(enc, "CEN-020")
-        assert [k["encounter_key"] for k in kept] == [f"E{i:03d}" for i in range(N_BACKWARDS)]
-        assert set(kept[0]) == {"facility_code", "encounter_key", "admit_at", "discharge_at"}
+        # the encounter as the salted pseudonym of its key: no visit number, no times
+        salt = conn.execute("select salt from raw.pseudonym_salt").fetchone()[0]
+        assert [k["encounter_pseudonym"] for k in kept] == [
+            hashlib.sha256(f"{salt}|E{i:03d}".encode()).hexdigest() for i in range(N_BACKWARDS)
+        ]
+        assert set(kept[0]) == {"facility_code", "encounter_pseudonym"}
         for k in kept:  # keys and codes, never PHI
             assert not audit_trail.PHI_COLUMNS & set(k)
 
@@ -239,7 +244,12 @@ def test_phi_columns_never_become_evidence():
         {"encounter_key": "E1", "mrn": "123", "Birth_Date": dt.date(1950, 1, 1), "patient_name": "X"},
         {"mrn": "only phi"},
     ]
-    assert audit_trail._keys(rows) == [{"encounter_key": "E1"}]
+    # the deny-list holds even against an allow-list that names PHI (load_rules refuses such a file)
+    allowed = frozenset({"encounter_pseudonym", "unit_code", "mrn", "birth_date", "patient_name", "encounter_key"})
+    rows[0]["encounter_pseudonym"], rows[0]["room"] = "ab12", "101"
+    assert evidence.keep(rows, allowed) == [{"encounter_pseudonym": "ab12"}]
+    # a column off the allow-list is dropped, PHI or not
+    assert evidence.keep([{"unit_code": "ICU", "segment_start": "2025-03-01T10:00"}], allowed) == [{"unit_code": "ICU"}]
 
 
 def test_verify_cli_reports_an_intact_chain(trail):

@@ -8,6 +8,7 @@ count as documented. Tables are built by hand with the dbt models' columns."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -458,17 +459,36 @@ def test_planted_defects_fail_their_rules_with_exact_counts(warehouse_url):
         }
     ]
     assert {(e["facility_code"], e["unit_code"]) for e in ev["CEN-017"]} == {("NGH", "XRAY"), ("SMC", "ICU")}
-    assert sorted((e["encounter_key"], e["segment_no"]) for e in ev["CEN-018"]) == [
-        ("E10", 1),
-        ("E10", 2),
-        ("E8", 1),
-        ("E9", 1),
-    ]
-    assert sorted(e["encounter_key"] for e in ev["CEN-019"]) == ["E13", "E14", "E15", "E16"]
-    assert [e["encounter_key"] for e in ev["CEN-020"]] == ["E20", "E21"]
+    # encounters appear only as the salted pseudonym of their key (no visit number,
+    # patient key, room, bed or times): the auditor finds them with the salt
+    with connect(warehouse_url, autocommit=True) as conn:
+        salt = conn.execute("select salt from raw.pseudonym_salt").fetchone()[0]
+
+    def pseudonym(encounter_key: str) -> str:
+        return hashlib.sha256(f"{salt}|{encounter_key}".encode()).hexdigest()
+
+    assert sorted((e["encounter_pseudonym"], e["segment_no"]) for e in ev["CEN-018"]) == sorted(
+        [(pseudonym("E10"), 1), (pseudonym("E10"), 2), (pseudonym("E8"), 1), (pseudonym("E9"), 1)]
+    )
+    assert sorted(e["encounter_pseudonym"] for e in ev["CEN-019"]) == sorted(
+        pseudonym(k) for k in ("E13", "E14", "E15", "E16")
+    )
+    assert [e["encounter_pseudonym"] for e in ev["CEN-020"]] == [pseudonym("E20"), pseudonym("E21")]
+    assert set(ev["CEN-019"][0]) == {"facility_code", "unit_code", "encounter_pseudonym", "segment_no"}
+    assert set(ev["CEN-020"][0]) == {"facility_code", "encounter_pseudonym"}
+    identifying = {"mrn", "patient_name", "birth_date", "raw_text", "encounter_key", "visit_number", "patient_key"}
+    identifying |= {"room", "bed", "segment_start", "segment_end", "admit_at", "discharge_at"}
     for findings in ev.values():
         for row in findings:
-            assert not {"mrn", "patient_name", "birth_date", "raw_text"} & set(row)
+            assert not identifying & set(row)
+    # the same in the stored drill-down rows
+    with connect(warehouse_url, autocommit=True) as conn:
+        kept = conn.execute(
+            "select rule_id, keys from audit.rule_violations where rule_id in ('CEN-018', 'CEN-019', 'CEN-020')"
+        ).fetchall()
+    assert len(kept) == 4 + 4 + 2
+    assert all(not identifying & set(keys) and "encounter_pseudonym" in keys for _, keys in kept)
+    assert {keys["encounter_pseudonym"] for r, keys in kept if r == "CEN-020"} == {pseudonym("E20"), pseudonym("E21")}
 
 
 def test_silent_day_counts_one_gap_per_live_feed(warehouse_url):

@@ -41,7 +41,11 @@ keys and codes) is run again in the persisting transaction, up to ``VIOLATION_CA
 rows; if its count no longer matches what GX counted (the data moved in between),
 or it fails, the few rows GX returned are kept instead (``evidence = 'gx_sample'``).
 Row-wise GX rules keep GX's sample of offending values, as ``{column: value}``.
-Columns named like PHI are dropped from every evidence row.
+Only columns on the rule file's ``evidence_columns`` allow-list are kept, and never a
+column on the deny-list ``rules.PHI_COLUMNS`` (``healthops.quality.evidence``): a
+column rule on any other column keeps its counts and no values. SQL rules select
+``encounter_pseudonym`` (sha256 of the warehouse salt and the encounter key), never
+the visit number, room, bed or exact times.
 
 Runs of another engine (``gx_result["engine"]``, e.g. dbt source freshness) are kept
 the same way: their result JSON in ``gx_result``, one rule_results row per rule (the
@@ -58,6 +62,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from healthops.quality import evidence as evidence_policy
+from healthops.quality.rules import PHI_COLUMNS as PHI_COLUMNS  # the deny-list, re-exported
 from healthops.warehouse.schema import AUDIT_CHAIN, CHAIN_LOCK_KEY, GENESIS_HASH, row_hash_sql
 
 log = logging.getLogger(__name__)
@@ -65,28 +71,6 @@ log = logging.getLogger(__name__)
 VIOLATION_CAP = 1000  # violating rows' keys kept per rule and run
 SQL_RULE_TYPES = ("unexpected_rows_expectation", "unexpected_rows_share_expectation")
 FRESHNESS_RULE_TYPE = "dbt_source_freshness"  # rules.FRESHNESS_ENGINE
-# Never kept as evidence, whatever a rule's query selects (raw.adt_messages' PHI and
-# the usual names of identifying columns).
-PHI_COLUMNS = frozenset(
-    {
-        "mrn",
-        "patient_name",
-        "name",
-        "first_name",
-        "last_name",
-        "given_name",
-        "family_name",
-        "birth_date",
-        "date_of_birth",
-        "dob",
-        "sex",
-        "ssn",
-        "address",
-        "phone",
-        "email",
-        "raw_text",
-    }
-)
 _FINDING_ID = re.compile(r"^\s*(?:F-?)?0*(\d{1,18})\s*$", re.IGNORECASE)
 MAX_NOTE = 4000
 
@@ -209,14 +193,15 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
             k: o.detail.get(k)
             for k in ("source", "loaded_at_field", "max_loaded_at", "snapshotted_at", "age_hours", "status")
         }
-        return "dbt_freshness", 1, _keys([key])
+        return "dbt_freshness", 1, _keys([key], frozenset(key))  # table metadata, no patient data
+    columns_allowed = evidence_policy.allowed((res.get("expectation_config") or {}).get("meta"))
     if o.expectation_type in SQL_RULE_TYPES:
         query = ((res.get("expectation_config") or {}).get("kwargs") or {}).get("unexpected_rows_query")
         rows = _rerun_rows_query(conn, summary.data_asset, query) if query and o.rows_violating else None
         if rows is not None:
             complete = len(rows) <= VIOLATION_CAP
             if not complete or len(rows) == o.rows_violating:
-                return "rows_query", VIOLATION_CAP, _keys(rows[:VIOLATION_CAP])
+                return "rows_query", VIOLATION_CAP, _keys(rows[:VIOLATION_CAP], columns_allowed)
             log.warning(
                 "rule %s: its query now returns %d rows, GX counted %s; keeping GX's sample",
                 o.rule_id,
@@ -224,7 +209,7 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
                 o.rows_violating,
             )
         sample = o.detail.get("unexpected_rows") or []
-        return "gx_sample", PARTIAL_VALUES, _keys(sample)
+        return "gx_sample", PARTIAL_VALUES, _keys(sample, columns_allowed)
     values = o.detail.get("partial_unexpected_list")
     if values is None:  # table-level rules (row counts): no rows to point at
         return None, None, []
@@ -237,7 +222,7 @@ def _evidence(conn, summary, o, res: dict) -> tuple[str | None, int | None, list
             rows.append(dict(zip(columns, v)))
         else:
             rows.append({columns[0] if len(columns) == 1 else "value": v})
-    return "gx_sample", PARTIAL_VALUES, _keys(rows)
+    return "gx_sample", PARTIAL_VALUES, _keys(rows, columns_allowed)
 
 
 def _rerun_rows_query(conn, data_asset: str, query: str) -> list[dict] | None:
@@ -259,13 +244,9 @@ def _rerun_rows_query(conn, data_asset: str, query: str) -> list[dict] | None:
         return None
 
 
-def _keys(rows: list[dict]) -> list[dict]:
-    out = []
-    for row in rows:
-        kept = {str(k): _jsonable(v) for k, v in row.items() if str(k).lower() not in PHI_COLUMNS}
-        if kept:
-            out.append(kept)
-    return out
+def _keys(rows: list[dict], allowed: frozenset[str]) -> list[dict]:
+    """The rows with only allowed, non-PHI columns, as JSON values."""
+    return [{str(k): _jsonable(v) for k, v in row.items()} for row in evidence_policy.keep(rows, allowed)]
 
 
 def _jsonable(value):

@@ -8,7 +8,7 @@ that are still in the context's validation results store, so history across
 nights needs a store on disk. This context has exactly two stores on disk, under
 ``$HEALTHOPS_HOME/gx/``: ``validations/`` (one JSON file per suite run, the same
 content as ``audit.validation_runs.gx_result``: rule ids, counts and at most
-``outcomes.PARTIAL_VALUES`` key values per failing rule) and ``expectations/``
+``outcomes.PARTIAL_VALUES`` values per failing rule, of allowed columns only) and ``expectations/``
 (the suites as last run). It has no data source: building the site reads
 nothing from the warehouse.
 
@@ -16,6 +16,12 @@ After each validation run, ``build(summaries)`` copies that run's results from
 the validation context, renders only their pages (and the suites'), and rewrites
 the index, so a nightly build costs the same on night 400 as on night 1, apart
 from the index (capped at ``INDEX_RUNS`` runs, newest first).
+
+No PHI, owner-only: every result is redacted (``healthops.quality.evidence``: no
+values of a column off its rule file's ``evidence_columns``) before it is written
+to the store or rendered, and the store and the site are written under umask 077
+and then set to 0700 (directories) / 0600 (files), whatever GX or an earlier
+release left there. Serve the site through a process of the same user (or copy it).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Iterable
 
 from healthops import config
+from healthops.quality import evidence
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +121,38 @@ def docs_context(root: Path | None = None, site: Path | None = None):
 
 
 @contextlib.contextmanager
+def owner_only(*trees: Path):
+    """Write under umask 077, then make every directory of ``trees`` 0700 and every
+    file 0600. The umask is the process's: one build at a time holds ``_lock``, and
+    other threads of the process create only owner-only files meanwhile."""
+    old = os.umask(0o077)
+    try:
+        for tree in trees:
+            tree.mkdir(parents=True, exist_ok=True)
+        yield
+    finally:
+        os.umask(old)
+        for tree in trees:
+            restrict(tree)
+
+
+def restrict(tree: Path) -> None:
+    """0700 for ``tree`` and its directories, 0600 for its files (symlinks untouched)."""
+    if not tree.exists():
+        return
+    tree.chmod(0o700)
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for d in dirnames:
+            p = Path(dirpath, d)
+            if not p.is_symlink():
+                p.chmod(0o700)
+        for f in filenames:
+            p = Path(dirpath, f)
+            if not p.is_symlink():
+                p.chmod(0o600)
+
+
+@contextlib.contextmanager
 def _site_lock(site: Path):
     """One build at a time per site (two processes rewriting the index interleave)."""
     site.mkdir(parents=True, exist_ok=True)
@@ -162,12 +201,15 @@ def build(summaries: Iterable, *, root: Path | None = None, site: Path | None = 
                 "process's GX context (validate and build in the same process)"
             )
         suite_ids = [ExpectationSuiteIdentifier(name) for name in sorted({s.suite_name for s in summaries})]
-        for key in keys:
-            docs.validation_results_store.set(key, source.validation_results_store.get(key))
-        for sid in suite_ids:
-            docs.expectations_store.add_or_update(sid, source.suites.get(sid.name))
-        with _site_lock(site):
-            docs.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[*keys, *suite_ids])
+        root = (root or store_dir()).resolve()
+        with owner_only(root, site):
+            for key in keys:
+                result = evidence.redact_validation_result(source.validation_results_store.get(key))
+                docs.validation_results_store.set(key, result)
+            for sid in suite_ids:
+                docs.expectations_store.add_or_update(sid, source.suites.get(sid.name))
+            with _site_lock(site):
+                docs.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[*keys, *suite_ids])
     index = site / "index.html"
     seconds = time.perf_counter() - t0
     log.info("Data Docs: %d validation run(s) added to %s (%.2fs)", len(keys), index, seconds)

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from healthops.quality import evidence
 from healthops.quality.gx_context import get_context, import_gx
 from healthops.quality.outcomes import PARTIAL_VALUES, RuleOutcome, ValidationSummary, code_version
 from healthops.quality.rules import FRESHNESS_ENGINE, GX_ENGINE, RuleFile, build_suite, load_rules, rule_files
@@ -113,6 +114,9 @@ def validate(
         run_at = dt.datetime.now(dt.timezone.utc)
         run_name = f"{rf.suite_name}:{logical_date.isoformat()}" + (f":{dag_run_id}" if dag_run_id else "")
         result = vd.run(result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name, run_time=run_at))
+    # Before anything reads it: values of columns not on the file's evidence_columns
+    # (and of PHI columns, always) are dropped from the result.
+    evidence.redact_validation_result(result)
     timings["validate"] = time.perf_counter() - t3
 
     # GX does not keep suite order in its results; the file's order is the report's.
