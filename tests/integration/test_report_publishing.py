@@ -19,12 +19,13 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from healthops.alerts import RunFailure, notify_run_failure
 from healthops.reports import phi
 from healthops.reports.catalog import load_catalog
 from healthops.reports.delivery import SmtpSettings, is_transient
-from healthops.reports.outbox import find_free_port, start_outbox
+from healthops.reports.outbox import OutboxHandler, find_free_port, start_outbox
 from healthops.reports.periods import periods_to_check
 from healthops.reports.publish import owed_periods, publish, resend, sent_messages
 from healthops.reports.reader import ColumnNotAllowed, ReportReader
@@ -443,3 +444,41 @@ def test_a_night_with_the_relay_down_is_owed_and_sent_once_when_it_is_back(marts
         assert publish("daily_census", D2.isoformat(), url=marts, smtp=smtp).sent == []
         assert publish("daily_census", D1.isoformat(), url=marts, smtp=smtp).sent == []
         assert len(box.messages()) == 8
+
+
+class RefusingHandler(OutboxHandler):
+    """A relay that refuses one recipient's messages of one period for good (a 5xx)."""
+
+    def __init__(self, directory, recipient: str, period: str) -> None:
+        super().__init__(directory)
+        self.recipient, self.period = recipient, period
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.recipient in envelope.rcpt_tos and f"X-Healthops-Period: {self.period}".encode() in envelope.content:
+            return "554 5.7.1 Message rejected by policy"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_owed_message_refused_for_good_stays_owed_and_holds_back_nothing_else(marts, tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    down = SmtpSettings.from_url(f"smtp://127.0.0.1:{find_free_port()}?timeout=5")
+    with pytest.raises(OSError):
+        publish("daily_census", D1.isoformat(), url=marts, smtp=down)
+    [(_, refused, *_)] = ledger(marts)
+    (tmp_path / "relay").mkdir()
+    port = find_free_port()
+    handler = RefusingHandler(tmp_path / "relay", refused, D1.isoformat())
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="refusing-relay")
+    controller.start()
+    try:
+        smtp = SmtpSettings.from_url(f"smtp://127.0.0.1:{port}")
+        out = publish("daily_census", D2.isoformat(), url=marts, smtp=smtp)
+    finally:
+        controller.stop()
+    assert out.still_owed == [(D1.isoformat(), refused)]
+    assert len(out.sent) == 7 and len(list((tmp_path / "relay").glob("*.eml"))) == 7
+    states = {(p, r): s for p, r, s, *_ in ledger(marts)}
+    assert states.pop((D1.isoformat(), refused)) == "failed" and set(states.values()) == {"sent"}
+    with connect(marts) as conn:
+        assert owed_periods(conn, "daily_census") == [D1.isoformat()]
+        assert "554" in conn.execute("select last_error from reporting.deliveries where state = 'failed'").fetchone()[0]

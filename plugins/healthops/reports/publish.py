@@ -53,7 +53,7 @@ from datetime import date
 from typing import Any
 
 from healthops import config
-from healthops.errors import ConfigurationError, DataError
+from healthops.errors import ConfigurationError, DataError, is_transient
 from healthops.reports.periods import is_history, periods_to_check
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Outcome:
     no_data: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) whose slice has no data
     archived: list[dict] = field(default_factory=list)  # {period, recipient, revision, message_id}: not emailed
     no_audience: list[str] = field(default_factory=list)  # facilities with data that no recipient covers
+    still_owed: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) owed, refused again
     emailed: bool = True  # False: a history period, archived only
     files: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +84,7 @@ class Outcome:
             "no_data": [r for _, r in self.no_data],
             "archived": self.archived,
             "no_audience": self.no_audience,
+            "still_owed": [list(o) for o in self.still_owed],
             "emailed": self.emailed,
             "files": self.files,
         }
@@ -264,21 +266,30 @@ def publish(
 
         for p, d, fkey, version, figs, revision, replaces in plans:
             rendered = rendered_by[(p, fkey, revision.number if revision else 0)]
-            done = _send_one(
-                conn,
-                report_id,
-                p,
-                d,
-                rendered,
-                entry,
-                smtp,
-                version,
-                figs,
-                revision.number if revision else 0,
-                replaces,
-                dag_run_id,
-                deliver=send,
-            )
+            try:
+                done = _send_one(
+                    conn,
+                    report_id,
+                    p,
+                    d,
+                    rendered,
+                    entry,
+                    smtp,
+                    version,
+                    figs,
+                    revision.number if revision else 0,
+                    replaces,
+                    dag_run_id,
+                    deliver=send,
+                )
+            except Exception as e:
+                if p not in owed or p == period or is_transient(e):
+                    raise
+                # An owed period the relay refuses for good (a 5xx) stays owed ('failed', its error
+                # in the ledger), and does not hold back tonight's report for everyone else.
+                log.error("%s %s: owed message to %s refused again: %s", report_id, p, d["address"], e)
+                outcome.still_owed.append((p, d["address"]))
+                continue
             if done:
                 (outcome.sent if send else outcome.archived).append(done)
         for (p, _, _), rendered in rendered_by.items():
