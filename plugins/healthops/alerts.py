@@ -22,6 +22,12 @@ What the message says, and what it never says:
 Recipients: ``alerts.data_engineers`` of the report catalog. The Message-ID is a
 hash of the run id, so a callback that runs twice for a run (a dag-processor
 restart) sends a message a relay or mail store can de-duplicate.
+
+When the relay is down (or refuses), the alert is not lost with the mail: its text
+(the same text the e-mail carries, no PHI) is logged at ERROR, so it is in the Airflow
+task log, and written to ``$HEALTHOPS_OUT/alerts/<dag>.<run>.txt`` (one file per
+alert, owner-only), where an operator sees it without mail; then the send error is
+raised as before.
 """
 
 from __future__ import annotations
@@ -114,9 +120,47 @@ def notify_run_failure(
     alert = compose(failure, rules, recipients, audit_error=audit_error)
     sender = (catalog.get("defaults") or {}).get("sender") or "healthops@localhost"
     message = build_message(alert, sender, failure)
-    send(message, smtp or smtp_settings())
+    try:
+        send(message, smtp or smtp_settings())
+    except Exception as exc:
+        path = write_alert_file(alert, failure)
+        log.error(
+            "failure alert for %s %s could NOT be mailed (%s: %s); written to %s:\n%s\n%s",
+            failure.dag_id,
+            failure.run_id,
+            type(exc).__name__,
+            exc,
+            path,
+            alert.subject,
+            alert.text,
+        )
+        raise
     log.info("failure alert for %s %s sent to %s", failure.dag_id, failure.run_id, ", ".join(recipients))
     return alert
+
+
+def alerts_dir() -> Path:
+    from healthops import config
+
+    return config.out() / "alerts"
+
+
+def write_alert_file(alert: Alert, failure: RunFailure) -> Path:
+    """The alert as a text file under ``$HEALTHOPS_OUT/alerts/`` (owner-only: 0700 folder,
+    0600 file), named after the DAG and run: a second callback for the run rewrites it."""
+    folder = alerts_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{failure.dag_id}.{failure.run_id}")
+    path = folder / f"{safe}.txt"
+    body = (
+        f"Subject: {alert.subject}\nTo: {', '.join(alert.recipients)}\nMessage-ID: {alert.message_id}\n\n{alert.text}"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(body)
+    return path
 
 
 def data_engineers(catalog: Mapping) -> list[str]:

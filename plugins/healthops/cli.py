@@ -428,7 +428,7 @@ def _print_summary(url: str, first: date, last: date) -> None:
         ).fetchone()
         sent = conn.execute(
             """select count(distinct (report_id, period, message_id)), count(*) from reporting.deliveries
-               where period between %s and %s or period between %s and %s""",
+               where state = 'sent' and (period between %s and %s or period between %s and %s)""",
             (first.isoformat(), last.isoformat(), f"{first:%Y-%m}", f"{last:%Y-%m}"),
         ).fetchone()
     print("\n== healthops demo summary ==")

@@ -328,7 +328,8 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
                 if not (files or left or refused):
                     out["load"]["missing"] = f"{folder} {'has no file' if listing.exists else 'does not exist'}"
             emailed, revised = conn.execute(
-                "select count(*), count(*) filter (where revision > 0) from reporting.deliveries where dag_run_id = %s",
+                "select count(*), count(*) filter (where revision > 0) from reporting.deliveries "
+                "where dag_run_id = %s and state = 'sent'",
                 (run_id,),
             ).fetchone()
             (archived,) = conn.execute(

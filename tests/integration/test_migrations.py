@@ -7,6 +7,8 @@ before they touch it, naming the command to run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -78,20 +80,30 @@ def catalog(url) -> set[tuple[str, str]]:
         return set(conn.execute(CATALOG).fetchall())
 
 
+# Columns a later revision added with a default for the rows before it: a row whose value
+# is that default is digested without it, as a null column is (0003: ledger rows written
+# by earlier releases were sent once).
+ADDED_WITH_DEFAULT = {"reporting.deliveries": {"state": "sent", "attempts": 1, "reconciled": False}}
+
+
 def contents(url) -> dict[str, tuple]:
     """Every row of healthops' own tables (count and digest per table), of those the
     warehouse has (one from before a revision lacks that revision's tables). A row is
-    digested without its null columns: a revision that adds a nullable column keeps it."""
+    digested without its null columns: a revision that adds a nullable column keeps it
+    (nor with a column added with a default that it holds, ``ADDED_WITH_DEFAULT``)."""
     out = {}
     with connect(url) as conn:
         for schema in ("raw", "audit", "reporting"):
             for table in sorted(TABLES[schema]):
-                if conn.execute("select to_regclass(%s)", (f"{schema}.{table}",)).fetchone() == (None,):
+                name = f"{schema}.{table}"
+                if conn.execute("select to_regclass(%s)", (name,)).fetchone() == (None,):
                     continue
-                out[f"{schema}.{table}"] = conn.execute(
-                    "select count(*), md5(coalesce(string_agg(r, '|' order by r), '')) "
-                    f"from (select jsonb_strip_nulls(to_jsonb(t))::text as r from {schema}.{table} t) rows"
-                ).fetchone()
+                defaults = ADDED_WITH_DEFAULT.get(name, {})
+                rows = []
+                for (r,) in conn.execute(f"select jsonb_strip_nulls(to_jsonb(t)) from {name} t"):
+                    r = {k: v for k, v in r.items() if not (k in defaults and defaults[k] == v)}
+                    rows.append(json.dumps(r, sort_keys=True))
+                out[name] = (len(rows), hashlib.md5("|".join(sorted(rows)).encode()).hexdigest())
     return out
 
 

@@ -2,24 +2,32 @@
 SMTP server on loopback: one message per report, period and recipient with the
 recipient's filter applied; nothing new on a retry; exactly one revised message per
 affected recipient after a late change; a planted MRN or name stops the report and
-names the column; the archive lists and resends what was sent."""
+names the column; the archive lists and resends what was sent; mail goes exactly once:
+a crash after the relay accepted is resent under the same Message-ID, a night with the
+relay down is owed and sent by the next run, and the alert is written to a file."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import logging
+import stat
+import time
 import uuid
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
 
 import pytest
+from aiosmtpd.controller import Controller
 
+from healthops.alerts import RunFailure, notify_run_failure
 from healthops.reports import phi
 from healthops.reports.catalog import load_catalog
-from healthops.reports.delivery import SmtpSettings
-from healthops.reports.outbox import start_outbox
+from healthops.reports.delivery import SmtpSettings, is_transient
+from healthops.reports.outbox import OutboxHandler, find_free_port, start_outbox
 from healthops.reports.periods import periods_to_check
-from healthops.reports.publish import publish, resend, sent_messages
+from healthops.reports.publish import owed_periods, publish, resend, sent_messages
 from healthops.reports.reader import ColumnNotAllowed, ReportReader
 from healthops.warehouse.connection import connect
 
@@ -344,3 +352,133 @@ def test_daily_census_renders_from_its_models_with_no_other_sql(marts):
     assert "Emergency Department: 17 patients at midnight in 30 beds (56.7%)" in rendered.text
     csv_text = rendered.attachments["daily_census_NGH-ICU-SDU-ED_2026-11-03.csv"][0].decode()
     assert csv_text.splitlines()[1].startswith("NGH,2026-11-03,ED,Emergency Department,17,")
+
+
+# -- mail exactly once: the intent first, reconciliation, owed periods -----------------------
+
+
+def ledger(url):
+    with connect(url) as conn:
+        return conn.execute(
+            """select period, recipient, state, reconciled, message_id, sent_at is not null, relay_response
+               from reporting.deliveries order by period, recipient"""
+        ).fetchall()
+
+
+def test_a_crash_after_the_relay_accepted_is_resent_once_under_the_same_message_id(marts, box, monkeypatch):
+    publishing = importlib.import_module("healthops.reports.publish")
+    smtp = SmtpSettings.from_url(box.url)
+    mark_sent, calls = publishing.mark_sent, []
+
+    def crash_once(*args, **kwargs):  # the worker dies between the relay's "250" and the ledger update
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("worker lost after the relay accepted")
+        return mark_sent(*args, **kwargs)
+
+    monkeypatch.setattr(publishing, "mark_sent", crash_once)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        publish("daily_census", D1.isoformat(), url=marts, smtp=smtp)
+    assert len(box.messages()) == 1
+    [(_, first, state, _, first_id, has_sent_at, _)] = ledger(marts)
+    assert state == "sending" and not has_sent_at  # the intent was on record before the relay heard of it
+    first_bytes = box.messages()[0].read_bytes()
+
+    retry = publish("daily_census", D1.isoformat(), url=marts, smtp=smtp)  # the task's retry
+    assert len(retry.sent) == 4
+    got = mails(box)
+    assert len(got) == 5  # the uncertain one again, and the three others
+    again = [m for m in got if m["To"] == first]
+    assert [m["Message-ID"] for m in again] == [first_id, first_id]  # recognisable as the same message
+    assert sorted(p.read_bytes() for p in box.messages() if p.read_bytes() == first_bytes) == [first_bytes] * 2
+    rows = ledger(marts)
+    assert len(rows) == 4 and {r[2] for r in rows} == {"sent"} and all(r[5] and r[6].startswith("250") for r in rows)
+    assert [r[1] for r in rows if r[3]] == [first]  # the reconciled row, once
+    assert publish("daily_census", D1.isoformat(), url=marts, smtp=smtp).sent == []  # sent is never sent again
+    assert len(box.messages()) == 5
+
+
+def test_a_night_with_the_relay_down_is_owed_and_sent_once_when_it_is_back(marts, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(time, "sleep", lambda _s: None)  # the send retries' backoff, not the outcome
+    down = SmtpSettings.from_url(f"smtp://127.0.0.1:{find_free_port()}?timeout=5")
+    with pytest.raises(OSError) as night:
+        publish("daily_census", D1.isoformat(), url=marts, smtp=down)
+    assert is_transient(night.value)  # the task's retries, then the next night
+    [(period, _, state, _, _, has_sent_at, _)] = ledger(marts)
+    assert (period, state, has_sent_at) == (D1.isoformat(), "failed", False)
+    with connect(marts) as conn:
+        assert owed_periods(conn, "daily_census") == [D1.isoformat()]
+        assert sent_messages(conn) == []
+
+    # the run's failure alert cannot be mailed either: the task log and a file have it
+    failure = RunFailure(
+        dag_id="healthops_census_nightly",
+        run_id="scheduled__2026-11-03T07:00:00+00:00",
+        logical_date=D1,
+        task_id="publish_daily_census",
+        exception=f"{type(night.value).__name__}: {night.value}",
+    )
+    with caplog.at_level(logging.ERROR, logger="healthops.alerts"), pytest.raises(OSError):
+        notify_run_failure(failure, url=marts, smtp=down)
+    logged = [r.getMessage() for r in caplog.records if r.name == "healthops.alerts" and r.levelno == logging.ERROR]
+    assert len(logged) == 1 and "could NOT be mailed" in logged[0] and "publish_daily_census" in logged[0]
+    [alert_file] = (tmp_path / "out" / "alerts").iterdir()
+    assert stat.S_IMODE(alert_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(alert_file.parent.stat().st_mode) == 0o700
+    text = alert_file.read_text()
+    assert "nightly census FAILED for 2026-11-02: publish_daily_census" in text and "ConnectionRefused" in text
+    assert MRN not in text and "WINTERBOTTOM" not in text.upper()
+
+    with start_outbox(tmp_path / "outbox") as box:  # the relay is back for the next night
+        smtp = SmtpSettings.from_url(box.url)
+        out = publish("daily_census", D2.isoformat(), url=marts, smtp=smtp)
+        sent = sorted((s["period"], s["recipient"]) for s in out.sent)
+        recipients = sorted(load_catalog()["reports"]["daily_census"]["recipients"])
+        assert sent == [(d.isoformat(), r) for d in (D1, D2) for r in recipients]  # owed once, plus the new one
+        assert len(box.messages()) == 8
+        assert sorted((m["X-Healthops-Period"], m["To"]) for m in mails(box)) == sent
+        rows = ledger(marts)
+        assert len(rows) == 8 and {r[2] for r in rows} == {"sent"} and not any(r[3] for r in rows)
+        with connect(marts) as conn:
+            assert owed_periods(conn, "daily_census") == []
+        assert publish("daily_census", D2.isoformat(), url=marts, smtp=smtp).sent == []
+        assert publish("daily_census", D1.isoformat(), url=marts, smtp=smtp).sent == []
+        assert len(box.messages()) == 8
+
+
+class RefusingHandler(OutboxHandler):
+    """A relay that refuses one recipient's messages of one period for good (a 5xx)."""
+
+    def __init__(self, directory, recipient: str, period: str) -> None:
+        super().__init__(directory)
+        self.recipient, self.period = recipient, period
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.recipient in envelope.rcpt_tos and f"X-Healthops-Period: {self.period}".encode() in envelope.content:
+            return "554 5.7.1 Message rejected by policy"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_owed_message_refused_for_good_stays_owed_and_holds_back_nothing_else(marts, tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    down = SmtpSettings.from_url(f"smtp://127.0.0.1:{find_free_port()}?timeout=5")
+    with pytest.raises(OSError):
+        publish("daily_census", D1.isoformat(), url=marts, smtp=down)
+    [(_, refused, *_)] = ledger(marts)
+    (tmp_path / "relay").mkdir()
+    port = find_free_port()
+    handler = RefusingHandler(tmp_path / "relay", refused, D1.isoformat())
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="refusing-relay")
+    controller.start()
+    try:
+        smtp = SmtpSettings.from_url(f"smtp://127.0.0.1:{port}")
+        out = publish("daily_census", D2.isoformat(), url=marts, smtp=smtp)
+    finally:
+        controller.stop()
+    assert out.still_owed == [(D1.isoformat(), refused)]
+    assert len(out.sent) == 7 and len(list((tmp_path / "relay").glob("*.eml"))) == 7
+    states = {(p, r): s for p, r, s, *_ in ledger(marts)}
+    assert states.pop((D1.isoformat(), refused)) == "failed" and set(states.values()) == {"sent"}
+    with connect(marts) as conn:
+        assert owed_periods(conn, "daily_census") == [D1.isoformat()]
+        assert "554" in conn.execute("select last_error from reporting.deliveries where state = 'failed'").fetchone()[0]

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from healthops.reports.render import RenderedReport
 
-__all__ = ["SmtpSettings", "build_message", "message_id", "send", "is_transient"]
+__all__ = ["Accepted", "SmtpSettings", "build_message", "message_id", "send", "send_accepted", "is_transient"]
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,18 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _send_once(message: EmailMessage, settings: SmtpSettings) -> dict:
+@dataclass(frozen=True)
+class Accepted:
+    """What the relay said when it took a message: recipients it refused (empty when
+    all were accepted) and its reply to the end of DATA (e.g. ``250 2.0.0 Ok: queued as
+    4F2A``), the queue id an operator can look up in the relay's log."""
+
+    refused: dict
+    reply: str
+    attempts: int
+
+
+def _send_once(message: EmailMessage, settings: SmtpSettings) -> tuple[dict, str]:
     if settings.ssl:
         client = smtplib.SMTP_SSL(
             settings.host, settings.port, timeout=settings.timeout, context=ssl_module.create_default_context()
@@ -242,19 +253,36 @@ def _send_once(message: EmailMessage, settings: SmtpSettings) -> dict:
             smtp.ehlo()
         if settings.username:
             smtp.login(settings.username, settings.password or "")
-        return smtp.send_message(message)
+        reply: list[str] = []
+        data = smtp.data
+
+        def keep_reply(msg):  # smtplib drops the reply to DATA: keep it for the ledger
+            code, text = data(msg)
+            reply.append(f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}")
+            return code, text
+
+        smtp.data = keep_reply
+        refused = smtp.send_message(message)
+        return refused, (reply[-1] if reply else "")
 
 
 def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3, backoff_seconds: float = 2.0) -> dict:
+    """``send_accepted``, returning only the refused recipients (smtplib's dict)."""
+    return send_accepted(message, settings, retries, backoff_seconds).refused
+
+
+def send_accepted(
+    message: EmailMessage, settings: SmtpSettings, retries: int = 3, backoff_seconds: float = 2.0
+) -> Accepted:
     """Send ``message``; on a transient failure wait and try again, up to
     ``retries`` more times (so at most ``retries + 1`` attempts), waiting
     ``backoff_seconds``, then twice that, and so on. Permanent failures (5xx,
     TLS or authentication set-up errors) raise at once.
 
-    Returns smtplib's refused-recipients dict: empty when every recipient was
-    accepted; when only some were refused the message went to the rest, and
-    the refusals are logged and returned rather than retried (a retry would
-    duplicate the mail for everyone who got it).
+    Returns what the relay said (``Accepted``): the refused recipients, empty when
+    every recipient was accepted; when only some were refused the message went to
+    the rest, and the refusals are logged and returned rather than retried (a retry
+    would duplicate the mail for everyone who got it).
     """
     if retries < 0:
         raise ValueError("retries must be >= 0")
@@ -262,7 +290,7 @@ def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3, backof
     while True:
         attempt += 1
         try:
-            refused = _send_once(message, settings)
+            refused, reply = _send_once(message, settings)
         except Exception as exc:
             if attempt > retries or not is_transient(exc):
                 log.error(
@@ -288,5 +316,5 @@ def send(message: EmailMessage, settings: SmtpSettings, retries: int = 3, backof
             continue
         if refused:
             log.warning("sending %s: recipients refused: %s", message.get("Message-ID"), refused)
-        log.info("sent %s via %s (attempt %d)", message.get("Message-ID"), settings.redacted_url(), attempt)
-        return refused
+        log.info("sent %s via %s (attempt %d): %s", message.get("Message-ID"), settings.redacted_url(), attempt, reply)
+        return Accepted(refused=refused, reply=reply, attempts=attempt)

@@ -12,9 +12,22 @@ For each recipient of the catalog entry (with the recipient's filter):
 3. render (once per distinct filter and revision), then run the PHI scan on every
    rendered report *before anything is sent*: one hit stops the whole report for
    the period and names the column;
-4. send one message per recipient (To: that recipient only), then write its ledger
-   row and archive the exact bytes (``reporting.messages``) in the same
-   transaction, under an advisory lock per report, period and recipient.
+4. send one message per recipient (To: that recipient only), exactly once, under an
+   advisory lock per report, period and recipient: first commit the intent (a ledger
+   row in state ``sending``) and archive the exact bytes (``reporting.messages``),
+   then hand the message to the relay, then mark the row ``sent`` (time, the relay's
+   reply). A relay that refuses or cannot be reached marks it ``failed``.
+
+Mail exactly once (docs/architecture.md#delivery-ledger-states):
+
+- a row left in ``sending`` (a crash between the relay's "250" and the update) may
+  or may not have gone: the next attempt sends the archived bytes again under the
+  same Message-ID (so the recipient's mail system can recognise and collapse a
+  duplicate) and marks it ``sent``, ``reconciled``. A ``sent`` row is never sent again;
+- owed periods: every run that emails first sends what earlier runs of the report
+  left ``sending`` or ``failed`` (any period, however old: the recipients never got
+  it), with the current figures; an unsent older version of the same period and
+  recipient becomes ``superseded``.
 
 History is not mail. A period older than the revision window of a run started on
 ``as_of`` (what a live run would no longer send or revise: for the daily census,
@@ -40,7 +53,7 @@ from datetime import date
 from typing import Any
 
 from healthops import config
-from healthops.errors import ConfigurationError, DataError
+from healthops.errors import ConfigurationError, DataError, is_transient
 from healthops.reports.periods import is_history, periods_to_check
 
 log = logging.getLogger(__name__)
@@ -59,6 +72,7 @@ class Outcome:
     no_data: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) whose slice has no data
     archived: list[dict] = field(default_factory=list)  # {period, recipient, revision, message_id}: not emailed
     no_audience: list[str] = field(default_factory=list)  # facilities with data that no recipient covers
+    still_owed: list[tuple[str, str]] = field(default_factory=list)  # (period, recipient) owed, refused again
     emailed: bool = True  # False: a history period, archived only
     files: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +84,7 @@ class Outcome:
             "no_data": [r for _, r in self.no_data],
             "archived": self.archived,
             "no_audience": self.no_audience,
+            "still_owed": [list(o) for o in self.still_owed],
             "emailed": self.emailed,
             "files": self.files,
         }
@@ -97,12 +112,26 @@ def facilities_without_audience(catalog: dict, facilities) -> dict[str, list[str
 
 
 def _last_delivery(conn, report_id: str, period: str, recipient: str):
+    """The last version the recipient was sent for the period (an unsent intent is not)."""
     return conn.execute(
         """select content_sha256, figures, revision, sent_at, message_id from reporting.deliveries
-           where report_id = %s and period = %s and lower(recipient) = lower(%s)
+           where report_id = %s and period = %s and lower(recipient) = lower(%s) and state = 'sent'
            order by sent_at desc, revision desc limit 1""",
         (report_id, period, recipient),
     ).fetchone()
+
+
+def owed_periods(conn, report_id: str) -> list[str]:
+    """Periods of the report with a message not (known to be) sent: a ledger row left
+    ``sending`` (a crash) or ``failed`` (the relay down or refusing), oldest first."""
+    return [
+        p
+        for (p,) in conn.execute(
+            """select distinct period from reporting.deliveries
+               where report_id = %s and state in ('sending', 'failed') order by period""",
+            (report_id,),
+        ).fetchall()
+    ]
 
 
 def publish(
@@ -168,13 +197,18 @@ def publish(
 
         require_current(conn)  # the ledger and archive tables of this release
         checks = run_checks(kind, conn)  # e.g. the audit trail's verification (kinds.CHECKS)
+        # What earlier runs could not send goes first (a run that only archives sends nothing).
+        owed = owed_periods(conn, report_id) if send else []
+        if owed:
+            log.warning("%s: period(s) %s owed by earlier runs: sending them first", report_id, ", ".join(owed))
+        periods = [p for p in owed if p not in periods] + periods
         plans = []  # (period, recipient, filter, context key, version, figures, revision, previous message)
         contexts: dict[tuple[str, str], tuple[dict, dict, Any] | None] = {}
         for p in periods:
             for d in entry["distribution"]:
                 fkey = json.dumps(d["filter"], sort_keys=True)
                 prev = _last_delivery(conn, report_id, p, d["address"])
-                if p != period and prev is None:
+                if p != period and prev is None and p not in owed:
                     continue  # an earlier period never sent to this recipient: not ours to send now
                 if (p, fkey) not in contexts:
                     reader = reader_for()
@@ -232,21 +266,30 @@ def publish(
 
         for p, d, fkey, version, figs, revision, replaces in plans:
             rendered = rendered_by[(p, fkey, revision.number if revision else 0)]
-            done = _send_one(
-                conn,
-                report_id,
-                p,
-                d,
-                rendered,
-                entry,
-                smtp,
-                version,
-                figs,
-                revision.number if revision else 0,
-                replaces,
-                dag_run_id,
-                deliver=send,
-            )
+            try:
+                done = _send_one(
+                    conn,
+                    report_id,
+                    p,
+                    d,
+                    rendered,
+                    entry,
+                    smtp,
+                    version,
+                    figs,
+                    revision.number if revision else 0,
+                    replaces,
+                    dag_run_id,
+                    deliver=send,
+                )
+            except Exception as e:
+                if p not in owed or p == period or is_transient(e):
+                    raise
+                # An owed period the relay refuses for good (a 5xx) stays owed ('failed', its error
+                # in the ledger), and does not hold back tonight's report for everyone else.
+                log.error("%s %s: owed message to %s refused again: %s", report_id, p, d["address"], e)
+                outcome.still_owed.append((p, d["address"]))
+                continue
             if done:
                 (outcome.sent if send else outcome.archived).append(done)
         for (p, _, _), rendered in rendered_by.items():
@@ -292,56 +335,168 @@ def _send_one(
     dag_run_id,
     deliver: bool = True,
 ) -> dict | None:
-    """One recipient: lock, re-check the ledger, send, record and archive, commit.
+    """One recipient: lock, re-check the ledger, record the intent, send, mark it sent.
     ``deliver=False``: archive the message without sending it (a history period)."""
-    from healthops.reports.delivery import build_message, send
+    from healthops.reports.delivery import build_message
+
+    recipient = dist["address"]
+    message = build_message(
+        rendered, entry.get("sender", "healthops@localhost"), [recipient], version=version, replaces=replaces
+    )
+    eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    done = {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
+    if not deliver:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (_lock_key(report_id, period, recipient),))
+            if (
+                conn.execute(
+                    """select 1 from reporting.deliveries where report_id = %s and period = %s and state = 'sent'
+                   and lower(recipient) = lower(%s) and content_sha256 = %s""",
+                    (report_id, period, recipient, version),
+                ).fetchone()
+                or conn.execute(
+                    """select 1 from reporting.messages where report_id = %s and period = %s and delivery = 'archived'
+                   and lower(recipient) = lower(%s) and content_sha256 = %s""",
+                    (report_id, period, recipient, version),
+                ).fetchone()
+            ):
+                return None  # sent, or this version is archived already
+            _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "archived")
+        return done
+    with _recipient_lock(conn, _lock_key(report_id, period, recipient)):
+        intent = _record_intent(conn, message, eml, report_id, period, dist, version, figs, revision, dag_run_id)
+        if intent is None:
+            return None  # a concurrent or earlier attempt sent it
+        accepted = _relay(conn, intent, report_id, period, recipient, version, smtp)
+        mark_sent(conn, report_id, period, recipient, version, accepted.reply, intent.reconcile, dag_run_id)
+    return dict(done, message_id=intent.message["Message-ID"], reconciled=intent.reconcile)
+
+
+def _lock_key(report_id: str, period: str, recipient: str) -> str:
+    return f"deliver:{report_id}:{period}:{recipient.lower()}"
+
+
+class _recipient_lock:
+    """A session advisory lock per report, period and recipient, held across the three
+    transactions of a send (intent, relay, sent): two workers never send the same row."""
+
+    def __init__(self, conn, key: str) -> None:
+        self.conn, self.key = conn, key
+
+    def __enter__(self):
+        self.conn.execute("select pg_advisory_lock(hashtext(%s))", (self.key,))
+        self.conn.commit()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.conn.rollback()
+            self.conn.execute("select pg_advisory_unlock(hashtext(%s))", (self.key,))
+            self.conn.commit()
+        except Exception:  # a lost connection released its session locks with it
+            log.debug("advisory unlock of %s failed", self.key, exc_info=True)
+
+
+@dataclass
+class _Intent:
+    message: Any  # the EmailMessage to hand to the relay
+    reconcile: bool  # the row was left 'sending': it may have gone already
+
+
+def _record_intent(conn, message, eml, report_id, period, dist, version, figs, revision, dag_run_id):
+    """Commit the ledger row in state 'sending' (and the archived bytes) before the relay
+    hears of the message; None when this version was sent already. A row left 'sending'
+    or 'failed' by an earlier attempt is taken up again, with the archived bytes (the same
+    Message-ID, Date and boundaries: the very message that may have gone)."""
+    from email import policy
+    from email.parser import BytesParser
 
     recipient = dist["address"]
     with conn.transaction():
-        lock = f"deliver:{report_id}:{period}:{recipient.lower()}"
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (lock,))
-        if conn.execute(
-            """select 1 from reporting.deliveries where report_id = %s and period = %s
-                           and lower(recipient) = lower(%s) and content_sha256 = %s""",
+        row = conn.execute(
+            """select state, message_id from reporting.deliveries where report_id = %s and period = %s
+               and lower(recipient) = lower(%s) and content_sha256 = %s for update""",
             (report_id, period, recipient, version),
-        ).fetchone():
-            return None  # a concurrent or earlier attempt sent it
-        if (
-            not deliver
-            and conn.execute(
-                """select 1 from reporting.messages where report_id = %s and period = %s and delivery = 'archived'
-                   and lower(recipient) = lower(%s) and content_sha256 = %s""",
-                (report_id, period, recipient, version),
-            ).fetchone()
-        ):
-            return None  # this version is archived already
-        message = build_message(
-            rendered, entry.get("sender", "healthops@localhost"), [recipient], version=version, replaces=replaces
-        )
-        eml = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        if not deliver:
-            _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "archived")
-            return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
-        send(message, smtp)
+        ).fetchone()
+        if row is not None and row[0] == "sent":
+            return None
+        # An older version of this period that never went out is replaced by this one.
         conn.execute(
-            """insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id, subject,
-                   dag_run_id, figures, revision, recipient_filter)
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (
-                report_id,
-                period,
-                recipient,
-                version,
-                message["Message-ID"],
-                message["Subject"],
-                dag_run_id,
-                json.dumps(figs, default=str),
-                revision,
-                json.dumps(dist["filter"]),
-            ),
+            """update reporting.deliveries set state = 'superseded'
+               where report_id = %s and period = %s and lower(recipient) = lower(%s) and content_sha256 <> %s
+                 and state in ('sending', 'failed')""",
+            (report_id, period, recipient, version),
         )
-        _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "sent")
-    return {"period": period, "recipient": recipient, "revision": revision, "message_id": message["Message-ID"]}
+        if row is None:
+            conn.execute(
+                """insert into reporting.deliveries (report_id, period, recipient, content_sha256, message_id,
+                       subject, dag_run_id, figures, revision, recipient_filter, state, sent_at, intent_at)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'sending', null, now())""",
+                (
+                    report_id,
+                    period,
+                    recipient,
+                    version,
+                    message["Message-ID"],
+                    message["Subject"],
+                    dag_run_id,
+                    json.dumps(figs, default=str),
+                    revision,
+                    json.dumps(dist["filter"]),
+                ),
+            )
+            _archive(conn, message, eml, report_id, period, recipient, version, revision, dag_run_id, "sent")
+            return _Intent(message, reconcile=False)
+        state, message_id = row
+        conn.execute(
+            """update reporting.deliveries set state = 'sending', attempts = attempts + 1, intent_at = now()
+               where report_id = %s and period = %s and lower(recipient) = lower(%s) and content_sha256 = %s""",
+            (report_id, period, recipient, version),
+        )
+        kept = conn.execute("select eml from reporting.messages where message_id = %s", (message_id,)).fetchone()
+    if kept is not None:
+        message = BytesParser(policy=policy.default).parsebytes(bytes(kept[0]))
+    if state == "sending":
+        log.warning(
+            "%s %s: %s was left 'sending' by an earlier attempt (it may have gone): sending it again "
+            "under the same Message-ID %s (reconciliation)",
+            report_id,
+            period,
+            recipient,
+            message_id,
+        )
+    else:
+        log.info("%s %s: sending %s to %s, owed since a failed attempt", report_id, period, message_id, recipient)
+    return _Intent(message, reconcile=state == "sending")
+
+
+def _relay(conn, intent: _Intent, report_id, period, recipient, version, smtp):
+    """Hand the message to the relay; a failure marks the row 'failed' (owed) and raises."""
+    from healthops.reports.delivery import send_accepted
+
+    try:
+        return send_accepted(intent.message, smtp)
+    except Exception as exc:
+        conn.rollback()
+        with conn.transaction():
+            conn.execute(
+                """update reporting.deliveries set state = 'failed', last_error = %s
+                   where report_id = %s and period = %s and lower(recipient) = lower(%s) and content_sha256 = %s
+                     and state = 'sending'""",
+                (f"{type(exc).__name__}: {exc}"[:1000], report_id, period, recipient, version),
+            )
+        raise
+
+
+def mark_sent(conn, report_id, period, recipient, version, reply: str, reconciled: bool, dag_run_id) -> None:
+    """The relay accepted the message: the ledger row is 'sent', with the time and reply."""
+    with conn.transaction():
+        conn.execute(
+            """update reporting.deliveries set state = 'sent', sent_at = now(), relay_response = %s,
+                   reconciled = %s, last_error = null, dag_run_id = coalesce(%s, dag_run_id)
+               where report_id = %s and period = %s and lower(recipient) = lower(%s) and content_sha256 = %s""",
+            (reply, reconciled, dag_run_id, report_id, period, recipient, version),
+        )
 
 
 def _archive(
@@ -401,7 +556,7 @@ def sent_messages(conn, report: str | None = None, since: date | None = None) ->
         """select d.sent_at, d.report_id, d.period, d.recipient, d.revision, d.message_id, d.subject,
                   m.eml_sha256, length(m.eml), d.content_sha256
            from reporting.deliveries d left join reporting.messages m using (message_id)
-           where (%(report)s::text is null or d.report_id = %(report)s::text
+           where d.state = 'sent' and (%(report)s::text is null or d.report_id = %(report)s::text
                   or d.report_id like %(report)s::text || '/%%')
              and (%(since)s::date is null or d.sent_at >= %(since)s::date)
            order by d.sent_at, d.report_id, d.period, d.recipient""",
