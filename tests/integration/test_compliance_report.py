@@ -29,9 +29,9 @@ from healthops.reports.catalog import load_catalog
 from healthops.reports.compliance import KIND, lineage_csv, render_compliance
 from healthops.reports.delivery import SmtpSettings
 from healthops.reports.kinds import run_checks
-from healthops.reports.ledger import content_version
 from healthops.reports.outbox import start_outbox
 from healthops.reports.periods import Month
+from healthops.reports.publish import content_version
 from healthops.reports.reader import ReportReader
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import run_dbt
