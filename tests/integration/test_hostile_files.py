@@ -15,6 +15,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from healthops import config, pipeline
@@ -174,6 +175,15 @@ def test_a_hostile_folder_loads_what_can_be_loaded_and_records_the_rest(warehous
     with connect(warehouse_url) as conn:
         assert conn.execute("select count(*) from audit.refused_files").fetchone() == (5,)
         assert conn.execute("select count(*) from audit.load_batches").fetchone() == (3,)
+    # what the folder held and was never read stays on record: no role may rewrite it
+    for statement in (
+        "update audit.refused_files set reason = 'nothing'",
+        "delete from audit.refused_files",
+        "truncate audit.refused_files",
+    ):
+        with connect(warehouse_url) as conn:  # as the owner, triggers on
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(statement)
 
     # the writer is done: the next run loads the file it left
     os.utime(landing / DAY / "i_growing.hl7", (time.time() - 3600,) * 2)
