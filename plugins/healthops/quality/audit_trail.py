@@ -63,7 +63,6 @@ import re
 from dataclasses import dataclass, field
 
 from healthops.quality import evidence as evidence_policy
-from healthops.quality.rules import PHI_COLUMNS as PHI_COLUMNS  # the deny-list, re-exported
 from healthops.warehouse.schema import AUDIT_CHAIN, CHAIN_LOCK_KEY, GENESIS_HASH, row_hash_sql
 
 log = logging.getLogger(__name__)
