@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The revision this healthops needs. The nightly tasks compare the warehouse's
 # revision with this constant, so they need not load Alembic's script directory.
-HEAD = "0004_refused_files_append_only"
+HEAD = "0005_phi_guard"
 
 VERSION_SCHEMA = "healthops"
 VERSION_TABLE = "alembic_version"
