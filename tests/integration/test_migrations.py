@@ -371,3 +371,99 @@ def test_the_warehouse_commands_and_a_run_against_a_warehouse_behind(make_databa
     assert again.returncode == 0 and "nothing to do" in again.stdout
     st = _cli("warehouse", "status", url=url)
     assert st.returncode == 0 and f"revision {HEAD} (head): up to date" in st.stdout
+
+
+# -- 0005: the PHI scan's function and a rejection category that cannot quote -------------
+REASONS = [  # reason -> its category under 0005: the text before the first : ' " ( [
+    ("unknown unit 'O'BRIEN WARD'", "unknown unit"),  # the baseline left "BRIEN WARD'"
+    ("unknown unit 'O''BRIEN'", "unknown unit"),
+    ('bad PID-5 "WINTERBOTTOM^ROSALIND"', "bad PID-5"),
+    ("bad PID-7 (got 19480719x, O'Brien)", "bad PID-7"),
+    ("bad PID-3 [M7734001] for visit", "bad PID-3"),
+    ("PV1 segment missing", "PV1 segment missing"),  # no ':' at all
+    ("  two   spaces ;", "two spaces"),
+    ("'M7734001' unknown", "unspecified"),  # a reason that starts with a quote: nothing of it
+    ("", "unspecified"),
+]
+
+
+def add_rejections(conn, reasons) -> None:
+    for i, reason in enumerate(reasons):
+        conn.execute(
+            "insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, "
+            "raw_text) values (gen_random_uuid(), 'adt', %s, 'f', %s, %s, 'x')",
+            (D, i, reason),
+        )
+
+
+def test_the_rejection_category_holds_nothing_after_a_quote_or_bracket(warehouse_url):
+    with connect(warehouse_url) as conn:
+        add_rejections(conn, [r for r, _ in REASONS])
+        got = conn.execute("select reason_category from raw.rejected order by message_index").fetchall()
+    assert [c for (c,) in got] == [c for _, c in REASONS]
+
+
+# dbt's views over the column (as rpt_dq_rejections_daily), one reading another, with a
+# grant and comments: what a built warehouse has when 0005 arrives
+DBT_VIEWS = """
+create schema if not exists rpt;
+create view rpt.v_categories as
+    select received_date, reason_category, count(*) as rejected from raw.rejected group by 1, 2;
+create view rpt.v_top as select reason_category from rpt.v_categories order by rejected desc;
+comment on view rpt.v_categories is 'rejections by category';
+comment on column rpt.v_categories.rejected is 'how many';
+grant usage on schema rpt to healthops_reporter;
+grant select on rpt.v_categories, rpt.v_top to healthops_reporter;
+"""
+VIEW_STATE = """
+select c.oid::regclass::text, pg_get_viewdef(c.oid), c.relacl::text, obj_description(c.oid, 'pg_class'),
+       (select string_agg(attname || '=' || coalesce(col_description(c.oid, attnum), ''), ',' order by attnum)
+        from pg_attribute where attrelid = c.oid and attnum > 0)
+from pg_class c where c.relnamespace = 'rpt'::regnamespace order by 1
+"""
+
+
+def test_0005_recategorises_kept_rows_and_keeps_the_dbt_views_over_the_column(make_database):
+    url = make_database()
+    migrate(url, "0004_refused_files_append_only")
+    with connect(url) as conn:
+        add_rejections(conn, [r for r, _ in REASONS])
+        assert conn.execute("select reason_category from raw.rejected where message_index = 0").fetchone() == (
+            "unknown unitBRIEN WARD'",  # the leak 0005 closes
+        )
+        conn.execute(DBT_VIEWS)
+        views = conn.execute(VIEW_STATE).fetchall()
+    rows = contents(url)
+    result = migrate(url)
+    assert (result.before, result.after) == ("0004_refused_files_append_only", HEAD)
+    with connect(url) as conn:
+        assert conn.execute(VIEW_STATE).fetchall() == views  # the same views, grants and comments
+        got = conn.execute("select reason_category from raw.rejected order by message_index").fetchall()
+        assert [c for (c,) in got] == [c for _, c in REASONS]
+        assert conn.execute("select count(*) from rpt.v_top").fetchone() == (len({c for _, c in REASONS}),)
+        conn.execute("set role healthops_reporter")
+        conn.execute("select * from rpt.v_top").fetchall()  # still granted
+    after = contents(url)
+    assert after["raw.rejected"][0] == rows["raw.rejected"][0]  # rows kept (only the category differs)
+    new = make_database()
+    migrate(new)
+    with connect(new) as conn:
+        conn.execute(DBT_VIEWS)
+    assert catalog(url) == catalog(new)  # the column, its comment and the function as a new warehouse has them
+
+
+def test_0005_stops_at_a_view_it_does_not_own_and_changes_nothing(make_database):
+    url = make_database()
+    migrate(url, "0004_refused_files_append_only")
+    with connect(url) as conn:
+        conn.execute("create view public.my_rejections as select reason_category from raw.rejected")
+    before = catalog(url)
+    with pytest.raises(ConfigurationError, match=r"public\.my_rejections.*nothing is dropped with CASCADE"):
+        migrate(url)
+    assert status(url).current == "0004_refused_files_append_only" and catalog(url) == before
+    with connect(url) as conn:
+        assert conn.execute("select to_regclass('public.my_rejections') is not null").fetchone() == (True,)
+        assert (
+            conn.execute("select to_regprocedure('reporting.phi_identifier_matches(text[], date[])')").fetchone()[0]
+            is None
+        )

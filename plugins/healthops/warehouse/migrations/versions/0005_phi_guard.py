@@ -47,6 +47,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from healthops.errors import ConfigurationError
+
 revision = "0005_phi_guard"
 down_revision = "0004_refused_files_append_only"
 branch_labels = None
@@ -189,7 +191,7 @@ def redefine_reason_category(conn) -> list[str]:
     dependents = conn.execute(DEPENDENTS).fetchall()
     foreign = [f"{s}.{n}" for _, s, n, _, _ in dependents if s not in DBT_SCHEMAS]
     if foreign:
-        raise RuntimeError(
+        raise ConfigurationError(
             "raw.rejected.reason_category is read by view(s) healthops does not build: "
             + ", ".join(foreign)
             + "; drop them (and create them again after `healthops warehouse migrate`): nothing is dropped "
