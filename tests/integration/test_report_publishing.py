@@ -187,6 +187,51 @@ def test_a_planted_mrn_stops_the_report_and_names_the_column(marts, box):
         assert conn.execute("select count(*) from reporting.deliveries").fetchone()[0] == 0
 
 
+def test_an_mrn_seen_only_in_a_rejected_message_stops_the_report(marts, box):
+    """A patient whose only message was refused (no PV1-19) is still a patient."""
+    with connect(marts) as conn:
+        conn.execute(
+            """insert into raw.rejected (batch_id, source, received_date, file_path, message_index, reason, raw_text)
+               values (gen_random_uuid(), 'adt', %s, 'y.hl7', 1, 'PV1-19 visit number missing', %s)""",
+            (D1, "MSH|^~\\&|ADT|NGH|||202611020800||ADT^A01|C9|P|2.5.1\rPID|1||R5550001^^^NGH^MR||QUILL^ODO\r"),
+        )
+        assert conn.execute("select count(*) from raw.adt_messages where mrn = 'R5550001'").fetchone() == (0,)
+        conn.execute(
+            "update marts.fct_census_daily set unit_code = 'R5550001' where facility_code = 'NGH' "
+            "and unit_code = 'PSY' and census_date = %s",
+            (D1,),
+        )
+    with pytest.raises(phi.PhiFound, match=r"MRN in rpt\.rpt_daily_census_units\.unit_code"):
+        publish("daily_census", D1.isoformat(), url=marts, smtp=SmtpSettings.from_url(box.url))
+    assert box.messages() == []
+
+
+def test_the_pdf_is_scanned_and_names_the_attachment(marts):
+    """The PDF is read as text before sending: an identifier that is only in the PDF stops
+    the report, naming the PDF attachment."""
+    import dataclasses
+
+    from healthops.reports.daily_census import KIND
+    from healthops.reports.render import html_to_pdf
+
+    entry = load_catalog()["reports"]["daily_census"]
+    with connect(marts) as conn:
+        reader = ReportReader(conn, KIND.models)
+        ctx = KIND.build_context(reader, D1.isoformat(), {"facility": "NGH", "units": ["ICU", "SDU"]}, entry)
+        rendered = KIND.render(ctx, entry)
+        pdf_part = f"attachment {rendered.filename_stem}.pdf"
+        texts = phi.rendered_texts(rendered)
+        assert "Intensive Care Unit" in texts[pdf_part]  # the PDF's own text is read
+        phi.guard(conn, "daily_census", reader, rendered)  # clean: may be sent
+        leaky_pdf, _ = html_to_pdf(f"<p>Transfer of Rosalind Winterbottom ({MRN}) to ICU</p>")
+        leaky = dataclasses.replace(rendered, pdf=leaky_pdf)
+        with pytest.raises(phi.PhiFound) as e:
+            phi.guard(conn, "daily_census", reader, leaky)
+    assert [(h.kind, h.where) for h in e.value.hits] == [("MRN", pdf_part), ("patient name", pdf_part)]
+    with pytest.raises(phi.PhiScanFailed, match="could not be read"):
+        phi.rendered_texts(dataclasses.replace(rendered, pdf=b"%PDF-1.7 not really"))
+
+
 def test_scan_finds_names_mrns_and_birth_dates_but_not_census_dates(marts):
     with connect(marts) as conn:
         hits = phi.scan(
