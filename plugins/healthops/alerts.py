@@ -14,6 +14,9 @@ What the message says, and what it never says:
   the last error of the log file when this machine can read it (the run's log
   under ``healthops run``, the task's file under base_log_folder), else, for a
   blocking data-quality failure, the failed blocking rules;
+- the PHI scan of the reports runs over the subject and body before sending; a hit
+  never stops an alert: the identifiers are replaced by ``[redacted]`` and the alert
+  says so (``scanned``);
 - for a data-quality failure, the failed rules of that run from
   ``audit.rule_results``: rule id, severity, violating and evaluated counts, and
   the reviewed rule's description. No values of rows: the message carries no PHI
@@ -41,7 +44,7 @@ from datetime import date, datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from healthops.pipeline import QUALITY_TASK
 
@@ -101,6 +104,7 @@ class Alert:
     recipients: list[str]
     failed_rules: list[FailedRule] = field(default_factory=list)
     message_id: str = ""
+    redacted: int = 0  # identifiers the PHI scan replaced by "[redacted]"
 
 
 def notify_run_failure(
@@ -117,7 +121,7 @@ def notify_run_failure(
     catalog = catalog if catalog is not None else load_catalog()
     recipients = data_engineers(catalog)
     rules, audit_error = _failed_rules(failure, url)
-    alert = compose(failure, rules, recipients, audit_error=audit_error)
+    alert = scanned(failure, rules, recipients, audit_error, url)
     sender = (catalog.get("defaults") or {}).get("sender") or "healthops@localhost"
     message = build_message(alert, sender, failure)
     try:
@@ -176,14 +180,68 @@ def data_engineers(catalog: Mapping) -> list[str]:
     return list(recipients)
 
 
-def compose(
-    failure: RunFailure, rules: list[FailedRule], recipients: list[str], audit_error: str | None = None
+def scanned(
+    failure: RunFailure, rules: list[FailedRule], recipients: list[str], audit_error: str | None, url: str | None
 ) -> Alert:
+    """The alert, through the reports' PHI scan (``healthops.reports.phi``): an error can
+    quote a message (a name, an MRN). An alert must always go out, so a hit never stops
+    it: the identifiers the warehouse knows (``phi.redact``, the run's own date kept) are
+    replaced by ``[redacted]`` in the subject and body. When the warehouse cannot be asked
+    (it may be why the run failed, or it lacks the scan's function), the error text is
+    redacted by look instead (``phi.redact_likely_identifiers``: long numbers, HL7
+    components, quoted values). Either way the alert says how many were redacted."""
+    from healthops.pipeline import task_warehouse_url
+    from healthops.reports import phi
+    from healthops.warehouse.connection import connect
+
+    alert = compose(failure, rules, recipients, audit_error=audit_error)
+    keep = [failure.logical_date] if failure.logical_date else []
+    try:
+        with connect(url or task_warehouse_url(), connect_timeout=10) as conn:
+            alert.subject, in_subject = phi.redact(conn, alert.subject, keep)
+            alert.text, in_text = phi.redact(conn, alert.text, keep)
+        alert.redacted = in_subject + in_text
+        how = "patient identifiers known to the warehouse"
+    except Exception as exc:
+        log.warning(
+            "failure alert: the PHI scan could not ask the warehouse (%s); what looks like an identifier in the "
+            "error is redacted",
+            type(exc).__name__,
+        )
+        alert = compose(failure, rules, recipients, audit_error=audit_error, scrub=phi.redact_likely_identifiers)
+        how = "they look like patient identifiers; the warehouse could not be asked which are"
+    if alert.redacted:
+        alert.text += (
+            f"\nPHI scan: {alert.redacted} value(s) replaced by [redacted] ({how}); the run's log has the full error.\n"
+        )
+        log.warning("failure alert for %s %s: %d value(s) redacted", failure.dag_id, failure.run_id, alert.redacted)
+    return alert
+
+
+def compose(
+    failure: RunFailure,
+    rules: list[FailedRule],
+    recipients: list[str],
+    audit_error: str | None = None,
+    scrub: Callable[[str], tuple[str, int]] | None = None,
+) -> Alert:
+    """The alert's subject and text. ``scrub``: applied to the error and the reason (the
+    parts that may quote data), returning (text, how many values it redacted)."""
+    redacted = 0
+
+    def clean(value: str | None) -> str | None:
+        nonlocal redacted
+        if value is None or scrub is None:
+            return value
+        value, n = scrub(value)
+        redacted += n
+        return value
+
     day = failure.logical_date.isoformat() if failure.logical_date else "?"
-    task = failure.task_id or "(no task failed: " + (failure.reason or "unknown") + ")"
+    task = failure.task_id or "(no task failed: " + (clean(failure.reason) or "unknown") + ")"
     subject = f"[healthops] nightly census FAILED for {day}: {task}"
     blocking = [r for r in rules if r.severity == "blocking"]
-    error = failure.exception or (last_error(Path(failure.log_file)) if failure.log_file else None)
+    error = clean(failure.exception or (last_error(Path(failure.log_file)) if failure.log_file else None))
     if not error and failure.task_id == QUALITY_TASK and blocking:
         error = (
             "BlockingQualityFailure: blocking data-quality rules failed for "
@@ -228,7 +286,9 @@ def compose(
         "",
         "This message carries no patient-identifying information.",
     ]
-    return Alert(subject=subject, text="\n".join(lines) + "\n", recipients=recipients, failed_rules=rules)
+    return Alert(
+        subject=subject, text="\n".join(lines) + "\n", recipients=recipients, failed_rules=rules, redacted=redacted
+    )
 
 
 def build_message(alert: Alert, sender: str, failure: RunFailure) -> EmailMessage:

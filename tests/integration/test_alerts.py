@@ -123,3 +123,45 @@ def test_last_error_reads_a_printed_traceback(tmp_path):
     )
     assert last_error(log_file) == "healthops.pipeline.BlockingQualityFailure: blocking rules failed: CEN-011"
     assert last_error(tmp_path / "missing.log") is None
+
+
+# -- the PHI scan of an alert: it redacts, it never stops the alert -------------------------
+LEAKY = "DataError: visit V9 of M7734001 (Winterbottom Rosalind) refused: unknown unit 'O'BRIEN WARD'"
+
+
+def test_identifiers_the_warehouse_knows_are_redacted_and_the_alert_goes_out(warehouse_url, box):
+    with connect(warehouse_url) as conn:
+        conn.execute(
+            """insert into raw.adt_messages (batch_id, received_date, file_path, message_index, control_id,
+                   sending_facility, message_type, trigger_event, message_ts, event_ts, visit_number, mrn,
+                   patient_name, birth_date, raw_text)
+               values (gen_random_uuid(), %s, 'x.hl7', 1, 'C1', 'NGH', 'ADT', 'A01', now(), now(), 'V1',
+                       'M7734001', 'WINTERBOTTOM^ROSALIND', %s, 'MSH|...')""",
+            (D, D),  # a newborn: born on the run's date, which the alert still shows
+        )
+    failure = RunFailure(
+        dag_id="healthops_census_nightly", run_id="manual__3", logical_date=D, task_id="load_adt", exception=LEAKY
+    )
+    alert = notify_run_failure(failure, url=warehouse_url, smtp=SmtpSettings.from_url(box.url))
+    msg = _only_mail(box)
+    body = msg.get_content()
+    assert "M7734001" not in body and "WINTERBOTTOM" not in body.upper() and "ROSALIND" not in body.upper()
+    assert "DataError: visit V9 of [redacted] ([redacted] [redacted]) refused" in body
+    assert alert.redacted == 3
+    assert "PHI scan: 3 value(s) replaced by [redacted] (patient identifiers known to the warehouse)" in body
+    assert msg["Subject"] == f"[healthops] nightly census FAILED for {D.isoformat()}: load_adt"  # the date kept
+    # the warehouse does not know the unit: what it cannot name is left as written
+    assert "'O'BRIEN WARD'" in body
+
+
+def test_without_a_warehouse_what_looks_like_an_identifier_is_redacted(box):
+    down = f"postgresql://nobody:x@127.0.0.1:{find_free_port()}/healthops"
+    failure = RunFailure(
+        dag_id="healthops_census_nightly", run_id="manual__4", logical_date=D, task_id="load_adt", exception=LEAKY
+    )
+    alert = notify_run_failure(failure, url=down, smtp=SmtpSettings.from_url(box.url))
+    body = _only_mail(box).get_content()
+    assert "M7734001" not in body and "BRIEN" not in body
+    assert "DataError: visit V9 of [redacted] (Winterbottom Rosalind) refused: unknown unit '[redacted]'" in body
+    assert alert.redacted == 2
+    assert "PHI scan: 2 value(s) replaced by [redacted] (they look like patient identifiers; the warehouse" in body
