@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import smtplib
 import sys
 import time
 from datetime import date, timedelta
@@ -298,7 +299,9 @@ def cmd_reports_resend(args) -> int:
         except LookupError as e:
             print(str(e), file=sys.stderr)
             return 1
-        conn.commit()
+        except (OSError, smtplib.SMTPException) as e:  # recorded 'failed' in reporting.resends
+            print(f"resend of {args.message_id} failed ({type(e).__name__}: {e}); recorded as failed", file=sys.stderr)
+            return 1
     print(f"resent {done['message_id']} to {done['recipient']}" + (f" (outbox: {outbox_dir})" if outbox_dir else ""))
     return 0
 

@@ -83,7 +83,10 @@ def catalog(url) -> set[tuple[str, str]]:
 # Columns a later revision added with a default for the rows before it: a row whose value
 # is that default is digested without it, as a null column is (0003: ledger rows written
 # by earlier releases were sent once).
-ADDED_WITH_DEFAULT = {"reporting.deliveries": {"state": "sent", "attempts": 1, "reconciled": False}}
+ADDED_WITH_DEFAULT = {
+    "reporting.deliveries": {"state": "sent", "attempts": 1, "reconciled": False},
+    "reporting.resends": {"state": "sent"},  # 0005
+}
 
 
 def contents(url) -> dict[str, tuple]:

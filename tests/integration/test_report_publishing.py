@@ -371,6 +371,45 @@ def test_archive_lists_and_resends_byte_for_byte(marts, box, tmp_path):
             resend(conn, "<nope@x>", smtp)
 
 
+def test_a_resend_is_on_the_ledger_before_the_relay_hears_of_it(marts, box, monkeypatch):
+    """`healthops reports resend`: intent ('sending', committed) before the SMTP
+    transaction, 'sent' with the relay's reply after, 'failed' with the error."""
+    from healthops.reports import delivery
+
+    smtp = SmtpSettings.from_url(box.url)
+    publish("daily_census", D1.isoformat(), url=marts, smtp=smtp)
+    with connect(marts) as conn:
+        message_id = sent_messages(conn, report="daily_census")[0]["message_id"]
+    seen_by_relay = []
+    send_accepted = delivery.send_accepted
+
+    def relay(message, settings, *args, **kwargs):  # what another session sees as the relay is contacted
+        with connect(marts) as other:
+            seen_by_relay.append(other.execute("select state, sent_at from reporting.resends").fetchall())
+        return send_accepted(message, settings, *args, **kwargs)
+
+    monkeypatch.setattr(delivery, "send_accepted", relay)
+    with connect(marts) as conn:
+        done = resend(conn, message_id, smtp, by="HIM desk")
+    assert seen_by_relay == [[("sending", None)]]
+    with connect(marts) as conn:
+        assert conn.execute(
+            "select state, sent_at is not null, relay_response, last_error from reporting.resends"
+        ).fetchall() == [("sent", True, done["relay_response"], None)]
+    assert done["relay_response"].startswith("250")
+
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    down = SmtpSettings.from_url(f"smtp://127.0.0.1:{find_free_port()}?timeout=5")
+    with connect(marts) as conn, pytest.raises(OSError):
+        resend(conn, message_id, down, to="deputy.manager@example.org")
+    with connect(marts) as conn:
+        assert conn.execute(
+            "select recipient, state, sent_at, last_error like '%%Connection%%' from reporting.resends "
+            "order by resend_no"
+        ).fetchall()[1] == ("deputy.manager@example.org", "failed", None, True)
+        assert owed_periods(conn, "daily_census") == []  # a failed resend owes no period to the report
+
+
 def test_revision_lookback_and_filters_are_checked():
     entry = load_catalog()["reports"]["daily_census"]
     assert periods_to_check("day", entry, "2026-11-10")[:3] == ["2026-11-10", "2026-11-09", "2026-11-08"]

@@ -582,12 +582,15 @@ def archived_messages(conn, report: str | None = None, since: date | None = None
 
 
 def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = None) -> dict:
-    """Send an archived message again, byte for byte (to its recipient, or ``to``),
-    and record the resend. The caller commits."""
+    """Send an archived message again, byte for byte (to its recipient, or ``to``), with
+    the ledger's order (reporting.resends, migration 0005): the resend is committed in
+    state ``sending`` before the relay hears of it, then marked ``sent`` with the relay's
+    reply, or ``failed`` with the error (which is raised). Commits its own transactions
+    (whatever the caller had open is committed first)."""
     from email import policy
     from email.parser import BytesParser
 
-    from healthops.reports.delivery import send
+    from healthops.reports.delivery import send_accepted
 
     row = conn.execute(
         "select eml, recipient, eml_sha256 from reporting.messages where message_id = %s", (message_id,)
@@ -603,8 +606,26 @@ def resend(conn, message_id: str, smtp, to: str | None = None, by: str | None = 
         del message["To"]
         message["To"] = to
     message["Resent-To"] = target
-    send(message, smtp)
-    conn.execute(
-        "insert into reporting.resends (message_id, recipient, resent_by) values (%s, %s, %s)", (message_id, target, by)
-    )
-    return {"message_id": message_id, "recipient": target}
+    conn.commit()
+    with conn.transaction():  # the intent, on record before the relay is contacted
+        (resend_no,) = conn.execute(
+            """insert into reporting.resends (message_id, recipient, resent_by, state, sent_at)
+               values (%s, %s, %s, 'sending', null) returning resend_no""",
+            (message_id, target, by),
+        ).fetchone()
+    try:
+        accepted = send_accepted(message, smtp)
+    except Exception as exc:
+        conn.rollback()
+        with conn.transaction():
+            conn.execute(
+                "update reporting.resends set state = 'failed', last_error = %s where resend_no = %s",
+                (f"{type(exc).__name__}: {exc}"[:1000], resend_no),
+            )
+        raise
+    with conn.transaction():
+        conn.execute(
+            "update reporting.resends set state = 'sent', sent_at = now(), relay_response = %s where resend_no = %s",
+            (accepted.reply, resend_no),
+        )
+    return {"message_id": message_id, "recipient": target, "resend_no": resend_no, "relay_response": accepted.reply}

@@ -39,6 +39,16 @@ created again, unchanged, in this same transaction, so a built warehouse keeps w
 before the next ``dbt build``. A view outside dbt's schemas that reads the column stops
 the migration with its name (nothing is dropped with CASCADE, ever).
 
+``reporting.resends`` gets the delivery ledger's states (``healthops reports resend``):
+the resend is recorded ``sending`` and committed before the relay hears of it, then
+``sent`` (``sent_at``, ``relay_response``) or ``failed`` (``last_error``), as
+``reporting.deliveries`` is for publishing (0003). Rows of earlier releases were
+written after the relay accepted: ``sent``, at their ``resent_at``. A resend is not a
+``reporting.deliveries`` row: a version already sent to that recipient has its row
+(the key is report, period, recipient and version), and a failed resend must not make
+its period owed (the next run would email an archived history period to every
+recipient of the report).
+
 Revision ID: 0005_phi_guard
 Revises: 0004_refused_files_append_only
 """
@@ -225,11 +235,25 @@ def _literal(conn, value: str) -> str:
     return conn.execute("select quote_literal(%s::text)", (value,)).fetchone()[0]
 
 
+RESENDS = """
+alter table reporting.resends
+    add column state text not null default 'sent' check (state in ('sending', 'sent', 'failed')),
+    add column sent_at timestamptz,
+    add column relay_response text,
+    add column last_error text;
+update reporting.resends set sent_at = resent_at where state = 'sent';
+alter table reporting.resends add constraint resends_sent_at_when_sent check ((state = 'sent') = (sent_at is not null));
+comment on table reporting.resends is 'Archived messages sent again (healthops reports resend): the intent (state sending, resent_at) is committed before the SMTP transaction; sent (sent_at, relay_response) after the relay accepted; failed (last_error) when it refused or could not be reached.';
+"""
+
+
 def upgrade() -> None:
     conn = op.get_bind().connection.driver_connection
     conn.execute(FUNCTION)
+    conn.execute(RESENDS)
     if conn.execute("select 1 from pg_roles where rolname = 'healthops_reporter'").fetchone():
         conn.execute("grant execute on function reporting.phi_identifier_matches(text[], date[]) to healthops_reporter")
+        conn.execute("grant update on reporting.resends to healthops_reporter")  # sending -> sent / failed
     redefine_reason_category(conn)
 
 
