@@ -98,8 +98,9 @@ def healthops_census_nightly():
     profile = ProfileConfig(
         profile_name="healthops",
         target_name="warehouse",
+        # dbt logs in as the transformer role (docs/architecture.md#schemas-and-roles)
         profile_mapping=PostgresUserPasswordProfileMapping(
-            conn_id="healthops_warehouse", profile_args={"schema": "public"}
+            conn_id="healthops_warehouse_transformer", profile_args={"schema": "public"}
         ),
     )
     dbt_args = dict(

@@ -25,6 +25,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _SCRATCH: Path | None = None
 TEST_AUDIT_KEY = "test-key-" + "0123456789abcdef" * 2  # HEALTHOPS_AUDIT_HMAC_KEY in every test
+TEST_ROLE_PASSWORDS = {s: f"test-{s}-password" for s in ("loader", "transformer", "checker", "reporter", "auditor")}
 
 
 def pytest_configure(config):
@@ -42,6 +43,13 @@ def pytest_configure(config):
         ("AIRFLOW__COSMOS__CACHE_DIR", "cosmos"),
     ):
         os.environ[var] = str(_SCRATCH / sub)
+    # The step roles' passwords, as a deployment sets them (healthops.warehouse.roles):
+    # every migrate of the session's cluster gives them to the roles, every step logs in
+    # with them. The same on every worker: the roles are the cluster's, not a database's.
+    from healthops.warehouse.roles import STEPS, password_env
+
+    for step in STEPS:
+        os.environ.setdefault(password_env(step), TEST_ROLE_PASSWORDS[step])
 
 
 def pytest_unconfigure(config):

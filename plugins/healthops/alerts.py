@@ -190,14 +190,15 @@ def scanned(
     (it may be why the run failed, or it lacks the scan's function), the error text is
     redacted by look instead (``phi.redact_likely_identifiers``: long numbers, HL7
     components, quoted values). Either way the alert says how many were redacted."""
-    from healthops.pipeline import task_warehouse_url
+    from healthops.pipeline import step_url
     from healthops.reports import phi
     from healthops.warehouse.connection import connect
 
     alert = compose(failure, rules, recipients, audit_error=audit_error)
     keep = [failure.logical_date] if failure.logical_date else []
     try:
-        with connect(url or task_warehouse_url(), connect_timeout=10) as conn:
+        # as the auditor, like the rules it reads: it may ask the scan's function, not read raw
+        with connect(step_url("auditor", url), connect_timeout=10) as conn:
             alert.subject, in_subject = phi.redact(conn, alert.subject, keep)
             alert.text, in_text = phi.redact(conn, alert.text, keep)
         alert.redacted = in_subject + in_text
@@ -313,12 +314,13 @@ def build_message(alert: Alert, sender: str, failure: RunFailure) -> EmailMessag
 
 def _failed_rules(failure: RunFailure, url: str | None) -> tuple[list[FailedRule], str | None]:
     """The failed rules of the run's validations (none when it never got there)."""
-    from healthops.pipeline import task_warehouse_url
+    from healthops.pipeline import step_url
     from healthops.quality.rules import rule_descriptions
     from healthops.warehouse.connection import connect
 
     try:
-        with connect(url or task_warehouse_url(), connect_timeout=10) as conn:
+        # read as the auditor: the alert needs the audit results, nothing else
+        with connect(step_url("auditor", url), connect_timeout=10) as conn:
             rows = conn.execute(
                 """select r.rule_id, r.severity, r.rows_violating, r.rows_evaluated, v.suite_name
                    from audit.rule_results r join audit.validation_runs v using (validation_run_id)

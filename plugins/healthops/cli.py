@@ -293,7 +293,7 @@ def cmd_reports_resend(args) -> int:
     from healthops.reports.delivery import SmtpSettings
     from healthops.reports.publish import resend
 
-    with smtp_relay() as (smtp_url, outbox_dir), _audit_connection() as conn:
+    with smtp_relay() as (smtp_url, outbox_dir), _audit_connection(step="reporter") as conn:
         try:
             done = resend(conn, args.message_id, SmtpSettings.from_url(smtp_url), to=args.to, by=args.by)
         except LookupError as e:
@@ -456,21 +456,30 @@ def _print_summary(url: str, first: date, last: date) -> None:
 
 # -- audit: the auditors' commands ---------------------------------------------------
 @contextlib.contextmanager
-def _audit_connection(url: str | None = None):
+def _audit_connection(url: str | None = None, step: str = "auditor"):
     """A connection to the warehouse (``url``, else the configured or embedded one) for
-    the audit and report-archive commands; a clear message (exit 2) when the warehouse
-    is not at this healthops' revision."""
+    the audit and report-archive commands, logged in as the auditor role (``step``:
+    ``reporter`` for a resend, which writes the delivery ledger); a clear message
+    (exit 2) when the warehouse is not at this healthops' revision or the role has no
+    password set."""
     from healthops.errors import ConfigurationError
     from healthops.warehouse.connection import connect
     from healthops.warehouse.migrate import require_current
+    from healthops.warehouse.roles import step_url
 
-    with contextlib.nullcontext(url) if url else warehouse() as url, connect(url) as conn:
+    with contextlib.nullcontext(url) if url else warehouse() as url:
         try:
-            require_current(conn)
+            role_url = step_url(url, step)
         except ConfigurationError as e:
             print(e, file=sys.stderr)
             raise SystemExit(2) from None
-        yield conn
+        with connect(role_url) as conn:
+            try:
+                require_current(conn)
+            except ConfigurationError as e:
+                print(e, file=sys.stderr)
+                raise SystemExit(2) from None
+            yield conn
 
 
 def cmd_audit_verify(args) -> int:

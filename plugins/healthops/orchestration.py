@@ -44,7 +44,15 @@ def airflow_conn_uri(url: str) -> str:
 
 
 def airflow_env(warehouse_url: str, smtp_url: str | None) -> dict[str, str]:
+    """The Airflow child's environment. Its tasks get the warehouse's server and
+    database without the owner's password: each step logs in as its own role
+    (``healthops.warehouse.roles``), dbt through the ``healthops_warehouse_transformer``
+    connection."""
+    from healthops.errors import ConfigurationError
+    from healthops.warehouse.roles import airflow_conn_id, step_url, without_password
+
     home = airflow_home()
+    base = without_password(warehouse_url)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -59,14 +67,20 @@ def airflow_env(warehouse_url: str, smtp_url: str | None) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "GX_ANALYTICS_ENABLED": "False",
-        "HEALTHOPS_WAREHOUSE_URL": warehouse_url,
-        "AIRFLOW_CONN_HEALTHOPS_WAREHOUSE": airflow_conn_uri(warehouse_url),
+        "HEALTHOPS_WAREHOUSE_URL": base,
+        "AIRFLOW_CONN_HEALTHOPS_WAREHOUSE": airflow_conn_uri(base),
         "HEALTHOPS_HOME": str(config.home()),
         "HEALTHOPS_LANDING": str(config.landing()),
         "HEALTHOPS_OUT": str(config.out()),
         # one `dbt build` task per night unless the caller asks for per-model tasks
         "HEALTHOPS_DBT_TASKS": os.environ.get("HEALTHOPS_DBT_TASKS") or "project",
     }
+    try:
+        env["AIRFLOW_CONN_" + airflow_conn_id("transformer").upper()] = airflow_conn_uri(
+            step_url(warehouse_url, "transformer")
+        )
+    except ConfigurationError:
+        pass  # the dbt tasks will say which connection is missing; the other steps say it too
     if smtp_url:
         env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_url
     return env
@@ -228,6 +242,10 @@ def _child(argv: list[str]) -> int:
     dag = bag.dags[args.dag]
     conf = json.loads(args.conf) or None
     url = os.environ.get("HEALTHOPS_WAREHOUSE_URL")
+    if url:
+        from healthops.warehouse.roles import step_url
+
+        url = step_url(url, "auditor")  # the verdicts and summaries read audit and the ledger
     for d in args.dates:
         logical = pendulum.parse(d, tz=config.facility_tz())
         t0 = time.monotonic()

@@ -66,6 +66,14 @@ def task_warehouse_url() -> str:
     return normalize_url(conn.get_uri())
 
 
+def step_url(step: str, url: str | None = None) -> str:
+    """The URL a step logs in with: its own role (``healthops.warehouse.roles``) on the
+    server and database of ``url`` (default: ``task_warehouse_url()``)."""
+    from healthops.warehouse.roles import step_url as role_url
+
+    return role_url(url or task_warehouse_url(), step)
+
+
 def connection_password(conn_id: str) -> str | None:
     """The password of an Airflow connection; None when it is not defined, or when
     Airflow is not installed (the auditors' CLI may run without it)."""
@@ -93,7 +101,7 @@ def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None
     from healthops.load.adt import load_adt_date
 
     d = receipt_date(logical_date)
-    summary = load_adt_date(url or task_warehouse_url(), config.landing(), d, dag_run_id)
+    summary = load_adt_date(step_url("loader", url), config.landing(), d, dag_run_id)
     result = summary.as_dict()
     log.info("ADT load for %s: %s", d, result)
     return result
@@ -110,10 +118,11 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
     from healthops.quality.rules import rule_files
 
     d = receipt_date(logical_date)
-    url = url or task_warehouse_url()
+    base = url or task_warehouse_url()
+    url = step_url("checker", base)
     # Before any rule runs: a night that could not anchor its audit rows fails without
     # writing them.
-    key = audit_heads_key(url)
+    key = audit_heads_key(base)
     # The daily report shows the rules of the date's latest validation run: keep the
     # census mart's suite last so that is the one it shows.
     rules = sorted(rule_files("census"), key=lambda rf: rf.data_asset == "marts.fct_census_daily")
@@ -238,7 +247,8 @@ def publish_report(
     outcome = publish(
         report_id,
         period,
-        url=url or task_warehouse_url(),
+        url=step_url("reporter", url),
+        checks_url=step_url("auditor", url),  # a report's checks (the audit trail's verification) read audit
         smtp=smtp or smtp_settings(),
         dag_run_id=dag_run_id,
         send=send,

@@ -9,6 +9,7 @@ from healthops.load.adt import load_adt_date
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
 from healthops.warehouse.dbt_runner import nightly_build, run_dbt
+from healthops.warehouse.roles import step_url
 
 from census_oracle import reference_from_landing
 
@@ -21,7 +22,8 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
     assert summary["late"] and summary["malformed"] and summary["duplicates"]
     end = start + timedelta(days=days - 1)
     loaded = rejected = duplicate = total_in = 0
-    run_dbt(["seed"], warehouse_url, capture=True)  # the reference data, as the first night loads it
+    dbt_login = step_url(warehouse_url, "transformer")  # as the nightly builds below log in
+    run_dbt(["seed"], dbt_login, capture=True)  # the reference data, as the first night loads it
     for i in range(days):
         s = load_adt_date(warehouse_url, tmp_path, start + timedelta(days=i)).as_dict()
         total_in += s["records_in"]
@@ -29,7 +31,7 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
         rejected += s["records_rejected"]
         duplicate += s["records_duplicate"]
         # the models, incremental after the first night (the dbt tests run in the builds below)
-        run_dbt(["run", "--exclude", "path:models/reporting"], warehouse_url, capture=True)
+        run_dbt(["run", "--exclude", "path:models/reporting"], dbt_login, capture=True)
     assert total_in == summary["messages"] == loaded + rejected + duplicate
     # the generator resends a message as it was (an interface engine's resend): a duplicate, not a rejection
     assert (rejected, duplicate) == (summary["malformed"], summary["duplicates"])

@@ -437,10 +437,12 @@ def test_0005_recategorises_kept_rows_and_keeps_the_dbt_views_over_the_column(ma
         conn.execute(DBT_VIEWS)
         views = conn.execute(VIEW_STATE).fetchall()
     rows = contents(url)
-    result = migrate(url)
-    assert (result.before, result.after) == ("0004_refused_files_append_only", HEAD)
+    result = migrate(url, "0005_phi_guard")  # 0006 then hands the views to the transformer
+    assert (result.before, result.after) == ("0004_refused_files_append_only", "0005_phi_guard")
     with connect(url) as conn:
         assert conn.execute(VIEW_STATE).fetchall() == views  # the same views, grants and comments
+    migrate(url)
+    with connect(url) as conn:
         got = conn.execute("select reason_category from raw.rejected order by message_index").fetchall()
         assert [c for (c,) in got] == [c for _, c in REASONS]
         assert conn.execute("select count(*) from rpt.v_top").fetchone() == (len({c for _, c in REASONS}),)

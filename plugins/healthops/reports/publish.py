@@ -145,8 +145,13 @@ def publish(
     revise: bool = True,
     send: bool | None = True,
     as_of: date | None = None,
+    checks_url: str | None = None,
 ) -> Outcome:
     """Publish ``report_id`` for ``period`` (and revisions of earlier periods).
+
+    ``url``: the reporter's login (reads ``rpt``, writes the ledger); ``checks_url``:
+    the login the report's checks read with (``kind.checks``: the audit trail's
+    verification reads every audit row, an auditor's read), default ``url``.
 
     ``send``: True (default) emails; False archives only; None decides by the period:
     a live one is emailed, a history one (older than the revision window of a run on
@@ -196,7 +201,11 @@ def publish(
         from healthops.warehouse.migrate import require_current
 
         require_current(conn)  # the ledger and archive tables of this release
-        checks = run_checks(kind, conn)  # e.g. the audit trail's verification (kinds.CHECKS)
+        checks = {}
+        if getattr(kind, "checks", ()):  # e.g. the audit trail's verification (kinds.CHECKS)
+            with connect(checks_url or url) as checks_conn:
+                checks_conn.read_only = True
+                checks = run_checks(kind, checks_conn)
         # What earlier runs could not send goes first (a run that only archives sends nothing).
         owed = owed_periods(conn, report_id) if send else []
         if owed:

@@ -1,6 +1,6 @@
 """Running dbt outside Airflow (the CLI, tests, manifest generation). Under
 Airflow, Cosmos runs the same project with a profile built from the
-``healthops_warehouse`` connection."""
+``healthops_warehouse_transformer`` connection (the transformer role's login)."""
 
 from __future__ import annotations
 
@@ -63,9 +63,14 @@ def run_dbt(
 
 
 def nightly_build(url: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
-    """``dbt build`` as the nightly DAG runs it (without the unit tests:
-    ``config.NIGHTLY_DBT_EXCLUDE``), with ``args`` added (e.g. ``--full-refresh``)."""
-    return run_dbt(["build", "--exclude", config.NIGHTLY_DBT_EXCLUDE, *args], url, capture=capture)
+    """``dbt build`` as the nightly DAG runs it: logged in as the transformer role
+    (``healthops.warehouse.roles``; ``url`` gives the server and database), without the
+    unit tests (``config.NIGHTLY_DBT_EXCLUDE``), with ``args`` added (e.g. ``--full-refresh``)."""
+    from healthops.warehouse.roles import step_url
+
+    return run_dbt(
+        ["build", "--exclude", config.NIGHTLY_DBT_EXCLUDE, *args], step_url(url, "transformer"), capture=capture
+    )
 
 
 def manifest_path(project_dir: Path | None = None) -> Path:
@@ -126,7 +131,10 @@ def generate_docs(url: str, out_dir: Path) -> Path:
     import shutil
     import tempfile
 
+    from healthops.warehouse.roles import step_url
+
     out_dir = Path(out_dir)
+    url = step_url(url, "transformer")  # what dbt builds, its own catalog
     with tempfile.TemporaryDirectory(prefix="healthops-dbt-docs-") as target:
         run_dbt(["docs", "generate", "--static", "--target-path", target, "--log-path", target], url, capture=True)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 It serves on 127.0.0.1 with a free port (not only a Unix socket) so that every
 tool, Cosmos' asset URIs and GX's ``add_postgres`` included, gets an ordinary host
-URL. Password authentication (scram) even on loopback: the password is generated
-once and kept in ``$HEALTHOPS_HOME/warehouse/credentials.json`` (mode 0600).
+URL. Password authentication (scram) even on loopback: the superuser's password and
+those of the step roles (``healthops.warehouse.roles``) are generated once and kept in
+``$HEALTHOPS_HOME/warehouse/credentials.json`` (mode 0600).
 
 The server outlives the command that started it (``healthops warehouse-url``
 leaves it running for psql or a BI tool); ``stop()`` stops it.
@@ -118,14 +119,31 @@ class EmbeddedServer:
         tmp.replace(self.state_file)
 
     def serves(self, url_parts: dict) -> bool:
-        """Whether a URL (``connection.url_parts``) is this cluster's: its port and
-        password on loopback. Reads the state only; a cluster never made serves none."""
+        """Whether a URL (``connection.url_parts``) is this cluster's: its port on
+        loopback, with its superuser's password or (as the steps are given it) with
+        none, or a step role's. Reads the state only; a cluster never made serves none."""
         state = self._state()
-        return bool(state) and (url_parts["host"], url_parts["port"], url_parts["password"]) == (
-            "127.0.0.1",
-            state["port"],
-            state["password"],
-        )
+        if not state or (url_parts["host"], url_parts["port"]) != ("127.0.0.1", state["port"]):
+            return False
+        given = url_parts["password"]
+        if url_parts["user"] == SUPERUSER:
+            return given in ("", state["password"])
+        return bool(given) and state.get("roles", {}).get(url_parts["user"]) == given
+
+    def role_password(self, role: str, all_roles: tuple[str, ...] = ()) -> str:
+        """The password of a step's role (``healthops.warehouse.roles``) on this
+        cluster, generated on first use (with those of ``all_roles``, all at once, so that
+        steps never each make up their own) and kept with the superuser's (mode 0600);
+        ``healthops warehouse migrate`` gives it to the role."""
+        state = self._state()
+        if state is None:
+            raise RuntimeError(f"the embedded warehouse under {self.root} has not been created")
+        roles = state.setdefault("roles", {})
+        missing = [r for r in dict.fromkeys((role, *all_roles)) if r not in roles]
+        if missing:
+            roles.update({r: secrets.token_urlsafe(24) for r in missing})
+            self._write_state(state)
+        return roles[role]
 
     def is_running(self) -> bool:
         pidfile = self.pgdata / "postmaster.pid"

@@ -1,6 +1,8 @@
 """Versioned migrations of what healthops creates outside dbt: the raw, audit and
 reporting tables, their comments, generated columns, indexes, the audit triggers,
-the least-privilege roles and their grants.
+the least-privilege roles and their grants. After the revisions, every time,
+``migrate`` lets each step's role log in with the password the deployment set for it
+(``healthops.warehouse.roles.ensure_logins``).
 
 ``healthops warehouse migrate`` (``migrate()``) applies them with Alembic; the demo
 and the deployment run it before any DAG. The nightly tasks never change DDL: they
@@ -24,16 +26,17 @@ skeleton) and set ``HEAD`` below to its id; a test checks the two agree.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthops.errors import ConfigurationError
+from healthops.warehouse.roles import ensure_logins
 
 log = logging.getLogger(__name__)
 
 # The revision this healthops needs. The nightly tasks compare the warehouse's
 # revision with this constant, so they need not load Alembic's script directory.
-HEAD = "0005_phi_guard"
+HEAD = "0006_step_roles"
 
 VERSION_SCHEMA = "healthops"
 VERSION_TABLE = "alembic_version"
@@ -125,6 +128,7 @@ class MigrateResult:
     before: str | None  # None: never migrated
     after: str
     adopted: bool  # tables of a healthops from before versioned migrations were found and kept
+    logins: dict = field(default_factory=dict)  # step role -> what migrate did about its login
 
     @property
     def changed(self) -> bool:
@@ -132,13 +136,21 @@ class MigrateResult:
 
     def describe(self) -> str:
         if not self.changed:
-            return f"warehouse {self.warehouse} is at {self.after}: nothing to do"
-        if self.adopted:
-            return (
+            text = f"warehouse {self.warehouse} is at {self.after}: nothing to do"
+        elif self.adopted:
+            text = (
                 f"warehouse {self.warehouse}: set up before versioned migrations; brought to {self.after} "
                 "in place (its tables and rows kept)"
             )
-        return f"warehouse {self.warehouse} migrated from {self.before or 'nothing'} to {self.after}"
+        else:
+            text = f"warehouse {self.warehouse} migrated from {self.before or 'nothing'} to {self.after}"
+        unset = sorted(r for r, what in self.logins.items() if what != "password set")
+        if unset:
+            text += (
+                f"; step roles that cannot log in: {', '.join(unset)} ({self.logins[unset[0]]}: "
+                "docs/architecture.md#schemas-and-roles)"
+            )
+        return text
 
 
 def migrate(url: str, revision: str = "head") -> MigrateResult:
@@ -166,7 +178,8 @@ def migrate(url: str, revision: str = "head") -> MigrateResult:
             )
             command.upgrade(alembic_config(connection=conn), revision)
             after = current_revision(pg)
-            result = MigrateResult(_describe(pg), before, after, bool(adopted))
+            logins = ensure_logins(pg, url) if after == HEAD else {}
+            result = MigrateResult(_describe(pg), before, after, bool(adopted), logins)
     except psycopg.errors.InsufficientPrivilege as e:
         raise ConfigurationError(f"the warehouse user may not run the healthops migrations: {e}") from e
     finally:
