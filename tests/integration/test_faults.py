@@ -587,3 +587,34 @@ def test_task_process_killed_mid_run_then_retried(clean, wh, tmp_path):
         assert [(r["state"], r["verdict"]) for r in results] == [("success", "success")], results
     assert_like_clean(clean, url)
     assert_mail_like_clean(clean, tmp_path / "outbox", nights=[N2])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: a file cut after PV1-19 ends in a message that parses (a last message without its "
+    "terminator is accepted: test_complete_last_message_without_final_terminator_is_fine), so the cut "
+    "message is loaded, and the complete resend is rejected as a control id reused with other content",
+)
+def test_a_file_cut_after_the_visit_number_then_resent_complete(warehouse_url, tmp_path):
+    """The truncated-file scenario above cuts its message before PV1-19, where the parser
+    rejects it. Cut later (here inside PV1-45, the discharge time), the cut message is
+    loaded as if complete, without its discharge time; the complete file sent again then
+    has the same control id with other text, and its message is rejected: the discharge
+    time is lost. A real feed cuts anywhere."""
+    from healthops.load.adt import load_adt_date
+
+    from hl7_builders import build_message
+
+    folder = tmp_path / "landing" / "adt" / N1.isoformat()
+    folder.mkdir(parents=True)
+    whole = build_message("A01", control_id="C1", visit="V1", msg_ts="202611020800", unit="ICU") + build_message(
+        "A03", control_id="C2", visit="V1", msg_ts="202611021805", unit="ICU", discharge_ts="202611021800"
+    )
+    cut = whole[: whole.rindex("202611021800")]  # PV1-45 never arrived: no terminator either
+    (folder / "a.hl7").write_text(cut)
+    load_adt_date(warehouse_url, tmp_path / "landing", N1)
+    (folder / "a.hl7").write_text(whole)
+    load_adt_date(warehouse_url, tmp_path / "landing", N1)
+    with connect(warehouse_url) as conn:
+        kept = conn.execute("select discharge_ts is not null from raw.adt_messages where control_id = 'C2'").fetchall()
+    assert kept == [(True,)]
