@@ -39,6 +39,7 @@ def test_embedded_restart_keeps_data(tmp_path):
     assert server.stop() is True
     assert not server.is_running()
     wh2 = server.ensure_running()
+    assert wh2.url == wh.url  # the same port, though the last connection's socket is in TIME_WAIT
     try:
         with connect(wh2.url) as conn:
             assert conn.execute("select x from kept").fetchone() == (42,)

@@ -81,6 +81,19 @@ def periods_to_check(kind_period: str, entry: dict, period: str) -> list[str]:
     return [period] + [month.shift(-i).key for i in range(1, back + 1)]
 
 
+def later_periods_to_check(kind_period: str, entry: dict, period: str) -> list[str]:
+    """The periods after ``period`` whose figures it may change, as far forward as
+    ``periods_to_check`` looks back: a night run after later nights were reported (a
+    backfill out of order, a missing night found late) changes their census, and a
+    report already sent for them is revised."""
+    ahead = int(entry.get("revise_days", DEFAULT_REVISE[kind_period]))
+    if kind_period == "day":
+        d = date.fromisoformat(period)
+        return [(d + timedelta(days=i)).isoformat() for i in range(1, ahead + 1)]
+    month = Month.parse(period)
+    return [month.shift(i).key for i in range(1, ahead + 1)]
+
+
 def live_period(kind_period: str, as_of: date) -> str:
     """The period a live run started on ``as_of`` reports: yesterday, or last month."""
     if kind_period == "day":

@@ -7,8 +7,10 @@ For each recipient of the catalog entry (with the recipient's filter):
 2. compare with the ledger (``reporting.deliveries``): the same version already
    sent to this recipient means nothing to do (a retried task or a re-run date
    sends nothing); a different one means a revision, which lists the figures that
-   changed. Earlier periods (``revise_days`` back for daily reports) are checked the
-   same way, and only revisions of reports already sent go out for them;
+   changed. Earlier periods (``revise_days`` back for daily reports), and as many
+   later ones (a night run after later nights were reported: a backfill out of
+   order), are checked the same way, and only revisions of reports already sent go
+   out for them;
 3. render (once per distinct filter and revision), then run the PHI scan on every
    rendered report *before anything is sent*: one hit stops the whole report for
    the period and names the column;
@@ -54,7 +56,7 @@ from typing import Any
 
 from healthops import config
 from healthops.errors import ConfigurationError, DataError, is_transient
-from healthops.reports.periods import is_history, periods_to_check
+from healthops.reports.periods import is_history, later_periods_to_check, periods_to_check
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,12 @@ def publish(
             )
     outcome.emailed = send
     # History is archived for its own period only: revising what was never sent is moot.
-    periods = periods_to_check(kind.period, entry, period) if revise and send else [period]
+    # Later periods too: a night run after later ones were sent (out of order) changes them.
+    periods = (
+        periods_to_check(kind.period, entry, period) + later_periods_to_check(kind.period, entry, period)
+        if revise and send
+        else [period]
+    )
     with connect(url) as conn:
         from healthops.warehouse.migrate import require_current
 

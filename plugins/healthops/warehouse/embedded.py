@@ -228,7 +228,12 @@ class EmbeddedServer:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on ``port``: nothing else listens there. Bound as
+    PostgreSQL binds its listening socket (SO_REUSEADDR): the connections of the server
+    just stopped linger in TIME_WAIT for a minute, and without it every restart after
+    use moved the warehouse to another port, under the tasks still using the old one."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
