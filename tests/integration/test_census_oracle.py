@@ -55,12 +55,11 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
     assert sum(r["patient_days"] for r in got.values()) > 500  # a real hospital's worth of days
 
     # the nights' build passes its tests; a full rebuild from scratch gives exactly what
-    # the nights built incrementally, and building again with nothing new changes nothing
+    # the nights built incrementally (building again with nothing new changes nothing:
+    # tests/integration/test_faults.py runs a night twice and compares every relation)
     nightly_build(warehouse_url)
     assert _marts(warehouse_url) == incremental
     nightly_build(warehouse_url, "--full-refresh")
-    assert _marts(warehouse_url) == incremental
-    nightly_build(warehouse_url)
     assert _marts(warehouse_url) == incremental
 
 
