@@ -1,5 +1,5 @@
 """The mart agrees with the independent count for every unit and day of a generated
-feed the size of the demo (two weeks, with cancels, late messages, a duplicate and
+feed of a week across the end of daylight saving time (with cancels, late messages, a duplicate and
 malformed messages), loaded and built day by day as the nightly runs do: the
 incremental models end where a full rebuild from scratch ends, to the row."""
 
@@ -16,9 +16,9 @@ from census_oracle import reference_from_landing
 FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
 
 
-def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
-    start, days = date(2026, 10, 27), 10  # spans the end of daylight saving time (Nov 1)
-    summary = generate(tmp_path, start, days, seed=3)
+def test_mart_equals_reference_over_a_week(warehouse_url, tmp_path):
+    start, days = date(2026, 10, 29), 7  # spans the end of daylight saving time (Nov 1)
+    summary = generate(tmp_path, start, days, seed=5)
     assert summary["late"] and summary["malformed"] and summary["duplicates"]
     end = start + timedelta(days=days - 1)
     loaded = rejected = duplicate = total_in = 0
@@ -52,7 +52,7 @@ def test_mart_equals_reference_over_two_weeks(warehouse_url, tmp_path):
     # units the reference saw that the mart does not list are non-inpatient (the ED): all zero
     for key in set(expected) - set(got):
         assert not any(expected[key][f] for f in FIELDS), key
-    assert sum(r["patient_days"] for r in got.values()) > 500  # a real hospital's worth of days
+    assert sum(r["patient_days"] for r in got.values()) > 300  # a real hospital's worth of days
 
     # the nights' build passes its tests; a full rebuild from scratch gives exactly what
     # the nights built incrementally (building again with nothing new changes nothing:

@@ -292,30 +292,32 @@ def test_a_facility_with_no_recipient_yet_is_loaded_built_and_checked_and_the_ni
     assert tries and all(state == "success" and n == 1 for _, state, n in tries), tries
 
 
-def test_a_configuration_error_fails_the_night_at_once_without_retries(tmp_path, warehouse_url):
-    from healthops.synthetic.adt_feed import generate
-
-    generate(tmp_path / "landing", date(2025, 6, 2), 1, seed=5)
+def test_a_configuration_error_fails_the_task_at_once_without_retries(tmp_path, warehouse_url):
+    """A catalog mistake is not cured by waiting: the publish task fails on its first try
+    (``pipeline.run_step``: no retry, no minutes of backoff) and the log says why. Run
+    through the monthly DAG, whose tasks are the publish tasks alone; the nightly DAG's
+    publish tasks go through the same ``run_step``."""
     catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
-    catalog["reports"]["daily_census"]["recipients"].append("someone.without.a.facility@example.org")
+    catalog["reports"]["monthly_census"]["builder"] = "no_such_builder"
     path = tmp_path / "catalog.yml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
     proc = _healthops(
         tmp_path,
-        "run",
-        "--date",
-        "2025-06-02",
+        "reports",
+        "monthly",
+        "--month",
+        "2025-06",
         HEALTHOPS_WAREHOUSE_URL=warehouse_url,
         HEALTHOPS_REPORT_CATALOG=str(path),
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "failed: publish_daily_census" in proc.stderr
+    assert "publish_monthly_census" in proc.stderr
     db = sqlite3.connect(tmp_path / "home" / "airflow" / "airflow.db")
     assert db.execute(
-        "select state, try_number from task_instance where task_id = 'publish_daily_census'"
+        "select state, try_number from task_instance where task_id = 'publish_monthly_census'"
     ).fetchall() == [("failed", 1)]
     log = Path(proc.stderr.rsplit("Airflow log: ", 1)[1].strip()).read_text()
     assert (
-        "AirflowFailException: ConfigurationError: report daily_census: recipient "
-        "someone.without.a.facility@example.org: filter needs facility" in log
+        "AirflowFailException: ConfigurationError: report monthly_census: unknown report builder 'no_such_builder'"
+        in log
     )
