@@ -69,58 +69,14 @@ def _mails(box):
 
 
 @pytest.mark.slow
-def test_run_exits_nonzero_holds_the_report_and_alerts_when_a_blocking_rule_fails(tmp_path, warehouse_url):
-    day = tmp_path / "landing" / "adt" / "2026-02-02"
-    day.mkdir(parents=True)
-    (day / "feed.hl7").write_text(
-        build_message("A01", control_id="K1", visit="V1", unit="ICU", msg_ts="202602020800")
-        + build_message("A01", control_id="K2", visit="V2", unit="NOSUCH", msg_ts="202602020900")
-    )
-    with start_outbox(tmp_path / "mail") as box:  # a real SMTP server on loopback, as smtp_default
-        env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
-        proc = subprocess.run([HEALTHOPS, "run", "--date", "2026-02-02"], env=env, capture_output=True, text=True)
-        mails = _mails(box)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "2026-02-02: HELD" in proc.stdout  # loaded and built, reports held back
-    assert "HELD: 1 night(s)" in proc.stderr and "2026-02-02: CEN-011 (1 of " in proc.stderr
-    with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        failed = conn.execute("""select r.rule_id, r.rows_violating, v.dag_run_id from audit.rule_results r
-                                 join audit.validation_runs v using (validation_run_id)
-                                 where not r.success""").fetchall()
-        sent = conn.execute("select count(*) from reporting.deliveries").fetchone()[0]
-    assert ("CEN-011", 1) in [f[:2] for f in failed]  # the unknown unit, one row
-    assert sent == 0
-    assert not (tmp_path / "out" / "reports").exists()
-
-    # exactly one e-mail: the failure alert to the data engineers, not the daily census
-    assert len(mails) == 1, [m["Subject"] for m in mails]
-    alert = mails[0]
-    assert alert["To"] == "data.engineering@example.org"
-    assert alert["Subject"] == "[healthops] nightly census FAILED for 2026-02-02: validate_census"
-    assert alert["X-Healthops-Report"] is None
-    body = alert.get_content()
-    run_id = failed[0][2]
-    assert f"Run id:       {run_id}" in body and "Failed task:  validate_census" in body
-    assert "AirflowFailException: blocking data-quality rules failed for 2026-02-02: " in body  # from the log
-    assert "  CEN-011 [blocking] census_daily: violating rows: 1 of " in body
-    assert "Every unit code is a unit in the hospital's reference data" in body
-    assert str(tmp_path / "home" / "logs") in body  # the run's log file
-    assert "NOSUCH" not in body and "MRN" not in body  # ids and counts, no values of rows
-
-    # the evidence was published even though the report was not, and its audit rows anchored
-    assert (tmp_path / "out" / "data_docs" / "index.html").exists()
-    heads = [
-        json.loads(line) for line in (tmp_path / "out" / "audit" / "heads" / "heads.jsonl").read_text().splitlines()
-    ]
-    assert [(h["logical_date"], h["dag_run_id"]) for h in heads] == [("2026-02-02", run_id)]
-
-
-@pytest.mark.slow
-def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path, warehouse_url):
-    day = tmp_path / "landing" / "adt" / "2026-02-02"
-    day.mkdir(parents=True)
+def test_run_publishes_a_warning_night_and_holds_a_blocking_one(tmp_path, warehouse_url):
+    """Two nights in one `healthops run`: the first breaks a warning rule (its reports go
+    out with a banner naming it), the second a blocking rule (its report is held back,
+    the data engineers alerted, the command exits 1)."""
+    warn, block = "2026-02-02", "2026-02-03"
     # 13 children admitted to the 12 staffed beds of pediatrics: over capacity warns (CEN-012)
-    (day / "feed.hl7").write_text(
+    (tmp_path / "landing" / "adt" / warn).mkdir(parents=True)
+    (tmp_path / "landing" / "adt" / warn / "feed.hl7").write_text(
         "".join(
             build_message(
                 "A01",
@@ -135,43 +91,86 @@ def test_run_publishes_with_a_warning_banner_when_a_warning_rule_fails(tmp_path,
             for i in range(13)
         )
     )
-    with start_outbox(tmp_path / "mail") as box:
+    # an admission to a unit the hospital does not have: blocking (CEN-011)
+    (tmp_path / "landing" / "adt" / block).mkdir(parents=True)
+    (tmp_path / "landing" / "adt" / block / "feed.hl7").write_text(
+        build_message("A01", control_id="K1", visit="V1", mrn="MRN9001", unit="ICU", msg_ts="202602030800")
+        + build_message("A01", control_id="K2", visit="V2", mrn="MRN9002", unit="NOSUCH", msg_ts="202602030900")
+    )
+    with start_outbox(tmp_path / "mail") as box:  # a real SMTP server on loopback, as smtp_default
         env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
-        # --send: the date is older than the revision window, and this test reads the mail
+        # --send: the dates are older than the revision window, and this test reads the mail
         proc = subprocess.run(
-            [HEALTHOPS, "run", "--date", "2026-02-02", "--send"], env=env, capture_output=True, text=True
+            [HEALTHOPS, "run", "--date", warn, "--to", block, "--send"], env=env, capture_output=True, text=True
         )
         mails = _mails(box)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "reports emailed, as --send asks" in proc.stdout and "reports: 3 emailed" in proc.stdout
-    with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        failed = conn.execute("""select r.rule_id, r.severity, r.rows_violating from audit.rule_results r
-                                 where not r.success order by 1""").fetchall()
-    assert ("CEN-012", "warning", 1) in failed and all(f[1] == "warning" for f in failed), failed
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a night was held
+    assert "reports emailed, as --send asks" in proc.stdout
+    lines = {line.split(":", 1)[0].strip(): line for line in proc.stdout.splitlines() if line.startswith("  20")}
+    assert "success" in lines[warn] and "reports: 3 emailed" in lines[warn]
+    assert f"{block}: HELD" in proc.stdout  # loaded and built, reports held back
+    assert "HELD: 1 night(s)" in proc.stderr and f"{block}: CEN-011 (1 of " in proc.stderr
 
-    # the report went out, once to each NGH recipient (SGH is not on this feed: nothing
-    # for its supervisor), each with the warning banner naming the failing rules
-    assert sorted(m["To"] for m in mails) == [
+    def failed_rules(d):
+        with psycopg.connect(libpq_url(warehouse_url)) as conn:
+            return conn.execute(
+                """select r.rule_id, r.severity, r.rows_violating, v.dag_run_id from audit.rule_results r
+                   join audit.validation_runs v using (validation_run_id)
+                   where not r.success and v.logical_date = %s order by 1""",
+                (d,),
+            ).fetchall()
+
+    # -- the warning night: published, once to each NGH recipient (SGH is not on this feed:
+    # nothing for its supervisor), each with the warning banner naming the failing rules
+    failed = failed_rules(warn)
+    assert ("CEN-012", "warning", 1) in [f[:3] for f in failed] and all(f[1] == "warning" for f in failed), failed
+    reports = [m for m in mails if m["X-Healthops-Report"] == "daily_census"]
+    assert sorted(m["To"] for m in reports) == [
         "house.supervisor@example.org",
         "nurse.manager.icu@example.org",
         "nurse.manager.medsurg@example.org",
     ]
-    report = next(m for m in mails if m["To"] == "house.supervisor@example.org")
-    assert all(
-        m["X-Healthops-Report"] == "daily_census" and "Warnings only" in m.get_body(("html",)).get_content()
-        for m in mails
-    )
+    assert all(m["X-Healthops-Period"] == warn for m in reports)
+    assert all("Warnings only" in m.get_body(("html",)).get_content() for m in reports)
+    report = next(m for m in reports if m["To"] == "house.supervisor@example.org")
     assert report["Subject"].startswith(f"[DATA QUALITY: {len(failed)} failed] Daily census")
     html = report.get_body(("html",)).get_content()
     banner = html[html.index('<div class="banner warning"') :]
     banner = banner[: banner.index("</div>")]
-    for rule_id, _, _ in failed:
+    for rule_id, *_ in failed:
         assert rule_id in banner
     assert "Warnings only" in banner
-
     # Data Docs were built and the report (mail and file) links them
     index = tmp_path / "out" / "data_docs" / "index.html"
     assert index.exists() and "census_daily" in index.read_text()
     link = f'<a href="{index.as_uri()}">Data-quality details (Data Docs)</a>'
     assert link in html
-    assert link in (tmp_path / "out" / "reports" / "daily_census_NGH_2026-02-02.html").read_text()
+    assert link in (tmp_path / "out" / "reports" / f"daily_census_NGH_{warn}.html").read_text()
+
+    # -- the blocking night: held, and exactly one more e-mail, the failure alert to the
+    # data engineers
+    failed = failed_rules(block)
+    assert ("CEN-011", "blocking", 1) in [f[:3] for f in failed]  # the unknown unit, one row
+    with psycopg.connect(libpq_url(warehouse_url)) as conn:
+        sent = conn.execute("select count(*) from reporting.deliveries where period = %s", (block,)).fetchone()[0]
+    assert sent == 0
+    assert not list((tmp_path / "out" / "reports").glob(f"*{block}*"))
+    alerts = [m for m in mails if m["X-Healthops-Report"] is None]
+    assert len(alerts) == 1 and len(mails) == 4, [m["Subject"] for m in mails]
+    alert = alerts[0]
+    assert alert["To"] == "data.engineering@example.org"
+    assert alert["Subject"] == f"[healthops] nightly census FAILED for {block}: validate_census"
+    body = alert.get_content()
+    run_id = failed[0][3]
+    assert f"Run id:       {run_id}" in body and "Failed task:  validate_census" in body
+    assert f"AirflowFailException: blocking data-quality rules failed for {block}: " in body  # from the log
+    assert "  CEN-011 [blocking] census_daily: violating rows: 1 of " in body
+    assert "Every unit code is a unit in the hospital's reference data" in body
+    assert str(tmp_path / "home" / "logs") in body  # the run's log file
+    assert "NOSUCH" not in body and "MRN" not in body  # ids and counts, no values of rows
+
+    # the evidence of both nights was published and their audit rows anchored
+    heads = [
+        json.loads(line) for line in (tmp_path / "out" / "audit" / "heads" / "heads.jsonl").read_text().splitlines()
+    ]
+    assert [h["logical_date"] for h in heads] == [warn, block] and heads[-1]["dag_run_id"] == run_id
