@@ -13,7 +13,6 @@ from healthops.quality import data_docs
 from healthops.quality.rules import GX_ENGINE, rule_files
 from healthops.warehouse.connection import connect
 
-from reporting_build import DAILY_CENSUS_MODELS, build_models
 from test_census_rules import CENSUS, SUITES, D, build
 
 GX_SUITES = [s for s in SUITES if s in {rf.suite_name for rf in rule_files("census") if rf.engine == GX_ENGINE}]
@@ -59,15 +58,15 @@ def test_site_is_built_after_each_validation_and_keeps_history(warehouse_url):
     assert data_docs.site_url() == index.as_uri()
 
 
-def test_report_links_the_site(warehouse_url, monkeypatch):
-    build(warehouse_url)
-    pipeline.validate_census(D, "scheduled__2025-03-01", url=warehouse_url)
-    build_models(warehouse_url, DAILY_CENSUS_MODELS)  # the views the report reads
-    with connect(warehouse_url) as conn:
-        ctx = pipeline.daily_census_context(conn, D, "NGH")
-    assert ctx["data_docs_url"] == (config.out() / "data_docs" / "index.html").as_uri()
+def test_where_reports_link_the_site(monkeypatch):
+    """The link the daily census report carries (``daily_census`` puts ``site_url()`` in
+    its context; tests/integration/test_cli.py finds it in a report a night sent): none
+    before the first build, then the local index, unless a served URL is configured."""
+    monkeypatch.delenv("HEALTHOPS_DATA_DOCS_URL", raising=False)
+    assert data_docs.site_url() is None
+    index = config.out() / "data_docs" / "index.html"
+    index.parent.mkdir(parents=True)
+    index.write_text("<html></html>")
+    assert data_docs.site_url() == index.as_uri()
     monkeypatch.setenv("HEALTHOPS_DATA_DOCS_URL", "https://dq.example.org/census/index.html")
-    with connect(warehouse_url) as conn:
-        assert (
-            pipeline.daily_census_context(conn, D, "NGH")["data_docs_url"] == "https://dq.example.org/census/index.html"
-        )
+    assert data_docs.site_url() == "https://dq.example.org/census/index.html"
