@@ -4,6 +4,7 @@ import email
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
+from healthops import config
 from healthops.reports.outbox import start_outbox
 from healthops.warehouse.connection import libpq_url
 
@@ -71,9 +74,16 @@ def _mails(box):
 @pytest.mark.slow
 def test_run_publishes_a_warning_night_and_holds_a_blocking_one(tmp_path, warehouse_url):
     """Two nights in one `healthops run`: the first breaks a warning rule (its reports go
-    out with a banner naming it), the second a blocking rule (its report is held back,
-    the data engineers alerted, the command exits 1)."""
+    out with a banner naming it) and brings a facility no report recipient covers yet
+    (loaded, built and checked; the command names it), the second a blocking rule (its
+    report is held back, the data engineers alerted, the command exits 1)."""
     warn, block = "2026-02-02", "2026-02-03"
+    catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
+    daily = catalog["reports"]["daily_census"]
+    daily["recipients"] = [
+        r for r in daily["recipients"] if not (isinstance(r, dict) and r["filter"].get("facility") == "SGH")
+    ]
+    (tmp_path / "catalog.yml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     # 13 children admitted to the 12 staffed beds of pediatrics: over capacity warns (CEN-012)
     (tmp_path / "landing" / "adt" / warn).mkdir(parents=True)
     (tmp_path / "landing" / "adt" / warn / "feed.hl7").write_text(
@@ -91,6 +101,23 @@ def test_run_publishes_a_warning_night_and_holds_a_blocking_one(tmp_path, wareho
             for i in range(13)
         )
     )
+    # two admissions at the second hospital, whose supervisor is not in this catalog
+    (tmp_path / "landing" / "adt" / warn / "sgh.hl7").write_text(
+        "".join(
+            build_message(
+                "A01",
+                control_id=f"S{i}",
+                visit=f"SV{i}",
+                mrn=f"MRN80{i}",
+                facility="SGH",
+                unit="ICU",
+                room=str(10 + i),
+                bed="A",
+                msg_ts=f"2026020210{i}0",
+            )
+            for i in range(2)
+        )
+    )
     # an admission to a unit the hospital does not have: blocking (CEN-011)
     (tmp_path / "landing" / "adt" / block).mkdir(parents=True)
     (tmp_path / "landing" / "adt" / block / "feed.hl7").write_text(
@@ -98,7 +125,12 @@ def test_run_publishes_a_warning_night_and_holds_a_blocking_one(tmp_path, wareho
         + build_message("A01", control_id="K2", visit="V2", mrn="MRN9002", unit="NOSUCH", msg_ts="202602030900")
     )
     with start_outbox(tmp_path / "mail") as box:  # a real SMTP server on loopback, as smtp_default
-        env = _env(tmp_path, HEALTHOPS_WAREHOUSE_URL=warehouse_url, AIRFLOW_CONN_SMTP_DEFAULT=box.url)
+        env = _env(
+            tmp_path,
+            HEALTHOPS_WAREHOUSE_URL=warehouse_url,
+            AIRFLOW_CONN_SMTP_DEFAULT=box.url,
+            HEALTHOPS_REPORT_CATALOG=str(tmp_path / "catalog.yml"),
+        )
         # --send: the dates are older than the revision window, and this test reads the mail
         proc = subprocess.run(
             [HEALTHOPS, "run", "--date", warn, "--to", block, "--send"], env=env, capture_output=True, text=True
@@ -120,8 +152,21 @@ def test_run_publishes_a_warning_night_and_holds_a_blocking_one(tmp_path, wareho
                 (d,),
             ).fetchall()
 
-    # -- the warning night: published, once to each NGH recipient (SGH is not on this feed:
-    # nothing for its supervisor), each with the warning banner naming the failing rules
+    # -- the warning night: published, once to each NGH recipient (SGH has none in this
+    # catalog: its census is built and checked, and the command says who is missing), each
+    # with the warning banner naming the failing rules; every task ran once (no retry)
+    assert "WARNING: facility SGH has census data but no recipient of daily_census" in proc.stderr
+    with psycopg.connect(libpq_url(warehouse_url)) as conn:
+        assert conn.execute(
+            "select sum(midnight_census) from marts.fct_census_daily where facility_code = 'SGH' and census_date = %s",
+            (warn,),
+        ).fetchone() == (2,)
+    db = sqlite3.connect(tmp_path / "home" / "airflow" / "airflow.db")
+    tries = db.execute(
+        """select task_id, state, try_number from task_instance where run_id =
+           (select run_id from dag_run order by logical_date limit 1)"""
+    ).fetchall()
+    assert tries and all(state == "success" and n == 1 for _, state, n in tries), tries
     failed = failed_rules(warn)
     assert ("CEN-012", "warning", 1) in [f[:3] for f in failed] and all(f[1] == "warning" for f in failed), failed
     reports = [m for m in mails if m["X-Healthops-Report"] == "daily_census"]

@@ -1,9 +1,10 @@
 """A hospital's first hour with healthops, as a new user meets it: `healthops run` over
 past dates (history), runs that tell the truth about what ran, a small feed in which
 the interface engine resent a message, a malformed message among fifteen, a day on
-which nothing arrived, and a facility that no report recipient covers yet. Each runs
-the real command in its own process: Airflow runs the DAG, a real PostgreSQL, real
-dbt and GX, a real SMTP server on loopback."""
+which nothing arrived, and a catalog mistake (a facility that no report recipient
+covers yet: tests/integration/test_cli.py). Each runs the real command in its own
+process: Airflow runs the DAG, a real PostgreSQL, real dbt and GX, a real SMTP server
+on loopback."""
 
 from __future__ import annotations
 
@@ -246,50 +247,6 @@ def test_a_date_before_the_dags_start_date_is_a_failure_not_an_empty_success(tmp
     monthly = _healthops(tmp_path, "reports", "monthly", "--month", "1996-12", HEALTHOPS_WAREHOUSE_URL=warehouse_url)
     assert monthly.returncode == 1, monthly.stdout + monthly.stderr
     assert "no task ran for 1996-12-01: the date is before the DAG's start date (1997-01-01)" in monthly.stderr
-
-
-def _catalog_without(tmp_path, facility: str) -> Path:
-    catalog = yaml.safe_load((config.REPORT_TEMPLATES_DIR / "catalog.yml").read_text())
-    recipients = catalog["reports"]["daily_census"]["recipients"]
-    catalog["reports"]["daily_census"]["recipients"] = [
-        r for r in recipients if not (isinstance(r, dict) and r["filter"].get("facility") == facility)
-    ]
-    path = tmp_path / "catalog.yml"
-    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    return path
-
-
-def test_a_facility_with_no_recipient_yet_is_loaded_built_and_checked_and_the_night_succeeds(tmp_path, warehouse_url):
-    from healthops.synthetic.adt_feed import generate
-
-    generate(tmp_path / "landing", date(2025, 6, 2), 1, seed=5, facility="SGH")
-    catalog = _catalog_without(tmp_path, "SGH")
-    with start_outbox(tmp_path / "mail") as box:
-        proc = _healthops(
-            tmp_path,
-            "run",
-            "--date",
-            "2025-06-02",
-            "--send",
-            HEALTHOPS_WAREHOUSE_URL=warehouse_url,
-            AIRFLOW_CONN_SMTP_DEFAULT=box.url,
-            HEALTHOPS_REPORT_CATALOG=str(catalog),
-        )
-        mails = box.messages()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "WARNING: facility SGH has census data but no recipient of daily_census" in proc.stderr
-    assert mails == []  # nobody to send it to, and nothing failed
-    with psycopg.connect(libpq_url(warehouse_url)) as conn:
-        built = conn.execute(
-            "select count(distinct census_date), sum(midnight_census) from marts.fct_census_daily "
-            "where facility_code = 'SGH'"
-        ).fetchone()
-        checked = conn.execute("select count(distinct logical_date) from audit.validation_runs").fetchone()[0]
-    assert built[0] == 1 and built[1] > 0 and checked == 1
-    # every task ran once: nothing was retried (a retry waits minutes of backoff)
-    db = sqlite3.connect(tmp_path / "home" / "airflow" / "airflow.db")
-    tries = db.execute("select task_id, state, try_number from task_instance order by 1").fetchall()
-    assert tries and all(state == "success" and n == 1 for _, state, n in tries), tries
 
 
 def test_a_configuration_error_fails_the_task_at_once_without_retries(tmp_path, warehouse_url):
