@@ -75,17 +75,10 @@ def step_url(step: str, url: str | None = None) -> str:
 
 
 def connection_password(conn_id: str) -> str | None:
-    """The password of an Airflow connection; None when it is not defined, or when
-    Airflow is not installed (the auditors' CLI may run without it)."""
-    try:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:
-        return None
-    try:
-        return BaseHook.get_connection(conn_id).password or None  # Airflow masks it in its logs
-    except AirflowNotFoundException:
-        return None
+    """The password of an Airflow connection, or None (``roles.airflow_connection_password``)."""
+    from healthops.warehouse.roles import airflow_connection_password
+
+    return airflow_connection_password(conn_id)
 
 
 def audit_heads_key(url: str) -> bytes:

@@ -70,15 +70,23 @@ def months_between(first: "str | date | Month", last: "str | date | Month") -> l
     return out
 
 
+def _revise_window(kind_period: str, entry: dict) -> int:
+    return int(entry.get("revise_days", DEFAULT_REVISE[kind_period]))
+
+
+def _shifted(kind_period: str, period: str, steps: range) -> list[str]:
+    """The periods ``steps`` days or months from ``period`` (negative: earlier)."""
+    if kind_period == "day":
+        d = date.fromisoformat(period)
+        return [(d + timedelta(days=i)).isoformat() for i in steps]
+    month = Month.parse(period)
+    return [month.shift(i).key for i in steps]
+
+
 def periods_to_check(kind_period: str, entry: dict, period: str) -> list[str]:
     """The period itself, then the earlier ones late data may still change (daily
     reports: ``revise_days`` back; monthly: the month before, for late reviews)."""
-    back = int(entry.get("revise_days", DEFAULT_REVISE[kind_period]))
-    if kind_period == "day":
-        d = date.fromisoformat(period)
-        return [period] + [(d - timedelta(days=i)).isoformat() for i in range(1, back + 1)]
-    month = Month.parse(period)
-    return [period] + [month.shift(-i).key for i in range(1, back + 1)]
+    return [period] + _shifted(kind_period, period, range(-1, -_revise_window(kind_period, entry) - 1, -1))
 
 
 def later_periods_to_check(kind_period: str, entry: dict, period: str) -> list[str]:
@@ -86,12 +94,7 @@ def later_periods_to_check(kind_period: str, entry: dict, period: str) -> list[s
     ``periods_to_check`` looks back: a night run after later nights were reported (a
     backfill out of order, a missing night found late) changes their census, and a
     report already sent for them is revised."""
-    ahead = int(entry.get("revise_days", DEFAULT_REVISE[kind_period]))
-    if kind_period == "day":
-        d = date.fromisoformat(period)
-        return [(d + timedelta(days=i)).isoformat() for i in range(1, ahead + 1)]
-    month = Month.parse(period)
-    return [month.shift(i).key for i in range(1, ahead + 1)]
+    return _shifted(kind_period, period, range(1, _revise_window(kind_period, entry) + 1))
 
 
 def live_period(kind_period: str, as_of: date) -> str:

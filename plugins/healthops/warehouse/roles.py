@@ -52,9 +52,9 @@ def airflow_conn_id(step: str) -> str:
     return f"healthops_warehouse_{step}"
 
 
-def _connection_password(conn_id: str) -> str | None:
-    """The password of an Airflow connection; None when it is not defined or Airflow is
-    not installed (the CLI may run without it)."""
+def airflow_connection_password(conn_id: str) -> str | None:
+    """The password of an Airflow connection; None when it is not defined, or when
+    Airflow is not installed (the CLI may run without it)."""
     try:
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -62,7 +62,7 @@ def _connection_password(conn_id: str) -> str | None:
         return None
     try:
         return BaseHook.get_connection(conn_id).password or None  # Airflow masks it in its logs
-    except (AirflowNotFoundException, RuntimeError):  # RuntimeError: outside a task, no API server
+    except AirflowNotFoundException:
         return None
 
 
@@ -73,7 +73,7 @@ def password(step: str, base_url: str) -> str | None:
     if value:
         return value
     if os.environ.get("AIRFLOW_CONN_" + airflow_conn_id(step).upper()) or os.environ.get("AIRFLOW_CTX_DAG_ID"):
-        value = _connection_password(airflow_conn_id(step))
+        value = airflow_connection_password(airflow_conn_id(step))
         if value:
             return value
     from healthops.warehouse.connection import embedded_server, url_parts
