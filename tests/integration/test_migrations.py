@@ -35,7 +35,19 @@ COMMAND = "run `healthops warehouse migrate`"
 D = date(2026, 2, 2)
 
 TABLES = {
-    "raw": {"adt_messages", "pseudonym_salt", "rejected", "duplicates"},
+    "raw": {
+        "adt_messages",
+        "pseudonym_salt",
+        "rejected",
+        "duplicates",
+        "hr_workers",
+        "hr_credentials",
+        "hr_training",
+        "hr_exclusion_screening",
+        "hr_positions",
+        "tk_punches",
+        "tk_pay_lines",
+    },
     "audit": {"load_batches", "validation_runs", "rule_results", "rule_violations", "reviews", "refused_files"},
     "reporting": {"deliveries", "messages", "resends"},
     "healthops": {"alembic_version"},
