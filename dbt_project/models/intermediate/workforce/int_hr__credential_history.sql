@@ -1,0 +1,9 @@
+-- Each credential as the HR snapshots showed it, day by day (type 2 history): one row
+-- per worker, credential type and number and stretch of snapshot days with the same
+-- dates, valid on [valid_from, valid_to). Whether a licence was verified and current
+-- on a date is read from the version in force that date, never from a later snapshot.
+{{ scd2_from_daily_snapshots(
+    ref('stg_hr__credentials'),
+    ['worker_id', 'credential_type', 'credential_number'],
+    ['issuing_state', 'issue_date', 'expiry_date', 'verified_date'],
+) }}
