@@ -88,11 +88,11 @@ def parse_csv(name: str, data: bytes, tz: str) -> ParsedFile:
     for index, (raw, fields, error) in enumerate(data_records, start=1):
         out.records_in += 1
         raw_text = _storable(raw)
-        if header_error:
-            out.rejected.append(Rejection(index, header_error, raw_text))
-            continue
         # the id is read where it can be, even from a record with fields missing
         control_id = _storable(spec.control_id(dict(zip(columns, fields)))) if fields else None
+        if header_error:
+            out.rejected.append(Rejection(index, header_error, raw_text, control_id))
+            continue
         values = dict(zip(columns, fields)) if fields is not None and len(fields) == len(columns) else {}
         try:
             if error:
