@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 
 import psycopg
 import pytest
+from warehouse_checksums import checksums
 
 from healthops import pipeline
 from healthops.load.timekeeping import extract_timekeeping
@@ -150,11 +151,11 @@ def test_an_hr_day_with_bad_input_loads_the_rest_rejects_with_reasons_and_reruns
     assert refused == [(f"hr/{D1}/payroll.csv", "unknown_file", "run-1")]
     assert positions == [("6010", "CNA", 8), ("6010", "RN1", 24.5)]
 
-    # The same date again: every file skipped, nothing added anywhere.
-    before = counts(warehouse_url)
+    # The same date again: every file skipped, nothing added or changed anywhere.
+    before, content = counts(warehouse_url), checksums(warehouse_url)
     again = pipeline.load_hr(D1, dag_run_id="run-2", url=warehouse_url)
     assert again["files_skipped"] == 5 and again["records_in"] == 0
-    assert counts(warehouse_url) == before
+    assert counts(warehouse_url) == before and checksums(warehouse_url) == content
 
     # The next day: positions.csv byte for byte the same is that day's snapshot, loaded.
     write_day(landing, D2, {"positions.csv": HR_DAY["positions.csv"], "training.csv": HR_DAY["training.csv"]})
@@ -285,7 +286,7 @@ def test_timekeeping_extracts_new_versions_once_within_the_night_and_rejects_inv
     assert rejected[1][4].split("\t")[:3] == ["6", "W001", "BREAK"]
 
     # The same night again, through the pipeline: every row held, no batch, nothing changed.
-    before = counts(warehouse_url)
+    before, content = counts(warehouse_url), checksums(warehouse_url)
     monkeypatch.setenv("HEALTHOPS_TIMEKEEPING_URL", vendor)
     third = pipeline.extract_timekeeping(D2, dag_run_id="night-2-again", url=warehouse_url)
     assert third["files_loaded"] == 0 and third["records_loaded"] == third["records_rejected"] == 0
@@ -295,7 +296,7 @@ def test_timekeeping_extracts_new_versions_once_within_the_night_and_rejects_inv
     # A backfill of the first night now: it reads only what was updated before its end.
     backfill = extract_timekeeping(loader, vendor, T1)
     assert all(b.status == "skipped" and b.records_loaded == 0 for b in backfill.batches)
-    assert counts(warehouse_url) == before
+    assert counts(warehouse_url) == before and checksums(warehouse_url) == content
 
 
 def test_no_timekeeping_source_configured_is_a_warning_not_a_failure(warehouse_url, monkeypatch):
