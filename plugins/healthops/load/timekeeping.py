@@ -171,22 +171,24 @@ def _extract(conn, src, target: Target, as_of, overlap, received_date, dag_run_i
             return BatchResult(path, str(done[0]), "skipped")
 
         typed = ", ".join(f"i.{c}::{target.casts[c]}" if c in target.casts else f"i.{c}" for c in cols)
+        # Joins, not a subquery per row: the planner can hash millions of rows against
+        # the version key and the (few) earlier rejections.
+        conn.execute("analyze _tk_in")
         conn.execute(
             f"""
             create temp table _tk_sorted on commit drop as
             select c.*,
-                   case when c.reason is null then
-                            case when exists (select 1 from {target.raw_table} r
-                                              where r.{id_col} = c.{id_col}::bigint
-                                                and r.updated_at = c.updated_at::timestamptz)
-                                 then 'duplicate' else 'load' end
-                        else case when exists (select 1 from raw.rejected r
-                                               where r.source = %(source)s and r.control_id = c.control_id)
-                                  then 'duplicate' else 'reject' end
+                   case when c.reason is null then case when held.{id_col} is null then 'load' else 'duplicate' end
+                        when before.control_id is null then 'reject'
+                        else 'duplicate'
                    end as outcome
             from (select i.*, {_reason_sql(target)} as reason,
                          '{path} ' || i.{id_col} || ' @ ' || {_iso("i.updated_at::timestamptz")} as control_id
                   from _tk_in i) c
+            left join {target.raw_table} held
+              on c.reason is null and held.{id_col} = c.{id_col}::bigint and held.updated_at = c.updated_at::timestamptz
+            left join (select distinct control_id from raw.rejected where source = %(source)s) before
+              on c.reason is not null and before.control_id = c.control_id
             """,
             {"source": SOURCE},
         )

@@ -48,11 +48,11 @@ def source_snapshot(url: str):
     transaction (every table read from the same snapshot), rolled back at the end."""
     import psycopg
 
-    conn = psycopg.connect(
-        libpq_url(url), client_encoding="UTF8", options="-c TimeZone=UTC -c DateStyle=ISO,YMD", autocommit=False
-    )
+    conn = psycopg.connect(libpq_url(url), client_encoding="UTF8", autocommit=False)
     try:
-        conn.execute("set transaction isolation level repeatable read, read only")
+        conn.execute("set transaction isolation level repeatable read, read only")  # first, before any read
+        conn.execute("set local timezone = 'UTC'")  # the text of a timestamptz, whatever the vendor's default
+        conn.execute("set local datestyle = 'ISO, YMD'")
         yield conn
     finally:
         try:
