@@ -38,7 +38,19 @@ RULES: dict[str, dict[str, str]] = {
     "raw.adt_messages": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "raw.duplicates": {"batch_id": RUN_ID, "first_batch_id": RUN_ID, "detected_at": WHEN},
     "raw.rejected": {"batch_id": RUN_ID, "rejected_at": WHEN},
-    "raw.pseudonym_salt": {"created_at": WHEN},  # the salt itself is compared: copied with the template
+    "raw.pseudonym_salt": {"created_at": WHEN},
+    # the HR export's snapshots (keyed by snapshot date, file path and record) and the
+    # timekeeping versions (keyed by the source's id and updated_at)
+    "raw.hr_workers": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.hr_credentials": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.hr_training": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.hr_exclusion_screening": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.hr_positions": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.tk_punches": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "raw.tk_pay_lines": {
+        "batch_id": RUN_ID,
+        "loaded_at": WHEN,
+    },  # the salt itself is compared: copied with the template
     # staging: seeds and the message view
     "staging.facilities": {},
     "staging.nurse_ratios": {},

@@ -4,9 +4,11 @@ defaults docs/architecture.md#settings lists, resolved against the current direc
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from healthops.urls import normalize_url
 
 # The repository root: plugins/healthops/config.py -> parents[2].
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +58,30 @@ def landing_settle_seconds() -> float:
     if not 0 <= seconds < float("inf"):
         raise ValueError(f"HEALTHOPS_LANDING_SETTLE_SECONDS must be a number of seconds, 0 or more, not {value!r}")
     return seconds
+
+
+def timekeeping_source_url() -> str | None:
+    """The timekeeping vendor's database (docs/sources.md#timekeeping-database):
+    ``HEALTHOPS_TIMEKEEPING_URL``, normalized like the warehouse's URL; None when it is
+    not set (under Airflow the pipeline then asks for the ``healthops_timekeeping``
+    connection)."""
+    url = os.environ.get("HEALTHOPS_TIMEKEEPING_URL")
+    return normalize_url(url, "timekeeping database") if url else None
+
+
+def timekeeping_overlap() -> timedelta:
+    """How far before the newest version already extracted each timekeeping extract
+    starts reading again (``HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES``, default 120): a
+    row committed after the last extract with an earlier ``updated_at`` (a long
+    transaction, a clock behind) is still read when it is that recent."""
+    value = os.environ.get("HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES") or "120"
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if not 0 <= minutes < float("inf"):
+        raise ValueError(f"HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES must be a number of minutes, 0 or more, not {value!r}")
+    return timedelta(minutes=minutes)
 
 
 def dbt_project_env() -> dict[str, str]:

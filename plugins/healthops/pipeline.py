@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from healthops import config
@@ -18,6 +18,7 @@ from healthops.errors import DataError, is_transient
 log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "healthops_warehouse"
+TIMEKEEPING_CONN_ID = "healthops_timekeeping"
 SMTP_CONN_ID = "smtp_default"
 QUALITY_TASK = "validate_census"  # the nightly task whose blocking failure holds the reports back
 
@@ -97,6 +98,72 @@ def load_adt(logical_date, dag_run_id: str | None = None, url: str | None = None
     summary = load_adt_date(step_url("loader", url), config.landing(), d, dag_run_id)
     result = summary.as_dict()
     log.info("ADT load for %s: %s", d, result)
+    return result
+
+
+def load_hr(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
+    """The HR export's snapshot of the logical date (``hr/YYYY-MM-DD/``), as the loader."""
+    from healthops.load.hr import load_hr_date
+
+    d = receipt_date(logical_date)
+    summary = load_hr_date(step_url("loader", url), config.landing(), d, dag_run_id)
+    result = summary.as_dict()
+    log.info("HR load for %s: %s", d, result)
+    return result
+
+
+def timekeeping_source_url() -> str | None:
+    """HEALTHOPS_TIMEKEEPING_URL when set, else Airflow's ``healthops_timekeeping``
+    connection; None when neither is configured."""
+    url = config.timekeeping_source_url()
+    if url:
+        return url
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # not under Airflow: the environment is the only setting
+        return None
+    from healthops.warehouse.connection import normalize_url
+
+    try:
+        conn = BaseHook.get_connection(TIMEKEEPING_CONN_ID)
+    except AirflowNotFoundException:
+        return None
+    return normalize_url(conn.get_uri(), "timekeeping database")
+
+
+def night_end(logical_date) -> datetime:
+    """Local midnight after the logical date, in the facility's zone: the end of the
+    night being built (what a timekeeping extract reads up to)."""
+    d = receipt_date(logical_date) + timedelta(days=1)
+    return datetime.combine(d, time(0), tzinfo=ZoneInfo(config.facility_tz()))
+
+
+def extract_timekeeping(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
+    """The timekeeping versions updated before the end of the logical date's night that
+    the warehouse does not hold yet (``healthops.load.timekeeping``), as the loader.
+    Without a timekeeping source configured: a warning, and nothing read."""
+    from healthops.load.timekeeping import extract_timekeeping as extract
+
+    source = timekeeping_source_url()
+    if source is None:
+        log.warning(
+            "no timekeeping source configured (HEALTHOPS_TIMEKEEPING_URL or the Airflow connection %s): "
+            "nothing extracted",
+            TIMEKEEPING_CONN_ID,
+        )
+        return {"skipped": "no timekeeping source configured"}
+    d = receipt_date(logical_date)
+    summary = extract(
+        step_url("loader", url),
+        source,
+        night_end(d),
+        dag_run_id,
+        received_date=d,
+        overlap=config.timekeeping_overlap(),
+    )
+    result = summary.as_dict()
+    log.info("timekeeping extract for %s: %s", d, result)
     return result
 
 

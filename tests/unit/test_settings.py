@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from healthops import config
@@ -34,3 +35,21 @@ def test_dbt_reads_the_zone_from_the_environment_healthops_gives_it(monkeypatch)
     monkeypatch.setenv("HEALTHOPS_FACILITY_TZ", "America/Chicago")
     assert dbt_env(None)["HEALTHOPS_FACILITY_TZ"] == "America/Chicago"
     assert config.dbt_project_env() == {"HEALTHOPS_FACILITY_TZ": "America/Chicago"}
+
+
+def test_the_timekeeping_settings(monkeypatch):
+    monkeypatch.delenv("HEALTHOPS_TIMEKEEPING_URL", raising=False)
+    monkeypatch.delenv("HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES", raising=False)
+    assert config.timekeeping_source_url() is None
+    assert config.timekeeping_overlap().total_seconds() == 2 * 3600
+    monkeypatch.setenv("HEALTHOPS_TIMEKEEPING_URL", "postgres://reader:pw@tk.example.org/timekeeping")
+    assert config.timekeeping_source_url() == "postgresql+psycopg://reader:pw@tk.example.org/timekeeping"
+    monkeypatch.setenv("HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES", "30")
+    assert config.timekeeping_overlap().total_seconds() == 1800
+    for bad in ("-5", "soon", "inf"):
+        monkeypatch.setenv("HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES", bad)
+        with pytest.raises(ValueError, match="HEALTHOPS_TIMEKEEPING_OVERLAP_MINUTES"):
+            config.timekeeping_overlap()
+    monkeypatch.setenv("HEALTHOPS_TIMEKEEPING_URL", "mysql://tk.example.org/tk")
+    with pytest.raises(ValueError, match="PostgreSQL timekeeping database"):
+        config.timekeeping_source_url()

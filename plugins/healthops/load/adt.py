@@ -23,9 +23,8 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from healthops.errors import ConfigurationError
-from healthops.load.batches import BatchResult, LoadSummary
-from healthops.load.landing import Refusal, open_folder
+from healthops.load.batches import BatchResult, LoadSummary, require_utf8
+from healthops.load.landing import open_folder, record_refusals
 from healthops.sources.adt.parser import parse_bytes
 from healthops.sources.adt.schema import ADT_COLUMNS, AdtMessage, Rejection
 from healthops.warehouse.connection import connect
@@ -63,38 +62,14 @@ def load_adt_date(
             )
         with connect(url) as conn:
             require_current(conn)  # a warehouse behind this healthops: stop before touching it
-            _require_utf8(conn)
-            _record_refusals(conn, folder.refused, received_date, dag_run_id)
+            require_utf8(conn)
+            record_refusals(conn, SOURCE, folder.refused, received_date, dag_run_id)
             for f in folder.files:
                 data = folder.read(f)  # the one read: these bytes are hashed and parsed
                 if data is not None:
                     summary.batches.append(_load_file(conn, f.rel, data, received_date, dag_run_id, tz))
         summary.refused, summary.left = list(folder.refused), list(folder.left)
     return summary
-
-
-def _require_utf8(conn) -> None:
-    """Stop unless the warehouse database is UTF-8: in any other encoding some of the
-    text HL7 carries (every character set of docs/sources.md#character-sets) could not
-    be stored, and one such message would fail its file's COPY."""
-    encoding = conn.info.parameter_status("server_encoding")
-    if encoding != "UTF8":
-        raise ConfigurationError(
-            f"the warehouse database's encoding is {encoding}: healthops needs a UTF8 database "
-            "(create database ... encoding 'UTF8')"
-        )
-
-
-def _record_refusals(conn, refused: list[Refusal], received_date: date, dag_run_id) -> None:
-    """Each refused entry once per day: a re-run of the date adds nothing."""
-    if not refused:
-        return
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            """insert into audit.refused_files (source, received_date, file_path, kind, reason, dag_run_id)
-               values (%s, %s, %s, %s, %s, %s) on conflict do nothing""",
-            [(SOURCE, received_date, r.rel, r.kind, r.reason, dag_run_id) for r in refused],
-        )
 
 
 def _load_file(conn, rel: str, data: bytes, received_date: date, dag_run_id, tz) -> BatchResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from healthops.errors import ConfigurationError
 from healthops.load.landing import Refusal
 
 
@@ -57,3 +58,16 @@ class LoadSummary:
             "refused": [{"file": r.rel, "kind": r.kind, "reason": r.reason} for r in self.refused],
             "left": list(self.left),
         }
+
+
+def require_utf8(conn) -> None:
+    """Stop unless the warehouse database is UTF-8: in any other encoding some of the
+    text the sources carry (every character set of docs/sources.md#character-sets, any
+    character of a UTF-8 CSV) could not be stored, and one such record would fail its
+    file's COPY."""
+    encoding = conn.info.parameter_status("server_encoding")
+    if encoding != "UTF8":
+        raise ConfigurationError(
+            f"the warehouse database's encoding is {encoding}: healthops needs a UTF8 database "
+            "(create database ... encoding 'UTF8')"
+        )

@@ -44,6 +44,7 @@ OUTSIDE_LANDING = "outside_landing"  # a symbolic link whose target is outside t
 SPECIAL_FILE = "special_file"
 FOLDER = "folder"
 BAD_NAME = "bad_name"
+UNKNOWN_FILE = "unknown_file"  # a file of the source's pattern that is none of its files (an HR day's *.csv)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: should a FIFO be swapped in after the listing, opening it returns at once.
@@ -120,6 +121,19 @@ class LandingFolder:
         log.warning("%s is still being written (%s): left for the next run", f.rel, why)
         self.left.append(f.rel)
         return None
+
+
+def record_refusals(conn, source: str, refused: list[Refusal], received_date, dag_run_id: str | None) -> None:
+    """Record each refused entry in ``audit.refused_files`` once per day: a re-run of
+    the date adds nothing."""
+    if not refused:
+        return
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """insert into audit.refused_files (source, received_date, file_path, kind, reason, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s) on conflict do nothing""",
+            [(source, received_date, r.rel, r.kind, r.reason, dag_run_id) for r in refused],
+        )
 
 
 def _changed(f: LandedFile, st: os.stat_result) -> bool:

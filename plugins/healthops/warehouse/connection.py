@@ -7,6 +7,7 @@ import os
 from urllib.parse import unquote, urlsplit
 
 from healthops import config
+from healthops.urls import normalize_url  # the one definition; imported from here too
 
 
 def embedded_server():
@@ -30,17 +31,6 @@ def warehouse_url(start: bool = True) -> str:
     if not start:
         raise RuntimeError("HEALTHOPS_WAREHOUSE_URL is not set and the embedded warehouse is not started")
     return embedded_server().ensure_running().url
-
-
-def normalize_url(url: str) -> str:
-    """Accept postgres://, postgresql:// and postgresql+driver:// and always hand back
-    the explicit psycopg 3 dialect."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"not a database URL: {url!r}")
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        return "postgresql+psycopg://" + rest
-    raise ValueError(f"healthops needs a PostgreSQL warehouse, got scheme {scheme!r}")
 
 
 def libpq_url(url: str) -> str:

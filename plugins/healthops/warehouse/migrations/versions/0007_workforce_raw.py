@@ -17,6 +17,10 @@ Rows that do not fit the spec go to ``raw.rejected`` (source ``hr`` or
 ``timekeeping``) with a reason, and every file or extract is a batch in
 ``audit.load_batches`` (in = loaded + rejected + duplicate), as for the ADT feed.
 
+``audit.refused_files`` gets a sixth kind, ``unknown_file``: a CSV in an HR day's folder
+that is not one of the export's five files is refused, not read and not ignored
+(docs/sources.md#landing-hygiene).
+
 Grants: the loader inserts and reads these tables; the transformer and the checker
 read them (0006 granted ``select on all tables in schema raw``, which covers only the
 tables that existed then). Reporter and auditor never read raw.
@@ -137,6 +141,10 @@ create table raw.tk_pay_lines (
 comment on table raw.tk_pay_lines is 'Timekeeping tk.pay_line: every version of every pay line the extract has read (one row per pay_line_id and updated_at).';
 create index tk_pay_lines_loaded_at on raw.tk_pay_lines (loaded_at);
 create index tk_pay_lines_updated_at on raw.tk_pay_lines (updated_at);
+
+alter table audit.refused_files drop constraint refused_files_kind_check;
+alter table audit.refused_files add constraint refused_files_kind_check
+    check (kind in ('symlink', 'outside_landing', 'special_file', 'folder', 'bad_name', 'unknown_file'));
 """
 
 TABLES = (

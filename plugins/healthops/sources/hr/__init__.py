@@ -1,0 +1,1 @@
+"""The HR export: five CSV files, a complete snapshot every day (docs/sources.md#hr-export)."""
