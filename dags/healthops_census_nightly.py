@@ -1,5 +1,5 @@
 """
-### healthops census, nightly
+### healthops nightly: census and staffing
 
 For the day that just ended (the logical date, in the facility's time zone):
 
@@ -8,6 +8,11 @@ For the day that just ended (the logical date, in the facility's time zone):
    `raw.rejected` with a reason, resent copies of a loaded message to `raw.duplicates`;
    `audit.load_batches` records each file's sha256 and counts (in = loaded + rejected +
    duplicate). A file already loaded is skipped.
+   **load_hr**: the HR export's snapshot of that day (`hr/YYYY-MM-DD/*.csv`) into `raw.hr_*`,
+   bad records to `raw.rejected`, one batch per file. **extract_timekeeping**: the
+   timekeeping database's punches and pay lines updated before the night's end and not
+   held yet (incremental on `updated_at`, with an overlap window), every version kept in
+   `raw.tk_*` (`HEALTHOPS_TIMEKEEPING_URL` or the `healthops_timekeeping` connection).
 2. **dbt** (Cosmos): seeds, staging, intermediate, the marts and the `rpt` reporting views, with tests and unit tests.
 3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
@@ -89,11 +94,17 @@ def alert_data_engineers(context) -> None:
     on_failure_callback=alert_data_engineers,  # once per failed run, after it is marked failed
 )
 def healthops_census_nightly():
-    @task
-    def load_adt(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import load_adt, run_step
+    # The night's sources, side by side (healthops.pipeline: load_adt, load_hr, extract_timekeeping).
+    sources = []
+    for step in ("load_adt", "load_hr", "extract_timekeeping"):
 
-        return run_step(load_adt, logical_date, run_id)
+        @task(task_id=step)
+        def load(step=step, logical_date=None, run_id=None) -> dict:
+            from healthops import pipeline
+
+            return pipeline.run_step(getattr(pipeline, step), logical_date, run_id)
+
+        sources.append(load())
 
     profile = ProfileConfig(
         profile_name="healthops",
@@ -164,7 +175,7 @@ def healthops_census_nightly():
 
         publishers.append(publish())
 
-    load_adt() >> first
+    sources >> first
     last >> validate_census() >> publishers
 
 

@@ -135,6 +135,10 @@ def test_nightly_dag_structure(dagbag):
     assert load.retries == 2
     # load -> every dbt root; the dbt tests -> the reporting views -> validate -> publish
     assert {"dbt.units_seed", "dbt.patient_class_map_seed", "dbt.stg_adt__messages_run"} <= load.downstream_task_ids
+    # the workforce sources load beside the ADT feed, before the models that read them
+    for extract in ("load_hr", "extract_timekeeping"):
+        assert dag.get_task(extract).downstream_task_ids == load.downstream_task_ids
+    assert {"dbt.fct_unit_staffing_interval_run", "dbt.fct_unit_staffing_daily_run", "dbt.job_codes_seed"} <= dbt_ids
     assert dag.get_task("dbt.dbt_project_test").downstream_task_ids == {"dbt_reporting"}
     assert dag.get_task("validate_census").upstream_task_ids == {"dbt_reporting"}
     # the reporting layer's views are one task (one dbt process), not one each
@@ -158,8 +162,9 @@ def test_project_mode_runs_one_dbt_build_task(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(config.DAGS_DIR)).dags["healthops_census_nightly"]
-    assert {t.task_id for t in dag.tasks} == {"load_adt", "dbt_build", "validate_census", "publish_daily_census"}
-    assert dag.get_task("dbt_build").upstream_task_ids == {"load_adt"}
+    sources = {"load_adt", "load_hr", "extract_timekeeping"}
+    assert {t.task_id for t in dag.tasks} == sources | {"dbt_build", "validate_census", "publish_daily_census"}
+    assert dag.get_task("dbt_build").upstream_task_ids == sources
     assert dag.get_task("validate_census").upstream_task_ids == {"dbt_build"}
     assert dag.get_task("dbt_build").exclude == ["resource_type:unit_test"]
     assert dag.get_task("dbt_build").env == config.dbt_project_env()
