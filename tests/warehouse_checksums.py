@@ -38,7 +38,7 @@ RULES: dict[str, dict[str, str]] = {
     "raw.adt_messages": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "raw.duplicates": {"batch_id": RUN_ID, "first_batch_id": RUN_ID, "detected_at": WHEN},
     "raw.rejected": {"batch_id": RUN_ID, "rejected_at": WHEN},
-    "raw.pseudonym_salt": {"created_at": WHEN},
+    "raw.pseudonym_salt": {"created_at": WHEN},  # the salt itself is compared: copied with the template
     # the HR export's snapshots (keyed by snapshot date, file path and record) and the
     # timekeeping versions (keyed by the source's id and updated_at)
     "raw.hr_workers": {"batch_id": RUN_ID, "loaded_at": WHEN},
@@ -47,19 +47,32 @@ RULES: dict[str, dict[str, str]] = {
     "raw.hr_exclusion_screening": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "raw.hr_positions": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "raw.tk_punches": {"batch_id": RUN_ID, "loaded_at": WHEN},
-    "raw.tk_pay_lines": {
-        "batch_id": RUN_ID,
-        "loaded_at": WHEN,
-    },  # the salt itself is compared: copied with the template
+    "raw.tk_pay_lines": {"batch_id": RUN_ID, "loaded_at": WHEN},
     # staging: seeds and the message view
     "staging.facilities": {},
     "staging.nurse_ratios": {},
     "staging.patient_class_map": {},
     "staging.units": {},
+    "staging.job_codes": {},
+    "staging.pay_codes": {},
+    "staging.stg_hr__workers": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "staging.stg_hr__credentials": {"batch_id": RUN_ID, "loaded_at": WHEN},
+    "staging.stg_hr__training": {"batch_id": RUN_ID},
+    "staging.stg_hr__exclusion_screenings": {"batch_id": RUN_ID},
+    "staging.stg_hr__positions": {"batch_id": RUN_ID},
+    "staging.stg_timekeeping__punches": {"loaded_at": WHEN},
+    "staging.stg_timekeeping__pay_lines": {"loaded_at": WHEN},
     "staging.stg_adt__messages": {"batch_id": RUN_ID, "source_loaded_at": WHEN},
     # intermediate
     "intermediate.int_adt__events": {"voided_by_loaded_at": WHEN, "source_loaded_at": WHEN},
     "intermediate.int_census__location_timeline": {"source_loaded_at": WHEN},
+    "intermediate.int_hr__worker_history": {},
+    "intermediate.int_hr__credential_history": {},
+    "intermediate.int_timekeeping__punch_sequence": {"loaded_at": WHEN},
+    "intermediate.int_timekeeping__shifts": {},
+    "intermediate.int_timekeeping__meal_breaks": {},
+    "intermediate.int_timekeeping__punch_flags": {},
+    "intermediate.int_workforce__worked_segments": {},
     "intermediate.int_quality__latest_validation_runs": {
         "validation_run_id": RUN_ID,
         "run_at": WHEN,
@@ -71,6 +84,12 @@ RULES: dict[str, dict[str, str]] = {
     "marts.fct_census_interval": {"computed_through_loaded_at": WHEN},
     "marts.fct_census_period": {},
     "marts.fct_encounters": {"source_loaded_at": WHEN},
+    "marts.fct_unit_staffing_interval": {
+        "computed_through_loaded_at": WHEN,
+        "computed_through_punch_loaded_at": WHEN,
+        "computed_through_hr_loaded_at": WHEN,
+    },
+    "marts.fct_unit_staffing_daily": {},
     # audit: the load ledger and the validation record
     "audit.load_batches": {
         "batch_id": RUN_ID,

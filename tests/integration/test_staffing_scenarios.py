@@ -38,7 +38,7 @@ from reporting_build import build_models
 pytestmark = pytest.mark.db
 
 TZ = ZoneInfo("America/Los_Angeles")
-MODELS = ["+fct_unit_staffing_interval", "+fct_unit_staffing_daily", "+int_timekeeping__punch_flags"]
+MODELS = ["+fct_unit_staffing_interval", "+fct_unit_staffing_monthly", "+int_timekeeping__punch_flags"]
 
 
 def at(s: str, fold: int = 0) -> datetime:
@@ -80,14 +80,24 @@ def hr_snapshot(conn, day: date) -> None:
     batch = uuid.uuid4()
     with conn.cursor().copy(
         "copy raw.hr_workers (batch_id, snapshot_date, file_path, record_index, worker_id, last_name, first_name,"
-        " birth_date, hire_date, worker_type, job_code, home_cost_center, standard_hours_per_week, status)"
+        " birth_date, hire_date, worker_type, job_code, home_cost_center, standard_hours_per_week, status,"
+        " termination_date)"
         " from stdin"
     ) as copy:
         for i, (w, (kind, job, cc)) in enumerate(WORKERS.items(), 1):
+            # the CNA A1 leaves on 10-31: terminated in that day's snapshot
+            left = w == "A1" and day >= date(2026, 10, 31)
             copy.write_row(
                 (batch, day, f"hr/{day}/workers.csv", i, w, "Test", w, date(1985, 1, 1), date(2020, 1, 1))
-                + (kind, job, cc, 36, "ACTIVE")
+                + (kind, job, cc, 36, "TERMINATED" if left else "ACTIVE", date(2026, 10, 31) if left else None)
             )
+    batch = uuid.uuid4()
+    with conn.cursor().copy(
+        "copy raw.hr_positions (batch_id, snapshot_date, file_path, record_index, cost_center, job_code,"
+        " budgeted_fte, effective_date) from stdin"
+    ) as copy:
+        copy.write_row((batch, day, f"hr/{day}/positions.csv", 1, "6050", "RN", 4.0, date(2026, 7, 1)))
+        copy.write_row((batch, day, f"hr/{day}/positions.csv", 2, "6050", "LVN", 2.0, date(2026, 7, 1)))
     batch = uuid.uuid4()
     with conn.cursor().copy(
         "copy raw.hr_credentials (batch_id, snapshot_date, file_path, record_index, worker_id, credential_type,"
@@ -335,6 +345,21 @@ def test_ratio_at_every_instant_and_nursing_hours(warehouse_url, tmp_path):
     # the DST night, cut at midnight: 5 h on 10-31; 8.5 real hours on 11-01 (less D1's meal)
     assert h[("MS5", date(2026, 10, 31))] == (5.0, 5.0, 0, 0, 6, 0.83, 1.67)
     assert h[("MS5", date(2026, 11, 1))] == (8.0, 8.5, 0, 0, 6, 1.33, 2.75)
+
+    # -- the month: sums before ratios; FTEs, vacancy and turnover ------------------
+    with connect(url) as conn:
+        month = conn.execute(
+            """select patient_days, rn_hours, lpn_hours, uap_hours, nhppd_rn, nhppd_total, budgeted_fte, filled_fte,
+                      vacant_fte, vacancy_rate, headcount_start, headcount_end, separations, turnover_rate
+               from marts.fct_unit_staffing_monthly where unit_code = 'MS5' and month_start = '2026-10-01'"""
+        ).fetchone()
+    # MS5 in October: 6 patient days on each of 10-28..10-31; RN 12.0 + 12.5 + 5.0, LVN the
+    # same, CNA 8.5: NHPPD 29.5 / 24 and 67.5 / 24. Budget 4 RN + 2 LVN FTEs; four workers
+    # of 36 h (0.9 FTE each) until A1 leaves on 10-31: 2.7 FTEs filled at the end,
+    # turnover 1 / ((4 + 3) / 2).
+    assert tuple(float(x) for x in month) == (
+        24, 29.5, 29.5, 8.5, 1.23, 2.81, 6.0, 2.7, 3.3, 0.55, 4, 3, 1, 0.2857
+    )
 
     # -- the correction nights changed exactly the intervals they touched -----------
     changed = {k[1] for k in a if a[k] != b[k]}

@@ -1,0 +1,160 @@
+-- Staffing per unit and calendar month (docs/definitions.md#nursing-hours-per-patient-day,
+-- #skill-mix-and-contract-labor, #worked-and-paid-hours): the month's hours and patient
+-- days summed before dividing (NHPPD and shares are ratios of sums, never averages of
+-- daily ratios); FTEs from pay lines against the budgeted positions in force at the
+-- month's last day covered; headcount, separations and turnover of the workers whose
+-- home cost center is the unit. A month still under way covers the days built so far
+-- (days_covered).
+{%- set fte_hours = var('fte_hours_per_year') %}
+with days as (
+    select
+        *,
+        date_trunc('month', census_date)::date as month_start
+    from {{ ref('fct_unit_staffing_daily') }}
+),
+
+sums as (
+    select
+        facility_code,
+        unit_code,
+        month_start,
+        count(*) as days_covered,
+        min(census_date) as first_day,
+        max(census_date) as last_day,
+        sum(patient_days) as patient_days,
+        sum(rn_hours) as rn_hours,
+        sum(lpn_hours) as lpn_hours,
+        sum(uap_hours) as uap_hours,
+        sum(nursing_hours) as nursing_hours,
+        sum(contract_hours) as contract_hours,
+        sum(overtime_hours) as overtime_hours,
+        sum(productive_paid_hours) as productive_paid_hours,
+        sum(paid_hours) as paid_hours
+    from days
+    group by facility_code, unit_code, month_start
+),
+
+units as (
+    select
+        facility_code,
+        unit_code,
+        cost_center
+    from {{ ref('units') }}
+),
+
+-- budgeted FTEs: per cost center and job code, the position line with the latest
+-- effective date on or before the month's last day, in the HR snapshot in force then
+positions as (
+    select
+        s.facility_code,
+        s.unit_code,
+        s.month_start,
+        sum(p.budgeted_fte) as budgeted_fte
+    from sums s
+    inner join units u using (facility_code, unit_code)
+    inner join lateral (
+        select distinct on (sp.job_code) sp.budgeted_fte
+        from {{ ref('stg_hr__positions') }} sp
+        where
+            sp.cost_center = u.cost_center
+            and sp.effective_date <= s.last_day
+            and sp.snapshot_date = (
+                select max(x.snapshot_date) from {{ ref('stg_hr__positions') }} x
+                where x.snapshot_date <= s.last_day
+            )
+        order by sp.job_code, sp.effective_date desc
+    ) p on true
+    group by s.facility_code, s.unit_code, s.month_start
+),
+
+-- headcount on a day: workers on the unit's cost center, active or on leave, per the
+-- HR history in force that day; filled FTEs from their standard hours (40 h = 1 FTE)
+staff_on as (
+    select
+        s.facility_code,
+        s.unit_code,
+        s.month_start,
+        count(*) filter (where w.valid_from <= s.first_day and (w.valid_to is null or w.valid_to > s.first_day))
+            as headcount_start,
+        count(*) filter (where w.valid_from <= s.last_day and (w.valid_to is null or w.valid_to > s.last_day))
+            as headcount_end,
+        sum(w.standard_hours_per_week / 40.0) filter (
+            where w.valid_from <= s.last_day and (w.valid_to is null or w.valid_to > s.last_day)
+        ) as filled_fte
+    from sums s
+    inner join units u using (facility_code, unit_code)
+    inner join {{ ref('int_hr__worker_history') }} w
+        on
+            w.home_cost_center = u.cost_center
+            and w.status in ('ACTIVE', 'LEAVE')
+            and w.valid_from <= s.last_day
+            and (w.valid_to is null or w.valid_to > s.first_day)
+    group by s.facility_code, s.unit_code, s.month_start
+),
+
+-- separations: workers of the unit whose termination date falls in the days covered
+separations as (
+    select
+        s.facility_code,
+        s.unit_code,
+        s.month_start,
+        count(distinct w.worker_id) as separations
+    from sums s
+    inner join units u using (facility_code, unit_code)
+    inner join {{ ref('int_hr__worker_history') }} w
+        on
+            w.home_cost_center = u.cost_center
+            and w.termination_date between s.first_day and s.last_day
+    group by s.facility_code, s.unit_code, s.month_start
+),
+
+fte_basis as (
+    -- hours one FTE is paid over the days covered
+    select
+        facility_code,
+        unit_code,
+        month_start,
+        {{ fte_hours }} * days_covered / 365.0 as hours_per_fte
+    from sums
+)
+
+select
+    s.facility_code::text as facility_code,
+    s.unit_code::text as unit_code,
+    s.month_start::date as month_start,
+    s.days_covered::integer as days_covered,
+    s.patient_days::integer as patient_days,
+    s.rn_hours::numeric as rn_hours,
+    s.lpn_hours::numeric as lpn_hours,
+    s.uap_hours::numeric as uap_hours,
+    s.nursing_hours::numeric as nursing_hours,
+    s.contract_hours::numeric as contract_hours,
+    s.overtime_hours::numeric as overtime_hours,
+    s.productive_paid_hours::numeric as productive_paid_hours,
+    s.paid_hours::numeric as paid_hours,
+    round(s.rn_hours / nullif(s.patient_days, 0), 2)::numeric as nhppd_rn,
+    round(s.nursing_hours / nullif(s.patient_days, 0), 2)::numeric as nhppd_total,
+    round(s.rn_hours / nullif(s.nursing_hours, 0), 4)::numeric as rn_share,
+    round(s.lpn_hours / nullif(s.nursing_hours, 0), 4)::numeric as lpn_share,
+    round(s.uap_hours / nullif(s.nursing_hours, 0), 4)::numeric as uap_share,
+    round(s.contract_hours / nullif(s.nursing_hours, 0), 4)::numeric as contract_share,
+    round(s.overtime_hours / nullif(s.productive_paid_hours, 0), 4)::numeric as overtime_share,
+    round(s.paid_hours / f.hours_per_fte, 2)::numeric as paid_fte,
+    round(s.productive_paid_hours / f.hours_per_fte, 2)::numeric as worked_fte,
+    round(p.budgeted_fte, 2)::numeric as budgeted_fte,
+    round(s.paid_hours / f.hours_per_fte - p.budgeted_fte, 2)::numeric as paid_fte_variance,
+    round(coalesce(h.filled_fte, 0), 2)::numeric as filled_fte,
+    round(p.budgeted_fte - coalesce(h.filled_fte, 0), 2)::numeric as vacant_fte,
+    round((p.budgeted_fte - coalesce(h.filled_fte, 0)) / nullif(p.budgeted_fte, 0), 4)::numeric as vacancy_rate,
+    coalesce(h.headcount_start, 0)::integer as headcount_start,
+    coalesce(h.headcount_end, 0)::integer as headcount_end,
+    coalesce(x.separations, 0)::integer as separations,
+    round(
+        coalesce(x.separations, 0) / nullif((coalesce(h.headcount_start, 0) + coalesce(h.headcount_end, 0)) / 2.0, 0),
+        4
+    )::numeric as turnover_rate
+from sums s
+inner join fte_basis f using (facility_code, unit_code, month_start)
+left join positions p using (facility_code, unit_code, month_start)
+left join staff_on h using (facility_code, unit_code, month_start)
+left join separations x using (facility_code, unit_code, month_start)
