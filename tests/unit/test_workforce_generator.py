@@ -329,7 +329,8 @@ def test_timecard_edits(demo):
     deleted = [p for p in demo["punches"] if p[P["deleted"]]]
     assert len(edits) == demo["summary"]["edits"] and len(deleted) == demo["summary"]["deletions"]
     for p in edits + deleted:
-        assert timedelta(hours=20) < p[P["updated_at"]] - p[P["punch_ts"]] < timedelta(days=3)
+        assert timedelta(hours=12) < p[P["updated_at"]] - p[P["punch_ts"]] < timedelta(days=3)
+        assert 8 <= p[P["updated_at"]].astimezone(TZ).hour < 17  # approved in office hours
     assert all(p[P["punch_type"]] == "OUT" for p in edits)
     assert all(p[P["punch_type"]] == "IN" for p in deleted)
 

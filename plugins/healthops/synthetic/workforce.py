@@ -371,6 +371,7 @@ class _Plan:
                 lo, hi = RATES["CONTRACT"]
                 w.rate = Decimal(rng.randint(lo * 100, hi * 100)) / 100
                 w.hire_date = self.start - timedelta(days=rng.randint(7, 80))  # 13-week assignments
+                w.last_modified = [(None, self.local(w.hire_date - timedelta(days=rng.randint(3, 10)), time(10, 15)))]
                 w.credentials.clear()
                 self._credentials(w, self._unit_type(fac, w.unit_code))
                 w.training.clear()
@@ -540,6 +541,7 @@ class _Plan:
         late = rns[0]
         self.special.add(late.worker_id)
         late.hire_date = start - timedelta(days=45)
+        late.last_modified = [(None, self.local(late.hire_date - timedelta(days=6), time(13, 50)))]
         done = start + timedelta(days=min(6, days - 1)) if self.gaps_on else late.hire_date + timedelta(days=9)
         late.training = [(c, done) for c in ("HIPAA_PRIVACY", "HIPAA_SECURITY")]
         late.credentials = [[None, c[1][:5] + [late.hire_date + timedelta(days=1)]] for c in late.credentials]
@@ -639,6 +641,8 @@ class _Plan:
             for s in [first] + [s for s in self.screen_dates if s > first]:
                 if s > day:
                     break
+                if s <= day - timedelta(days=62):  # the export lists the last two months' screenings
+                    continue
                 for lst in ("OIG_LEIE", "SAM"):
                     result = "POSSIBLE_MATCH" if (w is pm_worker and s == pm_date and lst == "OIG_LEIE") else "CLEAR"
                     out["exclusion_screening.csv"].append((w.worker_id, s, lst, result))
@@ -1001,8 +1005,9 @@ class _Sim:
         if edit:
             last = events[-1]
             _, scheduled_end = self.span(s.work_date, s.kind)
-            when = last[2] + timedelta(days=rng.choice((1, 2)), hours=rng.uniform(1, 8))
-            when = when.replace(microsecond=0)
+            # the manager approves the correction in office hours one or two days later
+            local_day = last[2].astimezone(self.p.tz).date() + timedelta(days=rng.choice((1, 2)))
+            when = self._t(local_day, time(8)) + timedelta(seconds=rng.randint(0, 9 * 3600))
             if edit == "missed_out":
                 last[0], last[2], last[5], last[6] = when, scheduled_end, "EDIT", when
             elif edit == "wrong_time":
