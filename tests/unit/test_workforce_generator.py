@@ -194,7 +194,7 @@ def test_injected_ratio_gaps_are_one_nurse_short(demo):
         assert _licensed_at(on, g["cost_center"], a - timedelta(minutes=1), jobs) >= need
         assert _licensed_at(on, g["cost_center"], b + timedelta(seconds=1), jobs) >= need
     sc = _gap(demo, "shift_change_gap")
-    assert (sc["local_start"], sc["local_end"]) == ("2026-11-05T19:32:00-08:00", "2026-11-05T19:39:00-08:00")
+    assert (sc["local_start"], sc["local_end"]) == ("2026-11-07T19:32:00-08:00", "2026-11-07T19:39:00-08:00")
 
 
 def _worked(on, jobs=("RN", "RN_FLOAT", "RN_CHARGE", "NM", "LVN")):

@@ -419,22 +419,23 @@ class _Plan:
         relieved = [u for u in units if self.staff[(fac, u["unit_code"])]["relief"] == 1]
         if not relieved:
             return
-        # (a) a late clock-in at a shift change on a unit staffed exactly at ratio
-        fit = [u for u in relieved if self.staff[(fac, u["unit_code"])]["need"] <= 10] or relieved
-        a = max(fit, key=lambda u: (int(u["staffed_beds"]), u["unit_code"]))
-        # (b) a meal without relief on the unit where one nurse fewer covers the smallest share of beds
-        rest = [u for u in relieved if u is not a and u["unit_type"] != "pediatrics"] or [a]
+        # (a) a late clock-in at a shift change and (b) a meal without relief, on the two
+        # units where one licensed nurse fewer covers the smallest share of the beds: the
+        # ones most likely to be out of ratio when the census is high, not only at capacity
 
         def cover(u):
             st = self.staff[(fac, u["unit_code"])]
             return (self.ratios[u["unit_type"]] * (st["need"] - 1) / int(u["staffed_beds"]), -int(u["staffed_beds"]))
 
-        b = min(rest, key=cover)
+        fit = [u for u in relieved if self.staff[(fac, u["unit_code"])]["need"] <= 10] or relieved
+        ranked = sorted([u for u in fit if u["unit_type"] != "pediatrics"] or fit, key=cover)
+        b = ranked[0]
+        a = ranked[1] if len(ranked) > 1 else ranked[0]
         others = [u for u in relieved if u is not a and u is not b] or [b]
         c_unit = others[0]
         d_unit = others[1 % len(others)]
-        if days >= 4:
-            self.gap_a = (3, a)
+        if days >= 6:
+            self.gap_a = (5, a)
         if days >= 6:
             self.gap_b = (5, b)
         if days >= 8:
