@@ -979,6 +979,17 @@ def _resolve(facility: str, facilities, units, beds) -> tuple[list[str], list[di
     return codes, out
 
 
+def resolve_units(
+    facility: str = "NGH",
+    facilities: Union[int, Sequence[str], None] = None,
+    units: Optional[Iterable[dict]] = None,
+    beds: Union[int, dict, None] = None,
+) -> tuple[list[str], list[dict]]:
+    """The facility codes and unit rows ``generate`` simulates for these arguments:
+    other generators (``workforce``) use it so the same arguments select the same units."""
+    return _resolve(facility, facilities, units, beds)
+
+
 def generate(
     landing_dir: Path,
     start: date,
