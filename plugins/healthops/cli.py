@@ -35,11 +35,39 @@ def warehouse():
     server = embedded_server()
     was_running = server.is_running()
     url = server.ensure_running().url
+    # the generated timekeeping source beside the embedded warehouse (`healthops demo`
+    # makes it), unless a real one is configured
+    tk = None if os.environ.get("HEALTHOPS_TIMEKEEPING_URL") else embedded_timekeeping(url)
+    if tk:
+        os.environ["HEALTHOPS_TIMEKEEPING_URL"] = tk
     try:
         yield url
     finally:
+        if tk:
+            os.environ.pop("HEALTHOPS_TIMEKEEPING_URL", None)
         if not was_running:
             server.stop()
+
+
+TIMEKEEPING_DB = "timekeeping"
+
+
+def embedded_timekeeping(url: str, create: bool = False) -> str | None:
+    """The URL of the demo's generated timekeeping database (``timekeeping``) on the
+    embedded warehouse's server, made when ``create``; None when it does not exist.
+    A stand-in for a vendor's database: healthops only reads it (the extract), the
+    generator writes it."""
+    import psycopg
+
+    from healthops.warehouse.connection import libpq_url
+
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (TIMEKEEPING_DB,)).fetchone()
+        if not exists:
+            if not create:
+                return None
+            conn.execute(f'create database "{TIMEKEEPING_DB}"')
+    return f"{url.rsplit('/', 1)[0]}/{TIMEKEEPING_DB}"
 
 
 @contextlib.contextmanager
@@ -89,6 +117,18 @@ def _describe(r: dict) -> str:
             parts.append(f"ADT: {load['refused']} entry(ies) of the folder refused, not read (audit.refused_files)")
         if load.get("left"):
             parts.append(f"ADT: {len(load['left'])} file(s) still being written, left for the next run")
+    tasks = r.get("tasks") or {}
+    for source, label, what in (("hr", "HR", "record"), ("timekeeping", "timekeeping", "new version")):
+        counts = r.get(source)
+        if (
+            counts
+            and counts["files"]
+            and tasks.get("load_hr" if source == "hr" else "extract_timekeeping") == "success"
+        ):
+            parts.append(
+                f"{label} {counts['files']} batch(es): {counts['loaded']} {what}(s) loaded"
+                + (f", {counts['rejected']} rejected" if counts["rejected"] else "")
+            )
     if r.get("message"):
         parts.append(r["message"])
     rep = r.get("reports")
@@ -376,8 +416,18 @@ def cmd_demo(args) -> int:
         flush=True,
     )
     with warehouse() as url:  # one start of the embedded warehouse for the whole demo
+        from healthops.synthetic.workforce import generate_workforce
         from healthops.warehouse.migrate import migrate
 
+        tk_url = os.environ.get("HEALTHOPS_TIMEKEEPING_URL") or embedded_timekeeping(url, create=True)
+        os.environ["HEALTHOPS_TIMEKEEPING_URL"] = tk_url
+        staff = generate_workforce(config.landing(), tk_url, start, args.days, seed=args.seed)
+        print(
+            f"Generated {staff['workers']} workers' HR snapshots under {config.landing() / 'hr'} and "
+            f"{staff['punches']} punches, {staff['pay_lines']} pay lines ({staff['edits']} timecard edits) "
+            "in the timekeeping database",
+            flush=True,
+        )
         print(migrate(url).describe(), flush=True)  # as a deployment does before its DAGs run
         # The demo's fixed dates lie in the past: --send, so its emails are there to read.
         rc, results = _run(start, last, send=True)

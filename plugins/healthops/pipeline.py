@@ -358,7 +358,8 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
     date's ADT files and message counts (in = loaded + rejected + duplicate), the files
     that were duplicate deliveries, the entries of the folder refused (audit.refused_files)
     and the files left for the next run (in the folder, still being written) and, when
-    nothing was received, the folder that was missing or empty; for every run, the
+    nothing was received, the folder that was missing or empty; the HR snapshot's and the
+    timekeeping extract's counts (``hr``, ``timekeeping``); for every run, the
     report messages it emailed and those it archived without emailing (history)."""
     import psycopg
 
@@ -397,6 +398,20 @@ def run_summary(url: str, run_id: str, received: date | None = None) -> dict:
                 folder = adt_folder(config.landing(), received)
                 if not (files or left or refused):
                     out["load"]["missing"] = f"{folder} {'has no file' if listing.exists else 'does not exist'}"
+                # the workforce sources of the night: the HR snapshot's files, the
+                # timekeeping versions extracted (no batch: nothing new)
+                for source in ("hr", "timekeeping"):
+                    out[source] = dict(
+                        zip(
+                            ("files", "in", "loaded", "rejected", "duplicate"),
+                            conn.execute(
+                                """select count(*), coalesce(sum(records_in), 0), coalesce(sum(records_loaded), 0),
+                                          coalesce(sum(records_rejected), 0), coalesce(sum(records_duplicate), 0)
+                                   from audit.load_batches where source = %s and received_date = %s""",
+                                (source, received),
+                            ).fetchone(),
+                        )
+                    )
             emailed, revised = conn.execute(
                 "select count(*), count(*) filter (where revision > 0) from reporting.deliveries "
                 "where dag_run_id = %s and state = 'sent'",

@@ -357,9 +357,7 @@ def test_ratio_at_every_instant_and_nursing_hours(warehouse_url, tmp_path):
     # same, CNA 8.5: NHPPD 29.5 / 24 and 67.5 / 24. Budget 4 RN + 2 LVN FTEs; four workers
     # of 36 h (0.9 FTE each) until A1 leaves on 10-31: 2.7 FTEs filled at the end,
     # turnover 1 / ((4 + 3) / 2).
-    assert tuple(float(x) for x in month) == (
-        24, 29.5, 29.5, 8.5, 1.23, 2.81, 6.0, 2.7, 3.3, 0.55, 4, 3, 1, 0.2857
-    )
+    assert tuple(float(x) for x in month) == (24, 29.5, 29.5, 8.5, 1.23, 2.81, 6.0, 2.7, 3.3, 0.55, 4, 3, 1, 0.2857)
 
     # -- the correction nights changed exactly the intervals they touched -----------
     changed = {k[1] for k in a if a[k] != b[k]}

@@ -1,7 +1,8 @@
 -- One row per meal break of a shift: a MEAL_OUT and the first MEAL_IN after it
 -- within the shift, [meal_start, meal_end) clipped to the shift's counted span. A
 -- MEAL_OUT with no MEAL_IN before the shift ends runs to the end of the shift (the
--- nurse did not come back on the floor as far as the record shows) and is flagged.
+-- nurse did not come back on the floor as far as the record shows) and is flagged,
+-- unless the shift is still under way at the end of the night being built.
 with meal_punches as (
     select
         p.*,
@@ -32,7 +33,8 @@ select
     p.meal_out_punch_id,
     greatest(p.meal_out_ts, s.in_ts) as meal_start_ts,
     least(coalesce(p.meal_in_ts, s.counted_until_ts), s.counted_until_ts) as meal_end_ts,
-    p.meal_in_ts is null as missing_meal_in
+    -- a break still open in a shift still under way is in progress, not missing
+    p.meal_in_ts is null and s.end_kind <> 'in_progress' as missing_meal_in
 from paired p
 inner join {{ ref('int_timekeeping__shifts') }} s
     on p.worker_id = s.worker_id and p.shift_no = s.shift_no
