@@ -62,7 +62,7 @@ positions as (
                 select max(x.snapshot_date) from {{ ref('stg_hr__positions') }} x
                 where x.snapshot_date <= s.last_day
             )
-        order by sp.job_code, sp.effective_date desc
+        order by sp.job_code asc, sp.effective_date desc
     ) p on true
     group by s.facility_code, s.unit_code, s.month_start
 ),
@@ -85,7 +85,7 @@ staff_on as (
     inner join units u using (facility_code, unit_code)
     inner join {{ ref('int_hr__worker_history') }} w
         on
-            w.home_cost_center = u.cost_center
+            u.cost_center = w.home_cost_center
             and w.status in ('ACTIVE', 'LEAVE')
             and w.valid_from <= s.last_day
             and (w.valid_to is null or w.valid_to > s.first_day)
@@ -103,7 +103,7 @@ separations as (
     inner join units u using (facility_code, unit_code)
     inner join {{ ref('int_hr__worker_history') }} w
         on
-            w.home_cost_center = u.cost_center
+            u.cost_center = w.home_cost_center
             and w.termination_date between s.first_day and s.last_day
     group by s.facility_code, s.unit_code, s.month_start
 ),
