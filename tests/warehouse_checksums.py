@@ -90,6 +90,7 @@ RULES: dict[str, dict[str, str]] = {
         "computed_through_hr_loaded_at": WHEN,
     },
     "marts.fct_unit_staffing_daily": {},
+    "marts.fct_unit_staffing_monthly": {},
     # audit: the load ledger and the validation record
     "audit.load_batches": {
         "batch_id": RUN_ID,

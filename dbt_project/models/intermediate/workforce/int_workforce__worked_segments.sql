@@ -74,6 +74,29 @@ by_date as (
     ) d
 ),
 
+-- the licence the job requires, held that day per the HR snapshot in force: verified,
+-- issued on or before the day and expiring on or after it
+licences as (
+    select
+        b.shift_id,
+        b.segment_start,
+        bool_or(
+            c.issue_date <= b.work_date
+            and c.expiry_date >= b.work_date
+            and c.verified_date is not null
+        ) as licence_held
+    from by_date b
+    inner join shifts s on b.shift_id = s.shift_id
+    inner join {{ ref('job_codes') }} j on s.job_code = j.job_code
+    inner join {{ ref('int_hr__credential_history') }} c
+        on
+            s.worker_id = c.worker_id
+            and j.licensed_credential = c.credential_type
+            and b.work_date >= c.valid_from
+            and (c.valid_to is null or b.work_date < c.valid_to)
+    group by b.shift_id, b.segment_start
+),
+
 attributed as (
     select
         s.worker_id,
@@ -89,22 +112,10 @@ attributed as (
         coalesce(j.direct_care, false) as is_direct_care,
         nullif(j.licensed_credential, '') as licensed_credential,
         wh.worker_type,
-        (
-            select
-                bool_or(
-                    c.issue_date <= b.work_date
-                    and c.expiry_date >= b.work_date
-                    and c.verified_date is not null
-                )
-            from {{ ref('int_hr__credential_history') }} c
-            where
-                c.worker_id = s.worker_id
-                and c.credential_type = j.licensed_credential
-                and c.valid_from <= b.work_date
-                and (c.valid_to is null or c.valid_to > b.work_date)
-        ) as licence_held
+        l.licence_held
     from by_date b
-    inner join shifts s using (shift_id)
+    inner join shifts s on b.shift_id = s.shift_id
+    left join licences l on b.shift_id = l.shift_id and b.segment_start = l.segment_start
     left join {{ ref('units') }} u on s.cost_center = u.cost_center
     left join {{ ref('job_codes') }} j on s.job_code = j.job_code
     left join {{ ref('int_hr__worker_history') }} wh

@@ -87,8 +87,8 @@ staff_on as (
         on
             u.cost_center = w.home_cost_center
             and w.status in ('ACTIVE', 'LEAVE')
-            and w.valid_from <= s.last_day
-            and (w.valid_to is null or w.valid_to > s.first_day)
+            and s.last_day >= w.valid_from
+            and (w.valid_to is null or s.first_day < w.valid_to)
     group by s.facility_code, s.unit_code, s.month_start
 ),
 
