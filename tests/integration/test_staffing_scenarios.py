@@ -60,6 +60,11 @@ WORKERS = {  # worker_id: (worker_type, HR job code, home cost center)
     "D1": ("EMPLOYEE", "RN", "6050"),
     "L1": ("EMPLOYEE", "LVN", "6050"),
     "A1": ("EMPLOYEE", "CNA", "6050"),
+    # aides whose punches a timecard edit should fix (home: nursing education, no unit)
+    "X1": ("EMPLOYEE", "CNA", "6910"),
+    "X2": ("EMPLOYEE", "CNA", "6910"),
+    "X3": ("EMPLOYEE", "CNA", "6910"),
+    "X4": ("EMPLOYEE", "CNA", "6910"),
 }
 
 
@@ -108,7 +113,7 @@ def hr_snapshot(conn, day: date) -> None:
 
 
 # -- timekeeping ------------------------------------------------------------------
-CC = {"ICU": "6010", "TELE": "6030", "MS5": "6050"}
+CC = {"ICU": "6010", "TELE": "6030", "MS5": "6050", "NOWHERE": "9999"}
 JOB = {w: job for w, (_, job, _) in WORKERS.items()} | {"F1": "RN_FLOAT"}
 
 
@@ -143,6 +148,18 @@ NIGHT_A_PUNCHES = [
     punch(28, "T2", "IN", at("10-28 07:00"), "TELE"),
     punch(29, "T2", "OUT", at("10-28 19:30"), "TELE"),
     punch(30, "T1", "IN", at("10-28 19:00"), "TELE"),
+    # bad input: flagged with a reason, never dropped
+    punch(100, "X1", "IN", at("10-26 08:00"), "NOWHERE"),  # a cost center no unit has
+    punch(110, "X1", "OUT", at("10-26 16:00"), "NOWHERE"),
+    punch(101, "X2", "IN", at("10-26 07:00"), "MS5"),  # overlapping: a second IN, then two OUTs
+    punch(102, "X2", "IN", at("10-26 08:00"), "TELE"),
+    punch(103, "X2", "OUT", at("10-26 15:00"), "MS5"),
+    punch(104, "X2", "OUT", at("10-26 16:00"), "TELE"),
+    punch(105, "X3", "IN", at("10-26 07:00"), "MS5"),
+    punch(106, "X3", "MEAL_OUT", at("10-26 11:00"), "MS5"),  # never back from the meal
+    punch(107, "X3", "OUT", at("10-26 15:00"), "MS5"),
+    punch(108, "X3", "MEAL_IN", at("10-26 16:00"), "MS5"),  # after the OUT
+    punch(109, "X4", "IN", at("10-25 06:00"), "MS5"),  # no OUT ever: a missed punch
 ]
 NIGHT_B_PUNCHES = [
     punch(16, "R1", "OUT", at("10-29 07:30"), "ICU"),
@@ -276,7 +293,31 @@ def test_ratio_at_every_instant_and_nursing_hours(warehouse_url, tmp_path):
     assert iv(a, "ICU", "10-28 19:30") == (3, 3, 1.0, 0.0, True, 15.0)  # R4 "until 23:30"
     with connect(url) as conn:
         flags = conn.execute("select punch_id, flag from intermediate.int_timekeeping__punch_flags").fetchall()
-    assert flags == [(9, "out_without_in")]  # R2's real OUT came after the stray one
+    assert sorted(flags) == [
+        (9, "out_without_in"),  # R2's real OUT came after the stray one
+        (100, "unknown_cost_center"),
+        (101, "in_without_out"),  # closed by the next IN: counted up to it
+        (104, "out_without_in"),
+        (106, "meal_out_without_in"),
+        (108, "meal_outside_shift"),
+        (109, "missed_out"),  # counted 16 hours, no further
+    ]
+    with connect(url) as conn:
+        # every standing punch is in a shift or flagged: nothing is silently dropped
+        placed, flagged_orphans, live = conn.execute(
+            """select count(*) filter (where shift_no > 0 and not after_out),
+                      count(*) filter (where shift_no = 0 or after_out),
+                      (select count(*) from staging.stg_timekeeping__punches where not is_deleted)
+               from intermediate.int_timekeeping__punch_sequence"""
+        ).fetchone()
+        assert placed + flagged_orphans == live == len(NIGHT_A_PUNCHES)
+        assert flagged_orphans == 3  # punches 9, 104 and 108, each flagged above
+        # X2 counts once at any instant: MS5 07:00-08:00, then TELE 08:00-15:00
+        x2 = conn.execute(
+            """select unit_code, sum(worked_hours) from intermediate.int_workforce__worked_segments
+               where worker_id = 'X2' group by 1 order by 1"""
+        ).fetchall()
+        assert [(u, float(h)) for u, h in x2] == [("MS5", 1.0), ("TELE", 7.0)]
 
     # -- night B -------------------------------------------------------------------
     night(url, landing, days[3:5], days[3:5], NIGHT_B_PUNCHES)
