@@ -14,7 +14,9 @@ against the OIG LEIE and SAM on D-7, all CLEAR) except:
   WFC-002 BLS       B1 (RN) works MS5 on D; BLS expired D-2.
   WFC-003 24 h      X1 works a double on MS5, 07:00-23:00 (meal 30 min): 15.5 h.
                     I1 and I2 clock in a few minutes early and out a few late (12 h 13 and
-                    12 h 07 raw): 12.00 h rounded to the quarter hour, no finding.
+                    12 h 07 raw): 12.00 h rounded to the quarter hour, no finding. C1 works
+                    07:00-19:30 on D-1 (meal 11:00) and D (meal 14:00): 12.5 h lie between
+                    the two meals, but the 24 hours before each shift's end hold 12.00.
   WFC-004 7 days    Y1 works 12 h on MS5 on each of D-5..D: 72 h in the 7 days ending D
                     (60 h, the limit, in those ending D-1).
   WFC-005 HIPAA     H1 hired D-40, never trained. H2 (hired D-10, untrained) is not due;
@@ -82,6 +84,7 @@ WORKERS = {
     "X1": ("RN", "MS5", OLD, "ACTIVE"),
     "Y1": ("RN", "MS5", OLD, "ACTIVE"),
     "Z1": ("RN", "MS5", OLD, "ACTIVE"),
+    "C1": ("RN", "MS5", OLD, "ACTIVE"),
     "H1": ("RN", "MS5", days(40), "ACTIVE"),
     "H2": ("RN", "MS5", days(10), "ACTIVE"),
     "H3": ("RN", "MS5", days(40), "ACTIVE"),
@@ -198,6 +201,9 @@ def punches() -> list[tuple]:
     for w in ("L1", "U1", "B1"):
         out += shift(w, "MS5", local(D, "07:00"), local(D, "15:30"))
     out += shift("X1", "MS5", local(D, "07:00"), local(D, "23:00"), (local(D, "12:00"), local(D, "12:30")))
+    for d, meal in ((days(1), "11:00"), (D, "14:00")):
+        start = local(d, meal)
+        out += shift("C1", "MS5", local(d, "07:00"), local(d, "19:30"), (start, start + dt.timedelta(minutes=30)))
     for k in range(5, -1, -1):
         d = days(k)
         out += shift("Y1", "MS5", local(d, "06:55"), local(d, "19:35"), (local(d, "12:00"), local(d, "12:30")))
@@ -275,10 +281,11 @@ def test_each_rule_fails_for_exactly_its_workers(night):
     assert intervals >= 96  # the ICU's day at least
     n_employed = len(EMPLOYED)
     expected = {  # rule: (violating workers or intervals, rows evaluated)
-        "WFC-001": (["L1", "U1"], 2 + 2 + 1 + 1 + 1 + 2 + 2),  # I1, I2, L1, U1, B1, X1, Y1 (meals split stretches)
-        "WFC-002": (["B1"], 7),
-        "WFC-003": (["X1"], 7),
-        "WFC-004": (["Y1"], 7),
+        # I1, I2, L1, U1, B1, X1, Y1, C1 (meals split stretches)
+        "WFC-001": (["L1", "U1"], 2 + 2 + 1 + 1 + 1 + 2 + 2 + 2),
+        "WFC-002": (["B1"], 8),
+        "WFC-003": (["X1"], 8),
+        "WFC-004": (["Y1"], 8),
         "WFC-005": (["H1"], n_employed - 1),  # H2 is not due yet
         "WFC-006": (["S1", "S2"], n_employed),
         "WFC-007": (["E1"], n_employed),
@@ -391,6 +398,8 @@ def test_fatigue_hours_are_rounded_to_the_quarter_hour(night):
     assert hours[("I1", D)] == (12.0, 12.0) and hours[("I2", D)] == (12.0, 12.0)
     assert hours[("Y1", days(1))] == (12.0, 60.0) and hours[("Y1", D)] == (12.0, 72.0)
     assert hours[("X1", D)] == (15.5, 15.5)
+    # two ordinary day shifts in a row, meals at 11:00 and 14:00: 12.00 before each shift's end
+    assert hours[("C1", days(1))] == (12.0, 12.0) and hours[("C1", D)] == (12.0, 24.0)
     # the night of 10-31 ends on 11-01, when the clocks went back: 12.5 h on the wall, 13.5 h real, less the meal
     assert hours[("Z1", dt.date(2026, 11, 1))] == (13.0, 13.0)
 
