@@ -208,7 +208,8 @@ def validate_census(logical_date, dag_run_id: str | None = None, url: str | None
     batches, the timeline, the encounters, the daily census; and the ADT feed's dbt
     source freshness, run by dbt) for the receipt date. One audit.validation_runs
     row per suite, then the audit chains' heads appended to the heads file
-    (``record_audit_heads``); raises on any blocking failure."""
+    (``record_audit_heads``), which anchor the workforce rules' rows too
+    (``validate_workforce`` runs before it); raises on any blocking failure."""
     from healthops.quality.gx_runner import validate_domain_and_record
     from healthops.quality.rules import rule_files
 
