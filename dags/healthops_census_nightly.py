@@ -14,10 +14,13 @@ For the day that just ended (the logical date, in the facility's time zone):
    held yet (incremental on `updated_at`, with an overlap window), every version kept in
    `raw.tk_*` (`HEALTHOPS_TIMEKEEPING_URL` or the `healthops_timekeeping` connection).
 2. **dbt** (Cosmos): seeds, staging, intermediate, the marts and the `rpt` reporting views, with tests and unit tests.
-3. **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
+3. **validate_workforce**: the workforce compliance rules of `expectations/workforce_*.yml`
+   (licences, BLS, fatigue, HIPAA training, exclusion screening, nurse ratios), all
+   warnings: findings for the auditors in `audit.*`, never a reason to hold the reports.
+   **validate_census**: the census rules of `expectations/census_*.yml` (Great Expectations,
    one suite per table; the ADT feed's `dbt source freshness` as of local midnight);
    results kept in `audit.validation_runs` / `audit.rule_results`, then the audit chains'
-   heads appended to `$HEALTHOPS_OUT/audit/heads/heads.jsonl`, signed with the key of
+   heads (over both steps' rows) appended to `$HEALTHOPS_OUT/audit/heads/heads.jsonl`, signed with the key of
    `HEALTHOPS_AUDIT_HMAC_KEY` or the `healthops_audit_hmac` connection (keep copies of it
    outside the warehouse's reach: docs/architecture.md#the-heads-file).
    A blocking failure fails the run and holds the report back.
@@ -68,6 +71,19 @@ CATALOG = load_catalog()  # which reports go out after the night (a YAML file of
 REPORTING, NO_UNIT_TESTS = "path:models/reporting", config.NIGHTLY_DBT_EXCLUDE  # dbt selectors
 
 
+def pipeline_step(step: str):
+    """The task running ``healthops.pipeline.<step>`` for the night (``run_step``: only a
+    transient error is retried; bad data, a blocking rule or a bug fail at once)."""
+
+    @task(task_id=step)
+    def run(logical_date=None, run_id=None) -> dict:
+        from healthops import pipeline
+
+        return pipeline.run_step(getattr(pipeline, step), logical_date, run_id)
+
+    return run()
+
+
 def alert_data_engineers(context) -> None:
     """Run-level failure callback: one e-mail per failed run (healthops.alerts)."""
     from healthops.alerts import notify_run_failure
@@ -95,16 +111,7 @@ def alert_data_engineers(context) -> None:
 )
 def healthops_census_nightly():
     # The night's sources, side by side (healthops.pipeline: load_adt, load_hr, extract_timekeeping).
-    sources = []
-    for step in ("load_adt", "load_hr", "extract_timekeeping"):
-
-        @task(task_id=step)
-        def load(step=step, logical_date=None, run_id=None) -> dict:
-            from healthops import pipeline
-
-            return pipeline.run_step(getattr(pipeline, step), logical_date, run_id)
-
-        sources.append(load())
+    sources = [pipeline_step(step) for step in ("load_adt", "load_hr", "extract_timekeeping")]
 
     profile = ProfileConfig(
         profile_name="healthops",
@@ -154,11 +161,9 @@ def healthops_census_nightly():
         last = DbtBuildLocalOperator(task_id="dbt_reporting", select=[REPORTING], exclude=[NO_UNIT_TESTS], **dbt_args)
         first >> last
 
-    @task
-    def validate_census(logical_date=None, run_id=None) -> dict:
-        from healthops.pipeline import run_step, validate_census
-
-        return run_step(validate_census, logical_date, run_id)  # a blocking failure is not retried
+    # The workforce rules (warnings: findings for the auditors) first; validate_census then
+    # records the census rules and the audit chains' heads, once a night, over both.
+    checks = [pipeline_step(step) for step in ("validate_workforce", "validate_census")]
 
     # One publish task per catalog report scheduled after this DAG (`schedule: {after: ...}`).
     publishers = []
@@ -176,7 +181,7 @@ def healthops_census_nightly():
         publishers.append(publish())
 
     sources >> first
-    last >> validate_census() >> publishers
+    last >> checks[0] >> checks[1] >> publishers
 
 
 healthops_census_nightly()

@@ -168,12 +168,48 @@ def extract_timekeeping(logical_date, dag_run_id: str | None = None, url: str | 
 
 
 # -- 3. validate -------------------------------------------------------------------
+def validate_workforce(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
+    """Every workforce rule file (licences, BLS, fatigue, HIPAA training, exclusion
+    screening, nurse ratios: docs/definitions.md#workforce-compliance-checks) for the
+    receipt date, as the checker role: one audit.validation_runs row per suite, one
+    rule_results row per rule, the violations' keys (worker ids, units, intervals).
+
+    Runs before ``validate_census``, which appends the audit chains' heads once the
+    night's rows are all committed: the heads are written once a night, in one place,
+    and anchor both domains' runs. The workforce rules are warnings (findings for the
+    auditors, never a reason to hold back the reports); a blocking one, were the
+    catalog to get one, raises ``BlockingQualityFailure`` like a census rule. A
+    facility without timekeeping data evaluates no rows and passes."""
+    from healthops.quality.gx_runner import validate_domain_and_record
+
+    d = receipt_date(logical_date)
+    summaries = validate_domain_and_record(step_url("checker", url), "workforce", d, dag_run_id)
+    docs = build_data_docs(summaries)
+    blocking = [r for s in summaries for r in s.blocking_failures]
+    result = {
+        "success": all(s.success for s in summaries),
+        "blocking_failures": blocking,
+        "warnings": [r for s in summaries for r in s.warnings],
+        "suites": {s.suite_name: str(s.validation_run_id) for s in summaries},
+        "data_docs": docs,
+    }
+    if blocking:
+        runs = ", ".join(f"{s.suite_name} {s.validation_run_id}" for s in summaries if s.blocking_failures)
+        raise BlockingQualityFailure(
+            f"blocking workforce rules failed for {d}: {', '.join(blocking)} (validation runs: {runs}); "
+            "reports are held back"
+        )
+    log.info("workforce rules for %s: %s", d, {k: result[k] for k in ("success", "warnings")})
+    return result
+
+
 def validate_census(logical_date, dag_run_id: str | None = None, url: str | None = None) -> dict:
     """Every census rule file (one GX suite per data asset: the ADT feed, the load
     batches, the timeline, the encounters, the daily census; and the ADT feed's dbt
     source freshness, run by dbt) for the receipt date. One audit.validation_runs
     row per suite, then the audit chains' heads appended to the heads file
-    (``record_audit_heads``); raises on any blocking failure."""
+    (``record_audit_heads``), which anchor the workforce rules' rows too
+    (``validate_workforce`` runs before it); raises on any blocking failure."""
     from healthops.quality.gx_runner import validate_domain_and_record
     from healthops.quality.rules import rule_files
 

@@ -103,9 +103,8 @@ def test_history_through_airflows_backfill(tmp_path, make_database, migrated_tem
         "backfill__2025-03-10T07:00:00+00:00",
         "backfill__2025-03-11T07:00:00+00:00",
     ]
-    assert {(t, s) for _, t, s, _ in tasks} == {
-        (t, "success") for t in ("load_adt", "dbt_build", "validate_census", "publish_daily_census")
-    }
-    assert len(tasks) == 4 * DAYS
+    nightly = ("load_adt", "load_hr", "extract_timekeeping", "dbt_build", "validate_workforce", "validate_census")
+    assert {(t, s) for _, t, s, _ in tasks} == {(t, "success") for t in (*nightly, "publish_daily_census")}
+    assert len(tasks) == 7 * DAYS
     _matches_reference(by_airflow, landing)
     assert _archived(by_airflow) == expected_archive and bf_mail == []

@@ -118,7 +118,7 @@ def test_nightly_dag_structure(dagbag):
     assert dag.doc_md and "idempotent" in dag.doc_md
     assert {"healthops", "census"} <= set(dag.tags)
     ids = {t.task_id for t in dag.tasks}
-    assert {"load_adt", "validate_census", "publish_daily_census"} <= ids
+    assert {"load_adt", "validate_workforce", "validate_census", "publish_daily_census"} <= ids
     dbt_ids = {i for i in ids if i.startswith("dbt.")}
     # one task per model, one per seed (reloaded only when its CSV changed), the tests after all
     assert {
@@ -140,7 +140,9 @@ def test_nightly_dag_structure(dagbag):
         assert dag.get_task(extract).downstream_task_ids == load.downstream_task_ids
     assert {"dbt.fct_unit_staffing_interval_run", "dbt.fct_unit_staffing_daily_run", "dbt.job_codes_seed"} <= dbt_ids
     assert dag.get_task("dbt.dbt_project_test").downstream_task_ids == {"dbt_reporting"}
-    assert dag.get_task("validate_census").upstream_task_ids == {"dbt_reporting"}
+    # the workforce rules (warnings) run first; validate_census then writes the audit heads once, over both
+    assert dag.get_task("validate_workforce").upstream_task_ids == {"dbt_reporting"}
+    assert dag.get_task("validate_census").upstream_task_ids == {"validate_workforce"}
     # the reporting layer's views are one task (one dbt process), not one each
     assert not [i for i in dbt_ids if ".rpt_" in i or ".int_governance__" in i]
     reporting = dag.get_task("dbt_reporting")
@@ -163,9 +165,11 @@ def test_project_mode_runs_one_dbt_build_task(monkeypatch):
 
     dag = DagBag(dag_folder=str(config.DAGS_DIR)).dags["healthops_census_nightly"]
     sources = {"load_adt", "load_hr", "extract_timekeeping"}
-    assert {t.task_id for t in dag.tasks} == sources | {"dbt_build", "validate_census", "publish_daily_census"}
+    checks = {"validate_workforce", "validate_census"}
+    assert {t.task_id for t in dag.tasks} == sources | checks | {"dbt_build", "publish_daily_census"}
     assert dag.get_task("dbt_build").upstream_task_ids == sources
-    assert dag.get_task("validate_census").upstream_task_ids == {"dbt_build"}
+    assert dag.get_task("validate_workforce").upstream_task_ids == {"dbt_build"}
+    assert dag.get_task("validate_census").upstream_task_ids == {"validate_workforce"}
     assert dag.get_task("dbt_build").exclude == ["resource_type:unit_test"]
     assert dag.get_task("dbt_build").env == config.dbt_project_env()
     # dbt's partial parse is kept between nights (Cosmos keeps it only for its task groups by itself)
