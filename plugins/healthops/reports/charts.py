@@ -324,7 +324,7 @@ def staffing_day_chart(units: list[Mapping]) -> bytes:
         return empty_chart(title, "No staffing intervals")
     n = len(units)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = Figure(figsize=(WIDTH_IN, 0.75 + 1.2 * n), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(WIDTH_IN, 0.95 + 1.3 * n), dpi=DPI, layout="constrained")
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         for ax, unit in zip(axes, units):
             rows = sorted(unit["intervals"], key=lambda r: r["interval_start"])
@@ -341,12 +341,21 @@ def staffing_day_chart(units: list[Mapping]) -> bytes:
             for x, r in zip(xs, rows):
                 if r["is_out_of_ratio"]:
                     ax.axvspan(x, x + 0.25, color=OVER_COLOR, alpha=0.30, linewidth=0, zorder=0)
-                    ax.plot([x + 0.125], [-0.08 * (top + 1)], marker="^", markersize=4, color=OVER_COLOR, clip_on=False)
-            ax.set_ylim(0, top * 1.15 + 1)
+                    # a bar under the axis as well: the out-of-ratio stretches read in grey print
+                    ax.plot(
+                        [x, x + 0.25],
+                        [-0.06, -0.06],
+                        color=OVER_COLOR,
+                        linewidth=3.5,
+                        solid_capstyle="butt",
+                        transform=ax.get_xaxis_transform(),
+                        clip_on=False,
+                    )
+            ax.set_ylim(0, top * 1.3 + 1)  # air above the top tick for the panel's title
             ax.set_xlim(0, 24)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3, steps=[1, 2, 5, 10]))
             ax.tick_params(axis="y", labelsize=8)
-            ax.set_title(str(unit["label"]), loc="left", fontsize=9, fontweight="bold", pad=3)
+            ax.set_title(str(unit["label"]), loc="left", fontsize=9, fontweight="bold", pad=5)
             ax.spines[["top", "right"]].set_visible(False)
             ax.grid(axis="x", color="#EEF0F2", zorder=0)
             ax.set_axisbelow(True)
@@ -358,15 +367,14 @@ def staffing_day_chart(units: list[Mapping]) -> bytes:
             Patch(facecolor="white", edgecolor=CAPACITY_COLOR, label="Nurses × ratio"),
             Patch(facecolor=OVER_COLOR, alpha=0.45, label="Out of ratio"),
         ]
-        axes[0].legend(
+        # Below the time axis: never over a panel, its title or the chart's title.
+        fig.legend(
             handles=handles,
-            loc="lower right",
-            bbox_to_anchor=(1.0, 1.0),
+            loc="outside lower left",
             ncol=3,
-            fontsize=7.5,
+            fontsize=8,
             frameon=False,
             handlelength=1.2,
-            columnspacing=1.0,
-            borderaxespad=0.6,
+            columnspacing=1.2,
         )
         return to_png(fig)

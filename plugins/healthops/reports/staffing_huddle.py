@@ -230,6 +230,8 @@ class StaffingHuddle:
                     "below_total": u["nhppd_total_vs_target"] is not None and u["nhppd_total_vs_target"] < 0,
                     "below_rn": u["nhppd_rn_vs_target"] is not None and u["nhppd_rn_vs_target"] < 0,
                     "nurses_label": f"{_num(u['licensed_nurses_fewest'])} / {_num(u['licensed_nurses_typical'])}",
+                    # no patient and no nursing hour all day: one line, not a row of dashes
+                    "idle": u["patients_peak"] == 0 and not u["is_out_of_ratio"] and not u["nursing_hours"],
                 }
             )
         return rows
@@ -238,7 +240,7 @@ class StaffingHuddle:
         from healthops.reports import charts
 
         panels = []
-        for r in rows:
+        for r in (r for r in rows if not r["idle"]):
             label = f"{r['unit_name']} ({r['ratio_label']})"
             if r["is_out_of_ratio"]:
                 n = r["intervals_out_of_ratio"]
@@ -297,7 +299,8 @@ class StaffingHuddle:
             "generated_at_label": generated_label(context["generated_at"]),
             "generated_at_iso": context["generated_at"].isoformat(),
             "revision": revision,
-            "rows": rows,
+            "rows": [r for r in rows if not r["idle"]],
+            "idle_rows": [r for r in rows if r["idle"]],
             "out_rows": out,
             "findings_shown": [{**f, "time_label": _time(f["finding_time"])} for f in findings[:listed]],
             "findings_more": max(0, len(findings) - listed),
@@ -347,6 +350,10 @@ class StaffingHuddle:
         else:
             lines.append("Every unit was in ratio all day.")
         lines += ["", "By unit (licensed nurses fewest / typical; NHPPD total and RN against target):"]
+        if base["idle_rows"]:
+            lines.append(
+                "  No patients and no nursing hours all day: " + ", ".join(r["unit_name"] for r in base["idle_rows"])
+            )
         for r in base["rows"]:
             lines.append(
                 f"  - {r['unit_name']}: census {_num(r['midnight_census'])}, nurses {r['nurses_label']}, "
