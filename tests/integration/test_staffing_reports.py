@@ -359,7 +359,7 @@ def test_the_huddle_leads_with_the_units_out_of_ratio(warehouse, box, tmp_path):
     assert again.sent == []
 
 
-def test_the_weekly_report_goes_out_on_sunday_with_the_week_before(warehouse, box):
+def test_the_weekly_report_goes_out_on_sunday_with_the_week_before(warehouse, box, tmp_path):
     smtp = SmtpSettings.from_url(box.url)
     # a Tuesday night's run: no week ends, nothing to do
     tuesday = publish("labor_productivity_weekly", "2026-10-27", url=warehouse, smtp=smtp)
@@ -449,3 +449,7 @@ def test_the_weekly_report_goes_out_on_sunday_with_the_week_before(warehouse, bo
     }
     html = html_of(medsurg45)
     assert "Week 45, Nov 2 – 8, 2026" in html and "Oct 26 – Nov 1" in html
+    pdf = attachment(medsurg45, "application/pdf").get_content()
+    (tmp_path / "weekly.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "80", str(tmp_path / "weekly.pdf"), str(tmp_path / "weekly")], check=True)
+    assert sorted(p.name for p in tmp_path.glob("weekly-*.png"))
