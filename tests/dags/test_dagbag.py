@@ -78,6 +78,11 @@ def test_parsing_a_dag_file_imports_no_rendering_quality_or_database_stack(path)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]
 
 
+# The catalog's reports published at the end of the nightly run (a weekly one does
+# nothing on the nights that end no week).
+NIGHTLY_PUBLISHERS = {"publish_daily_census", "publish_staffing_huddle", "publish_labor_productivity_weekly"}
+
+
 def test_the_catalog_schedules_the_dags(dagbag):
     from healthops.reports.catalog import load_catalog
 
@@ -93,7 +98,7 @@ def test_the_catalog_schedules_the_dags(dagbag):
         for r, e in catalog["reports"].items()
         if e["schedule"].get("after") == "healthops_census_nightly"
     }
-    assert after == {"publish_daily_census"} and after <= {t.task_id for t in nightly.tasks}
+    assert after == NIGHTLY_PUBLISHERS and after <= {t.task_id for t in nightly.tasks}
 
 
 def test_a_catalog_with_two_monthly_crons_is_refused(tmp_path):
@@ -153,7 +158,7 @@ def test_nightly_dag_structure(dagbag):
     # every dbt task gets the settings dbt_project.yml reads (it has no defaults of its own)
     for task_id in ("dbt.fct_census_daily_run", "dbt.dbt_project_test", "dbt_reporting"):
         assert dag.get_task(task_id).env == config.dbt_project_env(), task_id
-    assert dag.get_task("validate_census").downstream_task_ids == {"publish_daily_census"}
+    assert dag.get_task("validate_census").downstream_task_ids == NIGHTLY_PUBLISHERS
     assert dag.on_failure_callback, "a failed night must alert the data engineers"
     assert dag.max_active_runs == 1
 
@@ -166,7 +171,7 @@ def test_project_mode_runs_one_dbt_build_task(monkeypatch):
     dag = DagBag(dag_folder=str(config.DAGS_DIR)).dags["healthops_census_nightly"]
     sources = {"load_adt", "load_hr", "extract_timekeeping"}
     checks = {"validate_workforce", "validate_census"}
-    assert {t.task_id for t in dag.tasks} == sources | checks | {"dbt_build", "publish_daily_census"}
+    assert {t.task_id for t in dag.tasks} == sources | checks | {"dbt_build"} | NIGHTLY_PUBLISHERS
     assert dag.get_task("dbt_build").upstream_task_ids == sources
     assert dag.get_task("validate_workforce").upstream_task_ids == {"dbt_build"}
     assert dag.get_task("validate_census").upstream_task_ids == {"validate_workforce"}

@@ -24,7 +24,7 @@ CATALOG_ENV = "HEALTHOPS_REPORT_CATALOG"
 
 # Per-recipient filter keys a catalog entry may use (each report kind says which it reads).
 FILTER_KEYS = ("facility", "units")
-PERIODS = ("day", "month")
+PERIODS = ("day", "week", "month")
 
 
 def load_catalog(path: str | os.PathLike | None = None) -> dict:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["census_by_unit_chart", "census_trend_chart", "rule_status_chart", "DPI"]
+__all__ = ["census_by_unit_chart", "census_trend_chart", "rule_status_chart", "staffing_day_chart", "DPI"]
 
 DPI = 150
 WIDTH_IN = 5.2
@@ -300,5 +300,81 @@ def rule_status_chart(rule_ids: list[str], days: list[date], status: Mapping[tup
             handlelength=1.0,
             columnspacing=1.0,
             borderaxespad=0.3,
+        )
+        return to_png(fig)
+
+
+CAPACITY_COLOR = "#1F2933"
+PATIENTS_FILL = "#CFE3F2"
+
+
+def staffing_day_chart(units: list[Mapping]) -> bytes:
+    """Small multiples, one panel per unit (in the order given, top to bottom): the
+    patients present (the interval's peak, a filled step) against the licensed-nurse
+    capacity (the fewest licensed nurses × the unit's ratio, a dark step line) across
+    the day's 15-minute intervals, out-of-ratio intervals shaded vermillion and
+    ticked under the axis (so they read in grey print too).
+
+    Each unit: ``unit_code``, ``label`` (the panel's title), ``intervals``: rows with
+    ``interval_start`` (datetime), ``patients_peak``, ``licensed_capacity`` (None: no
+    ratio, or no real time) and ``is_out_of_ratio``."""
+    title = "Patients vs licensed-nurse capacity, by 15 minutes"
+    units = [u for u in units if u["intervals"]]
+    if not units:
+        return empty_chart(title, "No staffing intervals")
+    n = len(units)
+    with matplotlib.rc_context(RC_PARAMS):
+        fig = Figure(figsize=(WIDTH_IN, 0.95 + 1.3 * n), dpi=DPI, layout="constrained")
+        axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+        for ax, unit in zip(axes, units):
+            rows = sorted(unit["intervals"], key=lambda r: r["interval_start"])
+            day0 = rows[0]["interval_start"].replace(hour=0, minute=0, second=0, microsecond=0)
+            xs = [(r["interval_start"] - day0).total_seconds() / 3600 for r in rows]
+            patients = [float("nan") if r["patients_peak"] is None else r["patients_peak"] for r in rows]
+            capacity = [float("nan") if r["licensed_capacity"] is None else r["licensed_capacity"] for r in rows]
+            # steps over [start, start + 15 min): repeat the last value to close the day
+            xs_step = xs + [xs[-1] + 0.25]
+            ax.fill_between(xs_step, patients + patients[-1:], step="post", color=PATIENTS_FILL, linewidth=0)
+            ax.step(xs_step, patients + patients[-1:], where="post", color=CENSUS_COLOR, linewidth=1.3)
+            ax.step(xs_step, capacity + capacity[-1:], where="post", color=CAPACITY_COLOR, linewidth=1.2)
+            top = max([v for v in patients + capacity if v == v] or [1])
+            for x, r in zip(xs, rows):
+                if r["is_out_of_ratio"]:
+                    ax.axvspan(x, x + 0.25, color=OVER_COLOR, alpha=0.30, linewidth=0, zorder=0)
+                    # a bar under the axis as well: the out-of-ratio stretches read in grey print
+                    ax.plot(
+                        [x, x + 0.25],
+                        [-0.06, -0.06],
+                        color=OVER_COLOR,
+                        linewidth=3.5,
+                        solid_capstyle="butt",
+                        transform=ax.get_xaxis_transform(),
+                        clip_on=False,
+                    )
+            ax.set_ylim(0, top * 1.3 + 1)  # air above the top tick for the panel's title
+            ax.set_xlim(0, 24)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=3, steps=[1, 2, 5, 10]))
+            ax.tick_params(axis="y", labelsize=8)
+            ax.set_title(str(unit["label"]), loc="left", fontsize=9, fontweight="bold", pad=5)
+            ax.spines[["top", "right"]].set_visible(False)
+            ax.grid(axis="x", color="#EEF0F2", zorder=0)
+            ax.set_axisbelow(True)
+        axes[-1].set_xticks(range(0, 25, 3), [f"{h:02d}:00" for h in range(0, 25, 3)])
+        axes[-1].tick_params(axis="x", labelsize=8)
+        chart_title(fig, title)
+        handles = [
+            Patch(facecolor=PATIENTS_FILL, edgecolor=CENSUS_COLOR, label="Patients (peak)"),
+            Patch(facecolor="white", edgecolor=CAPACITY_COLOR, label="Nurses × ratio"),
+            Patch(facecolor=OVER_COLOR, alpha=0.45, label="Out of ratio"),
+        ]
+        # Below the time axis: never over a panel, its title or the chart's title.
+        fig.legend(
+            handles=handles,
+            loc="outside lower left",
+            ncol=3,
+            fontsize=8,
+            frameon=False,
+            handlelength=1.2,
+            columnspacing=1.2,
         )
         return to_png(fig)

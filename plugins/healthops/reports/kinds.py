@@ -9,7 +9,8 @@ catalog entry, with no new machinery.
 
 A kind provides:
 
-``period``            "day" (period key YYYY-MM-DD) or "month" (YYYY-MM).
+``period``            "day" (period key YYYY-MM-DD), "week" (ISO week YYYY-Www, Monday to
+    Sunday: published by the nightly run of its Sunday) or "month" (YYYY-MM).
 ``filter_keys``       the per-recipient filter keys it understands, e.g. ("facility", "units").
 ``required_filter``   keys every recipient must set (the daily census is per facility).
 ``models``            the reporting-layer models (``rpt_*``) it reads: its reader serves
@@ -22,6 +23,10 @@ A kind provides:
     The report's numbers, flat, keyed by a label a reader understands
     ("ICU midnight census 2026-11-02"). They version the content (ledger) and a
     revision lists the labels whose values changed. Never the generation time.
+``optional_source`` (optional, default False)  True when the kind reads a source a
+    hospital may not have (the staffing reports: timekeeping). With it, a period in
+    which no facility has data (``facilities_with_data``, required then) sends nothing
+    and is no error; a facility with data and no recipient is still named.
 ``checks`` (optional)  names of ``CHECKS`` the kind's context needs: checks over the
     warehouse that are no figure of it and that no model computes by design. The
     publisher runs each once per publication on its connection (``run_checks``) and
@@ -92,6 +97,8 @@ KIND_MODULES = {
     "monthly_census": "healthops.reports.monthly_census",
     "dq_governance": "healthops.reports.dq_governance",
     "compliance_monthly": "healthops.reports.compliance",
+    "staffing_huddle": "healthops.reports.staffing_huddle",
+    "labor_productivity_weekly": "healthops.reports.labor_productivity",
 }
 
 

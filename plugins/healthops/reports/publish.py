@@ -39,6 +39,11 @@ caller asks (``send=True``: ``healthops run --send``): a backfill of two years m
 not put 2,900 reports into each manager's inbox. ``healthops reports resend`` can
 still email any archived message.
 
+Optional sources: a kind with ``optional_source`` (the staffing reports read timekeeping,
+which a hospital may not have) sends nothing, and fails nothing, for a period in which
+no facility has its data. A weekly kind gets the nightly run's day and publishes on
+the week's Sunday only (``periods.period_of``).
+
 Facilities without an audience: a facility with data for the period that no
 recipient's filter covers (a hospital onboarding a facility before its managers are
 in the catalog) is named in the outcome and logged; its data is loaded, built and
@@ -56,7 +61,7 @@ from typing import Any
 
 from healthops import config
 from healthops.errors import ConfigurationError, DataError, is_transient
-from healthops.reports.periods import is_history, later_periods_to_check, periods_to_check
+from healthops.reports.periods import is_history, later_periods_to_check, period_of, periods_to_check
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +192,14 @@ def publish(
                 + (f"needs {', '.join(missing)}" if missing else f"cannot use {', '.join(extra)}")
             )
     outcome = Outcome(report_id)
+    # A nightly run passes its day: a weekly report is published by the night of the
+    # week's last day (Sunday) and has nothing to do on the six others.
+    reported = period_of(kind.period, period)
+    if reported is None:
+        log.info("%s: %s ends no %s: nothing to publish tonight", report_id, period, kind.period)
+        outcome.emailed = False
+        return outcome
+    period = reported
     if send is None:
         send = not is_history(kind.period, entry, period, as_of or config.facility_today())
         if not send:
@@ -265,7 +278,12 @@ def publish(
                     period,
                     f,
                 )
-        if entry["distribution"] and len(outcome.no_data) == len(entry["distribution"]) and not outcome.no_audience:
+        if (
+            entry["distribution"]
+            and len(outcome.no_data) == len(entry["distribution"])
+            and not outcome.no_audience
+            and not (getattr(kind, "optional_source", False) and not facilities_of(reader_for(), period))
+        ):
             raise DataError(
                 f"{report_id} {period}: no data for any recipient (was the feed received and the marts built?)"
             )
