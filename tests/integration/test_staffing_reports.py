@@ -35,7 +35,7 @@ from email.parser import BytesParser
 
 import pytest
 from psycopg.types.json import Jsonb
-from test_staffing_scenarios import (
+from workforce_builders import (
     NIGHT_A_PUNCHES,
     NIGHT_B_PUNCHES,
     NIGHT_C_PUNCHES,

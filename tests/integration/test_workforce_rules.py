@@ -42,6 +42,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
+from workforce_builders import add_punches, adt
 
 from healthops import pipeline
 from healthops.load.adt import load_adt_date
@@ -49,7 +50,6 @@ from healthops.quality.rules import rule_files
 from healthops.warehouse.connection import connect
 
 from reporting_build import build_models, template_database
-from test_staffing_scenarios import add_punches, adt
 
 pytestmark = pytest.mark.db
 
