@@ -33,11 +33,12 @@ WORKERS = {  # worker_id: (worker_type, HR job code, home cost center)
     "D1": ("EMPLOYEE", "RN", "6050"),
     "L1": ("EMPLOYEE", "LVN", "6050"),
     "A1": ("EMPLOYEE", "CNA", "6050"),
-    # aides whose punches a timecard edit should fix (home: nursing education, no unit)
-    "X1": ("EMPLOYEE", "CNA", "6910"),
-    "X2": ("EMPLOYEE", "CNA", "6910"),
-    "X3": ("EMPLOYEE", "CNA", "6910"),
-    "X4": ("EMPLOYEE", "CNA", "6910"),
+    # unit clerks (no direct care: in no nursing hours) whose punches a timecard edit
+    # should fix; home cost center: nursing education, no unit
+    "X1": ("EMPLOYEE", "UC", "6910"),
+    "X2": ("EMPLOYEE", "UC", "6910"),
+    "X3": ("EMPLOYEE", "UC", "6910"),
+    "X4": ("EMPLOYEE", "UC", "6910"),
 }
 
 
@@ -132,7 +133,7 @@ NIGHT_A_PUNCHES = [
     punch(106, "X3", "MEAL_OUT", at("10-26 11:00"), "MS5"),  # never back from the meal
     punch(107, "X3", "OUT", at("10-26 15:00"), "MS5"),
     punch(108, "X3", "MEAL_IN", at("10-26 16:00"), "MS5"),  # after the OUT
-    punch(109, "X4", "IN", at("10-25 06:00"), "MS5"),  # no OUT ever: a missed punch
+    punch(109, "X4", "IN", at("10-26 06:00"), "MS5"),  # no OUT ever: a missed punch
 ]
 NIGHT_B_PUNCHES = [
     punch(16, "R1", "OUT", at("10-29 07:30"), "ICU"),

@@ -108,6 +108,12 @@ separations as (
     group by s.facility_code, s.unit_code, s.month_start
 ),
 
+-- the first day of HR history: headcount before it is unknown, not zero
+hr_known as (
+    select min(valid_from) as first_snapshot
+    from {{ ref('int_hr__worker_history') }}
+),
+
 fte_basis as (
     -- hours one FTE is paid over the days covered
     select
@@ -146,14 +152,22 @@ select
     round(coalesce(h.filled_fte, 0), 2)::numeric as filled_fte,
     round(p.budgeted_fte - coalesce(h.filled_fte, 0), 2)::numeric as vacant_fte,
     round((p.budgeted_fte - coalesce(h.filled_fte, 0)) / nullif(p.budgeted_fte, 0), 4)::numeric as vacancy_rate,
-    coalesce(h.headcount_start, 0)::integer as headcount_start,
-    coalesce(h.headcount_end, 0)::integer as headcount_end,
+    (case when s.first_day >= k.first_snapshot then coalesce(h.headcount_start, 0) end)::integer as headcount_start,
+    (case when s.last_day >= k.first_snapshot then coalesce(h.headcount_end, 0) end)::integer as headcount_end,
     coalesce(x.separations, 0)::integer as separations,
     round(
-        coalesce(x.separations, 0) / nullif((coalesce(h.headcount_start, 0) + coalesce(h.headcount_end, 0)) / 2.0, 0),
+        coalesce(x.separations, 0)
+        / nullif(
+            (
+                (case when s.first_day >= k.first_snapshot then coalesce(h.headcount_start, 0) end)
+                + (case when s.last_day >= k.first_snapshot then coalesce(h.headcount_end, 0) end)
+            ) / 2.0,
+            0
+        ),
         4
     )::numeric as turnover_rate
 from sums s
+cross join hr_known k
 inner join fte_basis f using (facility_code, unit_code, month_start)
 left join positions p using (facility_code, unit_code, month_start)
 left join staff_on h using (facility_code, unit_code, month_start)
