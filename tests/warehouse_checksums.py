@@ -55,6 +55,7 @@ RULES: dict[str, dict[str, str]] = {
     "staging.units": {},
     "staging.job_codes": {},
     "staging.pay_codes": {},
+    "staging.nhppd_targets": {},
     "staging.stg_hr__workers": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "staging.stg_hr__credentials": {"batch_id": RUN_ID, "loaded_at": WHEN},
     "staging.stg_hr__training": {"batch_id": RUN_ID},
@@ -73,6 +74,9 @@ RULES: dict[str, dict[str, str]] = {
     "intermediate.int_timekeeping__meal_breaks": {},
     "intermediate.int_timekeeping__punch_flags": {},
     "intermediate.int_workforce__worked_segments": {},
+    "intermediate.int_workforce__direct_care_days": {},
+    "intermediate.int_workforce__fatigue_windows": {},
+    "intermediate.int_workforce__worker_compliance": {},
     "intermediate.int_quality__latest_validation_runs": {
         "validation_run_id": RUN_ID,
         "run_at": WHEN,
