@@ -21,6 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # tests/hl7_builders.py and friends
 
+import db_names  # noqa: E402 (tests/, on the path from the line above)
+
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 _SCRATCH: Path | None = None
@@ -171,29 +173,21 @@ def _throwaway_cluster(url: str) -> None:
 @pytest.fixture()
 def make_database(pg_server):
     """Makes fresh, empty databases (or copies of a template database) on the session's
-    server (their URLs); all dropped afterwards."""
-    import psycopg
-
-    from healthops.warehouse.connection import libpq_url
-
-    admin = libpq_url(pg_server)
+    server (their URLs); all dropped afterwards. Their names are reused by later tests
+    of this process, so dbt finds its partial-parse state for them (tests/db_names.py)."""
     made = []
 
     def make(template: str | None = None) -> str:
         """A new database; a copy of the database ``template`` (a name) when given."""
-        name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
-        made.append(name)
-        base, _, _ = pg_server.rpartition("/")
-        return f"{base}/{name}"
+        url = db_names.create(pg_server, template)
+        made.append(db_names.name_of(url))
+        return url
 
     try:
         yield make
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in made:
-                conn.execute(f'drop database if exists "{name}" with (force)')
+        for name in made:
+            db_names.drop(pg_server, name)
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,18 @@
 marts or audit tables a test wrote by hand: `dbt seed` then `dbt run --select ...`.
 dbt resolves ref() to relation names, so a hand-made marts.fct_census_daily is read
 as the real one would be. Runs in its own target path (the checkout's manifest is
-the DAGs' and must not be overwritten by a partial run)."""
+the DAGs' and must not be overwritten by a partial run), which ``run_dbt`` starts from
+the partial-parse state of the earlier runs on the same database name and login."""
 
 from __future__ import annotations
 
 import tempfile
-import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from healthops.warehouse.dbt_runner import run_dbt
+
+import db_names
 
 
 def build_models(url: str, models: list[str], seed: bool = True) -> None:
@@ -35,21 +37,18 @@ def template_database(pg_server: str, base: str, fill: Callable[[str], None]) ->
 
     from healthops.warehouse.connection import libpq_url
 
-    name = "tpl_" + uuid.uuid4().hex[:12]
-    admin = libpq_url(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{base}"')
+    url = db_names.create(pg_server, base)  # a reused name: dbt's partial parse holds (tests/db_names.py)
+    name = db_names.name_of(url)
     try:
-        fill(f"{pg_server.rpartition('/')[0]}/{name}")
-        with psycopg.connect(admin, autocommit=True) as conn:
+        fill(url)
+        with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
             conn.execute(
                 "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
                 (name,),
             )
         yield name
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        db_names.drop(pg_server, name)
 
 
 DAILY_CENSUS_MODELS = [

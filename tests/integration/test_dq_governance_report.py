@@ -14,7 +14,6 @@ import io
 import re
 import uuid
 
-import psycopg
 import pytest
 import yaml
 
@@ -24,9 +23,10 @@ from healthops.reports import phi
 from healthops.reports.dq_governance import KIND
 from healthops.reports.publish import content_version
 from healthops.reports.reader import ColumnNotAllowed, ReportReader, reporting_models
-from healthops.warehouse.connection import connect, libpq_url
+from healthops.warehouse.connection import connect
 from healthops.warehouse.migrate import migrate
 
+import db_names
 from reporting_build import build_models
 
 RULES = config.EXPECTATIONS_DIR / "census_daily.yml"
@@ -113,11 +113,7 @@ def _set_mart(url, rows):
 def warehouse(pg_server, tmp_path_factory):
     """One warehouse for the module (the GX validations are the slow part); tests that
     change data do it in a transaction they roll back."""
-    name = "t_dq_" + uuid.uuid4().hex[:10]
-    admin = libpq_url(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = f"{pg_server.rpartition('/')[0]}/{name}"
+    url = db_names.create(pg_server)
     state = tmp_path_factory.mktemp("dq_state")
     with pytest.MonkeyPatch.context() as mp:
         for var, sub in (("HEALTHOPS_HOME", "home"), ("HEALTHOPS_OUT", "out"), ("HEALTHOPS_LANDING", "landing")):
@@ -180,8 +176,7 @@ def warehouse(pg_server, tmp_path_factory):
         gx_runner.validate_and_record(url, RULES, D3, f"scheduled__{D3}")
         build_models(url, MODELS)  # the views, over the tables as they now are
         yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    db_names.drop(pg_server, db_names.name_of(url))
 
 
 def build(url, flt=None, entry=ENTRY, period=MONTH):

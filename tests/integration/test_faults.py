@@ -23,7 +23,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections import Counter
 from datetime import date
 from email import policy
@@ -43,6 +42,8 @@ from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect, libpq_url
 from healthops.warehouse.dbt_runner import nightly_build
 
+import db_names
+
 pytestmark = pytest.mark.db
 
 N1, N2 = date(2026, 11, 2), date(2026, 11, 3)
@@ -58,6 +59,7 @@ class Cluster:
     def __init__(self, root: Path):
         from healthops.warehouse.embedded import EmbeddedServer
 
+        self.taken: set[str] = set()
         self.server = EmbeddedServer(root)
         self.url = self.server.ensure_running().url
         self.base = self.url.rpartition("/")[0]
@@ -72,8 +74,12 @@ class Cluster:
 
     def copy(self, template: str | None = None, name: str | None = None) -> str:
         """A new database (a copy of ``template``); its URL. A template must have no
-        session open: any left (a pool) is closed first."""
-        name = name or "f_" + uuid.uuid4().hex[:10]
+        session open: any left (a pool) is closed first. Unnamed, it gets the lowest
+        free name f_<n>: a scenario's dbt runs then find the partial-parse state of the
+        previous scenario's (tests/db_names.py)."""
+        if name is None:
+            name = next(f"f_{i}" for i in range(len(self.taken) + 1) if f"f_{i}" not in self.taken)
+            self.taken.add(name)
         with self.admin() as conn:
             if template:
                 conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (template,))
@@ -81,8 +87,11 @@ class Cluster:
         return f"{self.base}/{name}"
 
     def drop(self, url: str) -> None:
+        name = url.rpartition("/")[2]
+        db_names.forget(name)  # this process's GX pools on it
         with self.admin() as conn:
-            conn.execute(f'drop database if exists "{url.rpartition("/")[2]}" with (force)')
+            conn.execute(f'drop database if exists "{name}" with (force)')
+        self.taken.discard(name)
 
     def restart(self) -> None:
         self.server.stop()

@@ -10,8 +10,6 @@ exactly as the steps do.
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 import pytest
 
@@ -20,6 +18,8 @@ from healthops.warehouse import roles
 from healthops.warehouse.connection import libpq_url
 from healthops.warehouse.dbt_runner import nightly_build
 from healthops.warehouse.migrate import migrate
+
+import db_names
 
 PIPELINE_ROLES = [roles.role_name(s) for s in roles.STEPS]
 RAW_TABLES = ["raw.adt_messages", "raw.rejected", "raw.duplicates", "raw.pseudonym_salt"]
@@ -36,11 +36,7 @@ BEFORE_ROLES = "0005_phi_guard"
 
 @pytest.fixture(scope="module")
 def warehouse(pg_server):
-    name = "roles_" + uuid.uuid4().hex[:10]
-    admin = libpq_url(pg_server)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = f"{pg_server.rpartition('/')[0]}/{name}"
+    url = db_names.create(pg_server)
     try:
         migrate(url, BEFORE_ROLES)
         # What a deployment of the previous release has: dbt relations the owner built
@@ -53,8 +49,7 @@ def warehouse(pg_server):
         nightly_build(url)  # as the transformer: it must be able to replace the owner's old relations
         yield url
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+        db_names.drop(pg_server, db_names.name_of(url))
 
 
 def login(url: str, step: str):

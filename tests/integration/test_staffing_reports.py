@@ -35,6 +35,14 @@ from email.parser import BytesParser
 
 import pytest
 from psycopg.types.json import Jsonb
+
+from healthops.load.adt import load_adt_date
+from healthops.reports.delivery import SmtpSettings
+from healthops.reports.outbox import start_outbox
+from healthops.reports.publish import publish
+from healthops.warehouse.connection import connect
+
+from reporting_build import build_models, template_database
 from workforce_builders import (
     NIGHT_A_PUNCHES,
     NIGHT_B_PUNCHES,
@@ -45,14 +53,6 @@ from workforce_builders import (
     hr_snapshot,
     punch,
 )
-
-from healthops.load.adt import load_adt_date
-from healthops.reports.delivery import SmtpSettings
-from healthops.reports.outbox import start_outbox
-from healthops.reports.publish import publish
-from healthops.warehouse.connection import connect
-
-from reporting_build import build_models, template_database
 
 pytestmark = pytest.mark.db
 

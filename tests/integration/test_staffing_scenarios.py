@@ -26,12 +26,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from workforce_builders import NIGHT_A_PUNCHES, NIGHT_B_PUNCHES, NIGHT_C_PUNCHES, add_punches, adt, hr_snapshot
 
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
 
 from reporting_build import build_models
+from workforce_builders import NIGHT_A_PUNCHES, NIGHT_B_PUNCHES, NIGHT_C_PUNCHES, add_punches, adt, hr_snapshot
 
 pytestmark = pytest.mark.db
 

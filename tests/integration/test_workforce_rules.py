@@ -42,7 +42,6 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
-from workforce_builders import add_punches, adt
 
 from healthops import pipeline
 from healthops.load.adt import load_adt_date
@@ -50,6 +49,7 @@ from healthops.quality.rules import rule_files
 from healthops.warehouse.connection import connect
 
 from reporting_build import build_models, template_database
+from workforce_builders import add_punches, adt
 
 pytestmark = pytest.mark.db
 

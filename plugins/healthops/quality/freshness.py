@@ -70,9 +70,14 @@ def as_of(logical_date: dt.date, facility_tz: str | None = None) -> dt.datetime:
     return local_midnight.astimezone(dt.timezone.utc)
 
 
-def work_dir(project_dir: Path | None = None) -> Path:
-    """Where freshness runs keep their partial-parse file and their per-run targets."""
-    return Path(project_dir or config.DBT_PROJECT_DIR) / "target" / "source_freshness"
+def work_dir(project_dir: Path | None = None, url: str | None = None) -> Path:
+    """Where freshness runs keep their partial-parse file and their per-run targets:
+    target/source_freshness in the project (in the tests, under the target path of the
+    warehouse's runs: ``dbt_runner.target_path``, whose partial-parse state holds for
+    that warehouse only)."""
+    from healthops.warehouse.dbt_runner import target_path
+
+    return target_path(url, project_dir) / "source_freshness"
 
 
 def run_source_freshness(
@@ -87,7 +92,7 @@ def run_source_freshness(
     from healthops.warehouse.dbt_runner import run_dbt
 
     project = Path(project_dir or config.DBT_PROJECT_DIR)
-    work = work_dir(project)
+    work = work_dir(project, url)
     work.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     cached = work / PARTIAL_PARSE

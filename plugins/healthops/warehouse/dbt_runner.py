@@ -5,8 +5,11 @@ Airflow, Cosmos runs the same project with a profile built from the
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from healthops import config
@@ -18,15 +21,39 @@ from healthops.warehouse.connection import url_parts
 # would also reach the dbt that Cosmos runs under Airflow, which reads its artifacts from
 # its own copy of the project.
 TARGET_PATH_ENV, LOG_PATH_ENV = "HEALTHOPS_DBT_TARGET_PATH", "HEALTHOPS_DBT_LOG_PATH"
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def target_path(url: str | None, project_dir: Path | None = None) -> Path:
+    """The target path of ``run_dbt``'s runs against the warehouse at ``url``: the
+    project's target/ (dbt's default), or, when $HEALTHOPS_DBT_TARGET_PATH is set, a
+    sub-directory of it per server, login and database.
+
+    Why per login and database: dbt's partial-parse state (target/partial_parse.msgpack)
+    holds only for the connection it was parsed with (dbt hashes host, port, user and
+    database into it, and bakes the database into every node), so runs against several
+    warehouses in one target path re-parse the whole project at each switch (~1.7 s of
+    CPU a run). A deployment has one warehouse; the test suite has many, one after the
+    other, and gives them names it reuses (tests/db_names.py), so each finds the state
+    its name's last runs left."""
+    root = os.environ.get(TARGET_PATH_ENV)
+    if not root:
+        return Path(project_dir or config.DBT_PROJECT_DIR) / "target"
+    if not url:
+        return Path(root)
+    p = url_parts(url)
+    key = re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{p['user']}@{p['host']}_{p['port']}_{p['dbname']}")
+    return Path(root) / key
 
 
 def dbt_env(url: str | None) -> dict[str, str]:
     """Environment for dbt_project/profiles.yml, derived from a warehouse URL, and the
     settings dbt_project.yml reads (``config.dbt_project_env``)."""
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1", **config.dbt_project_env()}
-    for ours, dbts in ((TARGET_PATH_ENV, "DBT_TARGET_PATH"), (LOG_PATH_ENV, "DBT_LOG_PATH")):
-        if os.environ.get(ours):
-            env[dbts] = os.environ[ours]
+    if os.environ.get(TARGET_PATH_ENV):
+        env["DBT_TARGET_PATH"] = str(target_path(url))
+    if os.environ.get(LOG_PATH_ENV):
+        env["DBT_LOG_PATH"] = os.environ[LOG_PATH_ENV]
     if url:
         p = url_parts(url)
         env.update(
@@ -55,11 +82,41 @@ def run_dbt(
     env = {**os.environ, **dbt_env(url), **(env or {})}
     dbt = Path(sys.executable).with_name("dbt")
     cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project)]
+    own = _own_target(args)
+    shared = target_path(url, project) if own and url and os.environ.get(TARGET_PATH_ENV) else None
+    if shared:  # seeded with the connection's state (dbt checks it and re-parses if stale)
+        _copy_state(shared / PARTIAL_PARSE, own / PARTIAL_PARSE, only_if_absent=True)
     proc = subprocess.run(cmd, env=env, cwd=project, text=True, capture_output=capture)
+    if shared:  # and its state is the connection's next runs'
+        _copy_state(own / PARTIAL_PARSE, shared / PARTIAL_PARSE)
     if check and proc.returncode != 0:
         tail = (proc.stdout or "")[-4000:] if capture else ""
         raise RuntimeError(f"dbt {' '.join(args)} failed with exit code {proc.returncode}\n{tail}")
     return proc
+
+
+def _own_target(args: list[str]) -> Path | None:
+    """The target path a run is given on its command line (its artifacts kept apart)."""
+    for i, arg in enumerate(args):
+        if arg == "--target-path" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("--target-path="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def _copy_state(src: Path, dst: Path, only_if_absent: bool = False) -> None:
+    """Copy a partial-parse file, whole or not at all (a concurrent run reads the old
+    one or the new one, never half of one)."""
+    if not src.is_file() or (only_if_absent and dst.exists()):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def nightly_build(url: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
