@@ -31,7 +31,7 @@ from healthops.synthetic.workforce import generate_workforce
 START = date(2026, 7, 1)
 
 
-def _beds(total: int) -> dict[str, int]:
+def system_beds(total: int) -> dict[str, int]:
     rows = [r for r in load_units(None) if r["unit_type"] != "emergency"]
     seeded: dict[str, int] = {}
     for r in rows:
@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=240.0, help="seconds the full run may take")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    beds = _beds(args.beds)
+    beds = system_beds(args.beds)
     scratch = Path(tempfile.mkdtemp(prefix="healthops-wf-bench-"))
     server = None
     try:

@@ -18,9 +18,9 @@ from datetime import date
 
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
-from healthops.warehouse.dbt_runner import nightly_build
 
 from hl7_builders import build_message
+from reporting_build import census_build
 
 D1, D2, D3 = date(2026, 4, 6), date(2026, 4, 7), date(2026, 4, 8)
 COLS = (
@@ -98,14 +98,14 @@ def test_conversions_updates_late_cancel_and_malformed(warehouse_url, tmp_path):
 
     for d in (D1, D2):
         load_adt_date(warehouse_url, landing, d)
-        nightly_build(warehouse_url)
+        census_build(warehouse_url)
     before = mart(warehouse_url)
     #   census adm dis in out pdays obs obs-days
     assert before[("TELE", D1)] == (0, 1, 1, 0, 0, 1, 0, 0)  # a same-day stay, for now
     assert before[("TELE", D2)] == (0, 0, 0, 0, 0, 0, 0, 0)
 
     load_adt_date(warehouse_url, landing, D3)
-    nightly_build(warehouse_url)
+    census_build(warehouse_url)
     got = mart(warehouse_url)
     expected = {
         ("MS5", D1): (0, 1, 1, 0, 0, 1, 1, 1),  # A07 ends the inpatient stay: a same-day stay;

@@ -8,10 +8,11 @@ from datetime import date, timedelta
 from healthops.load.adt import load_adt_date
 from healthops.synthetic.adt_feed import generate
 from healthops.warehouse.connection import connect
-from healthops.warehouse.dbt_runner import nightly_build, run_dbt
+from healthops.warehouse.dbt_runner import run_dbt
 from healthops.warehouse.roles import step_url
 
 from census_oracle import reference_from_landing
+from reporting_build import census_build
 
 FIELDS = ("midnight_census", "admissions", "discharges", "transfers_in", "transfers_out", "patient_days")
 
@@ -57,9 +58,9 @@ def test_mart_equals_reference_over_a_week(warehouse_url, tmp_path):
     # the nights' build passes its tests; a full rebuild from scratch gives exactly what
     # the nights built incrementally (building again with nothing new changes nothing:
     # tests/integration/test_faults.py runs a night twice and compares every relation)
-    nightly_build(warehouse_url)
+    census_build(warehouse_url)
     assert _marts(warehouse_url) == incremental
-    nightly_build(warehouse_url, "--full-refresh")
+    census_build(warehouse_url, "--full-refresh")
     assert _marts(warehouse_url) == incremental
 
 

@@ -27,9 +27,9 @@ import pytest
 
 from healthops.load.adt import load_adt_date
 from healthops.warehouse.connection import connect
-from healthops.warehouse.dbt_runner import nightly_build
 
 from hl7_builders import build_message
+from reporting_build import census_build
 
 D1, D2, D3 = date(2026, 2, 2), date(2026, 2, 3), date(2026, 2, 4)
 
@@ -173,13 +173,13 @@ def test_a_control_id_reused_for_other_content_is_rejected_not_a_duplicate(wareh
 def test_census_mart_matches_hand_counts(warehouse_url, feed):
     for d in (D1, D2):
         load_adt_date(warehouse_url, feed, d)
-    nightly_build(warehouse_url)
+    census_build(warehouse_url)
     before_late = mart(warehouse_url)
     #                                  census adm dis in out pdays
     assert before_late[("MS5", D1)] == (1, 2, 1, 0, 0, 2)
 
     load_adt_date(warehouse_url, feed, D3)
-    nightly_build(warehouse_url)
+    census_build(warehouse_url)
     m = mart(warehouse_url)
     expected = {
         ("ICU", D1): (2, 1, 0, 1, 0, 2),
@@ -209,7 +209,7 @@ def test_census_mart_matches_hand_counts(warehouse_url, feed):
 def test_observation_encounters_intervals_and_periods(warehouse_url, feed):
     for d in (D1, D2, D3):
         load_adt_date(warehouse_url, feed, d)
-        nightly_build(warehouse_url)  # nightly, incremental after the first
+        census_build(warehouse_url)  # nightly, incremental after the first
     with connect(warehouse_url) as conn:
         obs = dict(
             ((u, d), (c, od, sd))

@@ -105,6 +105,9 @@ def dbname(url: str) -> str:
 
 # -- the steps of a night -------------------------------------------------------------------
 def load(url, d):
+    # the night's three sources, as the DAG runs them (no HR files or timekeeping source here)
+    pipeline.load_hr(d, f"scheduled__{d}", url)
+    pipeline.extract_timekeeping(d, f"scheduled__{d}", url)
     return pipeline.load_adt(d, f"scheduled__{d}", url)
 
 
@@ -113,6 +116,7 @@ def build(url, d):
 
 
 def validate(url, d):
+    pipeline.validate_workforce(d, f"scheduled__{d}", url)  # then the census: the DAG's order
     return pipeline.validate_census(d, f"scheduled__{d}", url)
 
 

@@ -137,9 +137,15 @@ def test_ratio_at_every_instant_and_nursing_hours(warehouse_url, tmp_path):
         ).fetchall()
         assert [(u, float(h)) for u, h in x2] == [("MS5", 1.0), ("TELE", 7.0)]
 
+    da = daily(url)
+    assert da[("ICU", date(2026, 10, 28))][:2] == (49.88, 0)  # R2 out at 05:00, R4 "until 23:30"
+
     # -- night B -------------------------------------------------------------------
     night(url, landing, days[3:5], days[3:5], NIGHT_B_PUNCHES)
     b = intervals(url)
+    # the edits change the day they touch and no other day already built
+    db = daily(url)
+    assert {k for k in da if da[k] != db[k]} == {("ICU", date(2026, 10, 28))}
     # ICU, 10-28: 2 patients to 06:00, 3 after. The shift change: R2 out at 07:00,
     # R3 in at 07:07, R1 alone with 3 patients for 7 minutes.
     assert iv(b, "ICU", "10-28 07:00") == (3, 1, 3.0, 7.0, False, 15.0)
