@@ -207,6 +207,9 @@ def punches() -> list[tuple]:
     for k in range(5, -1, -1):
         d = days(k)
         out += shift("Y1", "MS5", local(d, "06:55"), local(d, "19:35"), (local(d, "12:00"), local(d, "12:30")))
+    # L1 clocked in two days before and never out: a missed punch, counted 16 hours for the
+    # ratios and flagged, but no evidence of 16 hours worked: no fatigue finding
+    out += shift("L1", "MS5", local(days(2), "07:00"), local(days(2), "07:00"))[:1]
     oct31, nov1 = dt.date(2026, 10, 31), dt.date(2026, 11, 1)
     out += shift("Z1", "MS5", local(oct31, "19:00"), local(nov1, "07:30"), (local(nov1, "03:00"), local(nov1, "03:30")))
     return out
@@ -398,6 +401,7 @@ def test_fatigue_hours_are_rounded_to_the_quarter_hour(night):
     assert hours[("I1", D)] == (12.0, 12.0) and hours[("I2", D)] == (12.0, 12.0)
     assert hours[("Y1", days(1))] == (12.0, 60.0) and hours[("Y1", D)] == (12.0, 72.0)
     assert hours[("X1", D)] == (15.5, 15.5)
+    assert not [k for k in hours if k[0] == "L1" and k[1] < D]  # the missed OUT is no fatigue
     # two ordinary day shifts in a row, meals at 11:00 and 14:00: 12.00 before each shift's end
     assert hours[("C1", days(1))] == (12.0, 12.0) and hours[("C1", D)] == (12.0, 24.0)
     # the night of 10-31 ends on 11-01, when the clocks went back: 12.5 h on the wall, 13.5 h real, less the meal

@@ -18,16 +18,23 @@
 -- shift and what was worked in the 24 hours before it. Windows are real time
 -- (timestamptz): a night shift across the autumn DST change is as long as it was. A
 -- window ending exactly at midnight belongs to the day before (half-open).
+-- Only shifts whose OUT was punched count here: a shift still under way, or one
+-- whose OUT is missing (counted for 16 hours for ratios), says when the worker came
+-- but not how long they stayed; it is flagged (int_timekeeping__punch_flags) and its
+-- hours count once a timecard edit gives it an end. Counting the 16 hours would make
+-- every missed punch a fatigue finding.
 with rounded as (
     select
-        worker_id,
-        shift_id,
-        facility_code,
-        unit_code,
-        nursing_category,
-        to_timestamp(round(extract(epoch from segment_start) / 900) * 900) as start_ts,
-        to_timestamp(round(extract(epoch from segment_end) / 900) * 900) as end_ts
-    from {{ ref('int_workforce__worked_segments') }}
+        s.worker_id,
+        s.shift_id,
+        s.facility_code,
+        s.unit_code,
+        s.nursing_category,
+        to_timestamp(round(extract(epoch from s.segment_start) / 900) * 900) as start_ts,
+        to_timestamp(round(extract(epoch from s.segment_end) / 900) * 900) as end_ts
+    from {{ ref('int_workforce__worked_segments') }} s
+    inner join {{ ref('int_timekeeping__shifts') }} k on s.shift_id = k.shift_id
+    where k.end_kind = 'out'
 ),
 
 stretches as (
