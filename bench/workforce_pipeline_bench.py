@@ -139,6 +139,7 @@ def main() -> int:
             night_end(last - timedelta(days=1)),
         )
         results["history: timekeeping extract"]["rows"] = ex.as_dict()
+        _timed(results, "history: dbt seed", run_dbt, ["seed"], transformer, capture=True)
         _timed(results, "history: dbt run (full)", run_dbt, ["run", "--select", SELECT], transformer, capture=True)
 
         _timed(results, "night: HR + ADT loads", load_days, [last], [last])
