@@ -23,7 +23,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from healthops.load.batches import BatchResult, LoadSummary, require_utf8
+from healthops.load.batches import BatchResult, LoadSummary, loaded_before, require_utf8
 from healthops.load.landing import open_folder, record_refusals
 from healthops.sources.adt.parser import parse_bytes
 from healthops.sources.adt.schema import ADT_COLUMNS, AdtMessage, Rejection
@@ -75,15 +75,10 @@ def load_adt_date(
 def _load_file(conn, rel: str, data: bytes, received_date: date, dag_run_id, tz) -> BatchResult:
     sha, size = hashlib.sha256(data).hexdigest(), len(data)
     with conn.transaction():
-        # One loader at a time per file: a retried task racing its zombie must not double-load.
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{SOURCE}:{rel}",))
-        done = conn.execute(
-            "select batch_id from audit.load_batches where source = %s and file_path = %s and file_sha256 = %s",
-            (SOURCE, rel, sha),
-        ).fetchone()
+        done = loaded_before(conn, SOURCE, rel, sha)
         if done:
-            log.info("%s already loaded as batch %s (sha256 %s): skipped", rel, done[0], sha[:12])
-            return BatchResult(rel, str(done[0]), "skipped")
+            log.info("%s already loaded as batch %s (sha256 %s): skipped", rel, done, sha[:12])
+            return BatchResult(rel, done, "skipped")
         if data:  # an empty file repeats nothing
             # ... and one loader at a time per content, so that two names of the same
             # bytes loaded at once still make one load and one duplicate delivery

@@ -71,3 +71,15 @@ def require_utf8(conn) -> None:
             f"the warehouse database's encoding is {encoding}: healthops needs a UTF8 database "
             "(create database ... encoding 'UTF8')"
         )
+
+
+def loaded_before(conn, source: str, rel: str, sha: str) -> str | None:
+    """Inside the file's load transaction: one loader at a time per file (a retried task
+    racing its zombie must not double-load), then the batch id under which these bytes
+    were already loaded from this path, or None. A re-run of a date skips such a file."""
+    conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{source}:{rel}",))
+    done = conn.execute(
+        "select batch_id from audit.load_batches where source = %s and file_path = %s and file_sha256 = %s",
+        (source, rel, sha),
+    ).fetchone()
+    return str(done[0]) if done else None

@@ -324,7 +324,10 @@ def staffing_day_chart(units: list[Mapping]) -> bytes:
         return empty_chart(title, "No staffing intervals")
     n = len(units)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = Figure(figsize=(WIDTH_IN, 0.95 + 1.3 * n), dpi=DPI, layout="constrained")
+        # At most 8.6 in tall: a PDF page holds 9.45 in under its header, and a taller
+        # image ran its legend into the page footer (seven units at 1.3 in each)
+        panel = min(1.3, (8.6 - 0.95) / n)
+        fig = Figure(figsize=(WIDTH_IN, 0.95 + panel * n), dpi=DPI, layout="constrained")
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         for ax, unit in zip(axes, units):
             rows = sorted(unit["intervals"], key=lambda r: r["interval_start"])
