@@ -32,9 +32,8 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from workforce_bench import system_beds
 
@@ -66,9 +65,11 @@ def main() -> int:
         HEALTHOPS_DBT_LOG_PATH=str(scratch / "dbt-logs"),
     )
     from healthops import config
+    from healthops.cli import embedded_timekeeping
     from healthops.load.adt import load_adt_date
     from healthops.load.hr import load_hr_date
     from healthops.load.timekeeping import extract_timekeeping
+    from healthops.pipeline import night_end
     from healthops.synthetic.adt_feed import generate
     from healthops.synthetic.workforce import generate_workforce
     from healthops.warehouse.connection import connect, embedded_server
@@ -76,16 +77,13 @@ def main() -> int:
     from healthops.warehouse.migrate import migrate
     from healthops.warehouse.roles import step_url
 
-    tz = ZoneInfo(config.facility_tz())
     server = embedded_server()
     results: dict = {"beds": system_beds(args.beds), "days": args.days}
     try:
         url = server.ensure_running().url
         migrate(url)
         loader, transformer = step_url(url, "loader"), step_url(url, "transformer")
-        with connect(url, autocommit=True) as conn:
-            conn.execute("create database timekeeping")
-        tk_url = url.rsplit("/", 1)[0] + "/timekeeping"
+        tk_url = embedded_timekeeping(url, create=True)  # as `healthops demo` makes it
         beds = results["beds"]
         landing = config.landing()
         days = [START + timedelta(days=i) for i in range(args.days)]
@@ -115,9 +113,6 @@ def main() -> int:
             beds=beds,
         )
         print(json.dumps(results["generated"]), flush=True)
-
-        def night_end(d: date) -> datetime:
-            return datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=tz)
 
         def load_days(hr_days, adt_days):
             for d in hr_days:
