@@ -21,8 +21,12 @@ landing folder under a scratch directory, removed afterwards):
    since), then the same ``dbt run``, now incremental; how many interval rows it
    recomputed.
 4. The same night again: nothing new to extract, and the ``dbt run``.
+5. Not timed: every source row updated before the last night's end is in the warehouse,
+   as a version of ``raw.tk_*`` or a rejection in ``raw.rejected`` (its id and
+   ``updated_at``, anti-joined); the count of those missing is printed (0 expected).
 
-Prints each step's seconds and rows; ``--json`` writes them."""
+Prints each step's seconds and rows, and each ``dbt run``'s slowest models (dbt's
+run_results.json); ``--json`` writes them."""
 
 from __future__ import annotations
 
@@ -46,6 +50,52 @@ def _timed(results: dict, name: str, fn, *args, **kwargs):
     out = fn(*args, **kwargs)
     results[name] = {"seconds": round(time.perf_counter() - t, 1)}
     print(f"{name:<34} {results[name]['seconds']:8.1f} s", flush=True)
+    return out
+
+
+def _slowest_models(results: dict, name: str, target: Path, top: int = 8) -> None:
+    """The ``top`` slowest nodes of the dbt run just timed, from its run_results.json."""
+    runs = json.loads((target / "run_results.json").read_text())["results"]
+    slow = sorted(((r["execution_time"], r["unique_id"].split(".")[-1]) for r in runs), reverse=True)[:top]
+    results[name]["slowest"] = {m: round(s, 1) for s, m in slow}
+    print("    " + ", ".join(f"{m} {s:.1f}" for s, m in slow), flush=True)
+
+
+def _missing_from_warehouse(url: str, tk_url: str, as_of) -> dict[str, int]:
+    """Per timekeeping table: the source rows updated before ``as_of`` whose version
+    (id, updated_at) the warehouse holds neither in raw nor as a rejection."""
+    from psycopg import sql
+
+    from healthops.load.timekeeping import TARGETS, _iso
+    from healthops.sources.timekeeping.extract import source_snapshot
+    from healthops.warehouse.connection import connect
+
+    out = {}
+    with connect(url) as conn, source_snapshot(tk_url) as src:
+        for target in TARGETS:
+            table = target.source
+            conn.execute("create temp table _src (id bigint, updated_at timestamptz) on commit drop")
+            query = sql.SQL("copy (select {}, updated_at from {} where updated_at < {}) to stdout").format(
+                sql.Identifier(table.id_column), sql.Identifier(*table.name.split(".")), sql.Literal(as_of)
+            )
+            with (
+                src.cursor().copy(query) as out_copy,
+                conn.cursor().copy("copy _src from stdin") as in_copy,
+            ):
+                for block in out_copy:
+                    in_copy.write(block)
+            key = f"'{table.name} ' || s.id || ' @ ' || {_iso('s.updated_at')}"  # as the extract writes it
+            (missing,) = conn.execute(
+                f"""select count(*) from _src s
+                    where not exists (select from {target.raw_table} r
+                                      where r.{table.id_column} = s.id and r.updated_at = s.updated_at)
+                      and not exists (select from raw.rejected j
+                                      where j.source = 'timekeeping'
+                                        and j.control_id = {key})"""
+            ).fetchone()
+            (n,) = conn.execute("select count(*) from _src").fetchone()
+            conn.commit()
+            out[table.name] = {"source_rows": n, "missing": missing}
     return out
 
 
@@ -73,7 +123,7 @@ def main() -> int:
     from healthops.synthetic.adt_feed import generate
     from healthops.synthetic.workforce import generate_workforce
     from healthops.warehouse.connection import connect, embedded_server
-    from healthops.warehouse.dbt_runner import run_dbt
+    from healthops.warehouse.dbt_runner import run_dbt, target_path
     from healthops.warehouse.migrate import migrate
     from healthops.warehouse.roles import step_url
 
@@ -136,11 +186,13 @@ def main() -> int:
         results["history: timekeeping extract"]["rows"] = ex.as_dict()
         _timed(results, "history: dbt seed", run_dbt, ["seed"], transformer, capture=True)
         _timed(results, "history: dbt run (full)", run_dbt, ["run", "--select", SELECT], transformer, capture=True)
+        _slowest_models(results, "history: dbt run (full)", target_path(transformer))
 
         _timed(results, "night: HR + ADT loads", load_days, [last], [last])
         ex = _timed(results, "night: timekeeping extract", extract_timekeeping, loader, tk_url, night_end(last))
         results["night: timekeeping extract"]["rows"] = ex.as_dict()
         _timed(results, "night: dbt run (incremental)", run_dbt, ["run", "--select", SELECT], transformer, capture=True)
+        _slowest_models(results, "night: dbt run (incremental)", target_path(transformer))
         with connect(url) as conn:
             total, recomputed, first = conn.execute(
                 """select count(*), count(*) filter (where computed_through_punch_loaded_at =
@@ -170,6 +222,9 @@ def main() -> int:
         ex = _timed(results, "again: timekeeping extract", extract_timekeeping, loader, tk_url, night_end(last))
         results["again: timekeeping extract"]["rows"] = ex.as_dict()
         _timed(results, "again: dbt run", run_dbt, ["run", "--select", SELECT], transformer, capture=True)
+        _slowest_models(results, "again: dbt run", target_path(transformer))
+        results["reconciliation"] = _missing_from_warehouse(url, tk_url, night_end(last))
+        print("source rows not in the warehouse:", json.dumps(results["reconciliation"]), flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
     finally:
