@@ -67,6 +67,8 @@ RULES: dict[str, dict[str, str]] = {
     # intermediate
     "intermediate.int_adt__events": {"voided_by_loaded_at": WHEN, "source_loaded_at": WHEN},
     "intermediate.int_census__location_timeline": {"source_loaded_at": WHEN},
+    "intermediate.int_hr__worker_changes": {"computed_through_loaded_at": WHEN},
+    "intermediate.int_hr__credential_changes": {"computed_through_loaded_at": WHEN},
     "intermediate.int_hr__worker_history": {},
     "intermediate.int_hr__credential_history": {},
     "intermediate.int_timekeeping__punch_sequence": {"loaded_at": WHEN},

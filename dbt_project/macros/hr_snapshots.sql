@@ -14,68 +14,161 @@
     ) newest using (snapshot_date, batch_id)
 {% endmacro %}
 
-{#- Type 2 history from complete daily snapshots: one row per key and stretch of
-    snapshot days over which the key was present with the same attributes, valid on
-    [valid_from, valid_to) (valid_to null: still in force after the latest snapshot).
-    A key missing from a day's snapshot was removed in the source that day, so its
-    version ends there. Derived from every snapshot kept in raw, so a late, repeated
-    or out-of-order day gives the same history as days loaded in order
+{#- The changes between consecutive HR snapshot days, for an incremental model (one per
+    snapshot file): for each snapshot day, one 'day' row (the day is built) and, per key,
+    a 'start' row when the key is present that day but was absent from the previous
+    snapshot day or had other attributes there (a new version begins), or an 'end' row
+    when it was present the previous snapshot day and is absent now (removed in the
+    source that day). The first snapshot day starts every key.
+
+    A day's changes depend only on that day's snapshot and the previous snapshot day's,
+    so a build recomputes only the days a delivery loaded since the last build can
+    change: the delivered days and, for each, the next snapshot day (whose previous day
+    it may now be). Every built day keeps its 'day' row, so a day recomputed to no
+    change still replaces its earlier rows (delete+insert by snapshot_date). A late,
+    repeated or out-of-order day thus gives the same rows as days loaded in order
     (docs/definitions.md#workforce-history). -#}
-{% macro scd2_from_daily_snapshots(relation, key_columns, attribute_columns) %}
-    {%- set keys = key_columns | join(', ') -%}
+{% macro scd2_changes_from_daily_snapshots(relation, raw_relation, key_columns, attribute_columns) %}
+    {#- relation: the staging view of the file (each day's newest delivery); raw_relation:
+        its raw table, whose loaded_at says what was delivered since the last build. -#}
     {%- set attrs = attribute_columns | join(', ') -%}
-    with snap as (
+    {%- set on_keys = [] -%}
+    {%- for k in key_columns -%}{%- do on_keys.append('c.' ~ k ~ ' = p.' ~ k) -%}{%- endfor -%}
+    {%- set incremental = is_incremental() -%}
+    {%- if incremental and execute -%}
+        {#- The days to build, as literals: a filter on constants reaches the staging view's
+            newest-delivery subquery and the raw indexes (0008_hr_snapshot_indexes), a
+            semi-join would not. A snapshot day, once built, keeps its 'day' row here. -#}
+        {%- set days_sql -%}
+            with delivered as (
+                select distinct snapshot_date
+                from {{ raw_relation }}
+                where loaded_at > (
+                    select coalesce(max(computed_through_loaded_at), '-infinity'::timestamptz) from {{ this }}
+                )
+            ),
+            day_list as (
+                select snapshot_date, lag(snapshot_date) over (order by snapshot_date) as prev_day
+                from (
+                    select snapshot_date from {{ this }} where change_kind = 'day'
+                    union
+                    select snapshot_date from delivered
+                ) d
+            )
+            select snapshot_date::text, prev_day::text
+            from day_list
+            where snapshot_date in (select snapshot_date from delivered)
+               or prev_day in (select snapshot_date from delivered)
+        {%- endset -%}
+        {%- set days = run_query(days_sql).rows -%}
+    {%- endif %}
+    with affected as (
+        {% if not incremental %}
+            select
+                snapshot_date,
+                lag(snapshot_date) over (order by snapshot_date) as prev_day
+            from (select distinct snapshot_date from {{ relation }}) d
+        {% elif days %}
+            select
+                a.snapshot_date::date as snapshot_date,
+                a.prev_day::date as prev_day
+            from (values
+                {%- for d in days %}
+                    ('{{ d[0] }}', {{ "'" ~ d[1] ~ "'" if d[1] else 'null' }}){{ ',' if not loop.last }}
+                {%- endfor %}
+            ) a (snapshot_date, prev_day)
+        {% else %}
+            select
+                null::date as snapshot_date,
+                null::date as prev_day
+            where false
+        {% endif %}
+    ),
+
+    cur as (
         select
-            {{ keys }},
-            {{ attrs }},
-            snapshot_date,
+            s.snapshot_date,
+            {% for k in key_columns %}s.{{ k }},{% endfor %}
+            {% for a in attribute_columns %}s.{{ a }},{% endfor %}
             md5(row({{ attrs }})::text) as attr_hash
-        from {{ relation }}
+        from {{ relation }} s
+        inner join affected a on s.snapshot_date = a.snapshot_date
+        {% if incremental %}
+            where s.snapshot_date in ({% for d in days %}'{{ d[0] }}'::date, {% endfor %}null)
+        {% endif %}
     ),
 
-    days as (
+    prev as (
         select
-            snapshot_date,
-            lag(snapshot_date) over (order by snapshot_date) as prev_day,
-            lead(snapshot_date) over (order by snapshot_date) as next_day
-        from (select distinct snapshot_date from {{ relation }}) d
-    ),
+            a.snapshot_date,
+            {% for k in key_columns %}s.{{ k }},{% endfor %}
+            md5(row({{ attrs }})::text) as attr_hash
+        from {{ relation }} s
+        inner join affected a on s.snapshot_date = a.prev_day
+        {% if incremental %}
+            where s.snapshot_date in ({% for d in days if d[1] %}'{{ d[1] }}'::date, {% endfor %}null)
+        {% endif %}
+    )
 
-    lagged as (
+    select
+        x.snapshot_date,
+        x.change_kind,
+        {% for k in key_columns %}x.{{ k }},{% endfor %}
+        {% for a in attribute_columns %}x.{{ a }},{% endfor %}
+        (select max(loaded_at) from {{ raw_relation }}) as computed_through_loaded_at
+    from (
         select
-            s.*,
-            d.prev_day,
-            d.next_day,
-            lag(s.snapshot_date) over (partition by {{ keys }} order by s.snapshot_date) as prev_present,
-            lag(s.attr_hash) over (partition by {{ keys }} order by s.snapshot_date) as prev_hash
-        from snap s
-        inner join days d using (snapshot_date)
-    ),
+            a.snapshot_date,
+            'day' as change_kind,
+            {% for k in key_columns %}null as {{ k }},{% endfor %}
+            {% for a in attribute_columns %}null as {{ a }}{{ ',' if not loop.last }}{% endfor %}
+        from affected a
+        union all
+        select
+            c.snapshot_date,
+            'start' as change_kind,
+            {% for k in key_columns %}c.{{ k }},{% endfor %}
+            {% for a in attribute_columns %}c.{{ a }}{{ ',' if not loop.last }}{% endfor %}
+        from cur c
+        left join prev p on c.snapshot_date = p.snapshot_date and {{ on_keys | join(' and ') }}
+        where p.attr_hash is null or p.attr_hash <> c.attr_hash
+        union all
+        select
+            p.snapshot_date,
+            'end' as change_kind,
+            {% for k in key_columns %}p.{{ k }},{% endfor %}
+            {% for a in attribute_columns %}null as {{ a }}{{ ',' if not loop.last }}{% endfor %}
+        from prev p
+        left join cur c on p.snapshot_date = c.snapshot_date and {{ on_keys | join(' and ') }}
+        where c.attr_hash is null
+    ) x
+{% endmacro %}
 
-    marked as (
+{#- Type 2 history from the changes above: one row per key and version, valid on
+    [valid_from, valid_to): from a 'start' to the key's next change (a new version, or
+    its removal); valid_to null while still in force after the latest snapshot. The
+    same history as comparing every snapshot day with the one before it, read from a
+    few thousand changes instead of every snapshot row
+    (docs/definitions.md#workforce-history). -#}
+{% macro scd2_from_changes(changes, key_columns, attribute_columns) %}
+    {%- set keys = key_columns | join(', ') -%}
+    with ordered as (
         select
             *,
-            case
-                when prev_present is null or prev_day is null then 1
-                when prev_present <> prev_day or prev_hash <> attr_hash then 1
-                else 0
-            end as starts_version
-        from lagged
-    ),
-
-    islands as (
-        select
-            *,
-            sum(starts_version) over (partition by {{ keys }} order by snapshot_date) as version_no
-        from marked
+            lead(snapshot_date) over (partition by {{ keys }} order by snapshot_date) as next_change,
+            count(*) filter (where change_kind = 'start') over (
+                partition by {{ keys }} order by snapshot_date rows between unbounded preceding and current row
+            ) as version_no
+        from {{ changes }}
+        where change_kind <> 'day'
     )
 
     select
         {{ keys }},
         version_no::integer as version_no,
-        {{ attrs }},
-        min(snapshot_date) as valid_from,
-        (array_agg(next_day order by snapshot_date desc))[1] as valid_to
-    from islands
-    group by {{ keys }}, version_no, {{ attrs }}
+        {{ attribute_columns | join(', ') }},
+        snapshot_date as valid_from,
+        next_change as valid_to
+    from ordered
+    where change_kind = 'start'
 {% endmacro %}

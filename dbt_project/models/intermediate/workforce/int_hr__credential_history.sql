@@ -2,8 +2,9 @@
 -- per worker, credential type and number and stretch of snapshot days with the same
 -- dates, valid on [valid_from, valid_to). Whether a licence was verified and current
 -- on a date is read from the version in force that date, never from a later snapshot.
-{{ scd2_from_daily_snapshots(
-    ref('stg_hr__credentials'),
+-- Built from the snapshot-to-snapshot changes (int_hr__credential_changes).
+{{ scd2_from_changes(
+    ref('int_hr__credential_changes'),
     ['worker_id', 'credential_type', 'credential_number'],
     ['issuing_state', 'issue_date', 'expiry_date', 'verified_date'],
 ) }}

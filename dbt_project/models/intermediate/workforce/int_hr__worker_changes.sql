@@ -1,0 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key='snapshot_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+-- The changes in each worker's employment attributes from one HR snapshot day to the
+-- next (macros/hr_snapshots.sql): incremental by snapshot day, so a night reads the
+-- day delivered and the one before it, not every snapshot kept.
+{{ scd2_changes_from_daily_snapshots(
+    ref('stg_hr__workers'),
+    source('hr', 'hr_workers'),
+    ['worker_id'],
+    ['worker_type', 'job_code', 'home_cost_center', 'standard_hours_per_week', 'status', 'hire_date',
+     'termination_date'],
+) }}
