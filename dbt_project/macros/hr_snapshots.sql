@@ -3,15 +3,17 @@
     one (docs/sources.md#hr-export); a delivery whose every record was rejected left
     no rows, and the day keeps the earlier delivery. -#}
 {% macro hr_newest_delivery(relation) %}
-    select r.*
-    from {{ relation }} r
-    inner join (
-        select distinct on (snapshot_date)
-            snapshot_date,
-            batch_id
-        from {{ relation }}
-        order by snapshot_date, loaded_at desc, batch_id desc
-    ) newest using (snapshot_date, batch_id)
+    {#- A window partitioned by the day, not a join to a DISTINCT ON subquery: a filter on
+        snapshot_date then reaches the raw table (and its index) on both sides, so
+        reading one day reads that day's rows only (int_hr__worker_changes). -#}
+    select *
+    from (
+        select
+            r.*,
+            rank() over (partition by r.snapshot_date order by r.loaded_at desc, r.batch_id desc) as delivery_rank
+        from {{ relation }} r
+    ) ranked
+    where delivery_rank = 1
 {% endmacro %}
 
 {#- The changes between consecutive HR snapshot days, for an incremental model (one per
