@@ -126,23 +126,15 @@
             {% for a in attribute_columns %}null as {{ a }}{{ ',' if not loop.last }}{% endfor %}
         from affected a
         union all
+        -- a full join (hash or merge: never a nested loop, whatever the row estimates)
         select
-            c.snapshot_date,
-            'start' as change_kind,
-            {% for k in key_columns %}c.{{ k }},{% endfor %}
+            coalesce(c.snapshot_date, p.snapshot_date) as snapshot_date,
+            case when c.attr_hash is null then 'end' else 'start' end as change_kind,
+            {% for k in key_columns %}coalesce(c.{{ k }}, p.{{ k }}) as {{ k }},{% endfor %}
             {% for a in attribute_columns %}c.{{ a }}{{ ',' if not loop.last }}{% endfor %}
         from cur c
-        left join prev p on c.snapshot_date = p.snapshot_date and {{ on_keys | join(' and ') }}
-        where p.attr_hash is null or p.attr_hash <> c.attr_hash
-        union all
-        select
-            p.snapshot_date,
-            'end' as change_kind,
-            {% for k in key_columns %}p.{{ k }},{% endfor %}
-            {% for a in attribute_columns %}null as {{ a }}{{ ',' if not loop.last }}{% endfor %}
-        from prev p
-        left join cur c on p.snapshot_date = c.snapshot_date and {{ on_keys | join(' and ') }}
-        where c.attr_hash is null
+        full join prev p on c.snapshot_date = p.snapshot_date and {{ on_keys | join(' and ') }}
+        where c.attr_hash is null or p.attr_hash is null or c.attr_hash <> p.attr_hash
     ) x
 {% endmacro %}
 
