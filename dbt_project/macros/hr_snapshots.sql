@@ -166,3 +166,19 @@
     from ordered
     where change_kind = 'start'
 {% endmacro %}
+
+{#- The keys and attributes of each HR file's history, the one list the changes model
+    and the history model of that file both read. -#}
+{% macro hr_history_columns(file) %}
+    {{ return({
+        'workers': {
+            'keys': ['worker_id'],
+            'attributes': ['worker_type', 'job_code', 'home_cost_center', 'standard_hours_per_week', 'status',
+                           'hire_date', 'termination_date'],
+        },
+        'credentials': {
+            'keys': ['worker_id', 'credential_type', 'credential_number'],
+            'attributes': ['issuing_state', 'issue_date', 'expiry_date', 'verified_date'],
+        },
+    }[file]) }}
+{% endmacro %}

@@ -9,6 +9,6 @@
 {{ scd2_changes_from_daily_snapshots(
     ref('stg_hr__credentials'),
     source('hr', 'hr_credentials'),
-    ['worker_id', 'credential_type', 'credential_number'],
-    ['issuing_state', 'issue_date', 'expiry_date', 'verified_date'],
+    hr_history_columns('credentials')['keys'],
+    hr_history_columns('credentials')['attributes'],
 ) }}

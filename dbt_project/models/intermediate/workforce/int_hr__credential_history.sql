@@ -5,6 +5,6 @@
 -- Built from the snapshot-to-snapshot changes (int_hr__credential_changes).
 {{ scd2_from_changes(
     ref('int_hr__credential_changes'),
-    ['worker_id', 'credential_type', 'credential_number'],
-    ['issuing_state', 'issue_date', 'expiry_date', 'verified_date'],
+    hr_history_columns('credentials')['keys'],
+    hr_history_columns('credentials')['attributes'],
 ) }}

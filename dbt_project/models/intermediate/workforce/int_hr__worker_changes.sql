@@ -10,7 +10,6 @@
 {{ scd2_changes_from_daily_snapshots(
     ref('stg_hr__workers'),
     source('hr', 'hr_workers'),
-    ['worker_id'],
-    ['worker_type', 'job_code', 'home_cost_center', 'standard_hours_per_week', 'status', 'hire_date',
-     'termination_date'],
+    hr_history_columns('workers')['keys'],
+    hr_history_columns('workers')['attributes'],
 ) }}

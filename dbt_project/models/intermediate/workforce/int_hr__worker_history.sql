@@ -5,7 +5,6 @@
 -- changes (int_hr__worker_changes).
 {{ scd2_from_changes(
     ref('int_hr__worker_changes'),
-    ['worker_id'],
-    ['worker_type', 'job_code', 'home_cost_center', 'standard_hours_per_week', 'status', 'hire_date',
-     'termination_date'],
+    hr_history_columns('workers')['keys'],
+    hr_history_columns('workers')['attributes'],
 ) }}
