@@ -33,14 +33,16 @@ def census_build(url: str, *args: str):
     return nightly_build(url, "--exclude", f"{config.NIGHTLY_DBT_EXCLUDE} {WORKFORCE_MODELS}", *args)
 
 
-def build_models(url: str, models: list[str], seed: bool = True) -> None:
+def build_models(url: str, models: list[str], seed: bool = True, full_refresh: bool = False) -> None:
     """Seed the reference data (unless ``seed`` is False) and build ``models`` (views
-    and tables by their config) on the warehouse at ``url``."""
+    and tables by their config; incremental ones from nothing with ``full_refresh``)
+    on the warehouse at ``url``."""
     with tempfile.TemporaryDirectory(prefix="healthops-dbt-") as target:
         paths = ["--target-path", target, "--log-path", target]
         if seed:
             run_dbt(["seed", "--quiet", *paths], url, capture=True)
-        run_dbt(["run", "--quiet", "--select", " ".join(models), *paths], url, capture=True)
+        refresh = ["--full-refresh"] if full_refresh else []
+        run_dbt(["run", "--quiet", *refresh, "--select", " ".join(models), *paths], url, capture=True)
 
 
 @contextmanager

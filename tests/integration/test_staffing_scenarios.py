@@ -123,8 +123,8 @@ def test_ratio_at_every_instant_and_nursing_hours(warehouse_url, tmp_path):
     with connect(url) as conn:
         # every standing punch is in a shift or flagged: nothing is silently dropped
         placed, flagged_orphans, live = conn.execute(
-            """select count(*) filter (where shift_no > 0 and not after_out),
-                      count(*) filter (where shift_no = 0 or after_out),
+            """select count(*) filter (where shift_id is not null and not after_out),
+                      count(*) filter (where shift_id is null or after_out),
                       (select count(*) from staging.stg_timekeeping__punches where not is_deleted)
                from intermediate.int_timekeeping__punch_sequence"""
         ).fetchone()

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # The revision this healthops needs. The nightly tasks compare the warehouse's
 # revision with this constant, so they need not load Alembic's script directory.
-HEAD = "0008_hr_snapshot_indexes"
+HEAD = "0009_punch_worker_index"
 
 VERSION_SCHEMA = "healthops"
 VERSION_TABLE = "alembic_version"

@@ -27,13 +27,13 @@ meal_ins as (
     select
         s.*,
         count(*) filter (where s.punch_type = 'MEAL_OUT') over (
-            partition by s.worker_id, s.shift_no order by s.pos rows between unbounded preceding and current row
+            partition by s.shift_id order by s.pos rows between unbounded preceding and current row
         ) as meals_opened,
         count(*) filter (where s.punch_type = 'MEAL_IN') over (
-            partition by s.worker_id, s.shift_no order by s.pos rows between unbounded preceding and current row
+            partition by s.shift_id order by s.pos rows between unbounded preceding and current row
         ) as meals_closed
     from seq s
-    where s.shift_no > 0 and not s.after_out and s.punch_type in ('MEAL_OUT', 'MEAL_IN')
+    where s.shift_id is not null and not s.after_out and s.punch_type in ('MEAL_OUT', 'MEAL_IN')
 ),
 
 flags as (
@@ -48,7 +48,7 @@ flags as (
             else punch_type || ' with no open shift'
         end as reason
     from seq
-    where (shift_no = 0 or after_out) and punch_type <> 'IN'
+    where (shift_id is null or after_out) and punch_type <> 'IN'
 
     union all
 

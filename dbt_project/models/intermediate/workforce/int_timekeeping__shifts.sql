@@ -1,3 +1,12 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_punch_windows',
+    punch_window_ts='in_ts',
+    punch_window_id='shift_id',
+    pre_hook="{{ punch_windows_prepare(ref('int_timekeeping__punch_sequence'), with_night=true) }}",
+    indexes=[{'columns': ['worker_id', 'in_ts']}],
+    on_schema_change='fail',
+) }}
 -- One row per shift: an IN and the punches after it up to its first OUT
 -- (int_timekeeping__punch_sequence), with the span it counts over
 -- (docs/definitions.md#ratio-compliance-at-every-instant):
@@ -10,58 +19,64 @@
 --                built: counted up to that end (the night staff are on the floor at
 --                midnight); recomputed when the OUT arrives.
 -- Where and as what the shift was worked: the IN's cost center and job code.
-with as_of as (
-    {{ census_as_of() }}
+-- Incremental by worker window (macros/punch_windows.sql).
+with state as (
+    {{ punch_state(with_night=true) }}
 ),
 
 shift_punches as (
-    select *
-    from {{ ref('int_timekeeping__punch_sequence') }}
-    where shift_no > 0 and not after_out
+    select q.*
+    from {{ ref('int_timekeeping__punch_sequence') }} q
+    {% if is_incremental() %}
+        inner join healthops_punch_windows w
+            on q.worker_id = w.worker_id and {{ in_punch_window('q.punch_ts', 'q.punch_id') }}
+    {% endif %}
+    where q.shift_id is not null and not q.after_out
 ),
 
 shifts as (
     select
         worker_id,
-        shift_no,
-        min(punch_id) filter (where pos = 1) as shift_id,
+        shift_id,
         min(punch_ts) filter (where pos = 1) as in_ts,
         min(cost_center) filter (where pos = 1) as cost_center,
         min(job_code) filter (where pos = 1) as job_code,
         min(punch_ts) filter (where punch_type = 'OUT') as out_ts,
         min(punch_id) filter (where punch_type = 'OUT') as out_punch_id
     from shift_punches
-    group by worker_id, shift_no
+    group by worker_id, shift_id
 ),
 
 bounded as (
     select
         s.*,
-        lead(s.in_ts) over (partition by s.worker_id order by s.shift_no) as next_in_ts,
-        ((as_of.as_of_date + 1)::timestamp at time zone '{{ var("facility_tz") }}') as night_end_ts
+        lead(s.in_ts) over (partition by s.worker_id order by s.in_ts, s.shift_id) as next_in_ts,
+        state.night_end_ts
     from shifts s
-    cross join as_of
+    cross join state
 )
 
 select
-    shift_id,
-    worker_id,
-    shift_no,
-    cost_center,
-    job_code,
-    in_ts,
-    out_ts,
-    out_punch_id,
+    b.shift_id,
+    b.worker_id,
+    b.cost_center,
+    b.job_code,
+    b.in_ts,
+    b.out_ts,
+    b.out_punch_id,
     case
-        when out_ts is not null then out_ts
-        when next_in_ts is not null and next_in_ts < in_ts + interval '16 hours' then next_in_ts
-        when night_end_ts is null or night_end_ts >= in_ts + interval '16 hours' then in_ts + interval '16 hours'
-        else greatest(night_end_ts, in_ts)
+        when b.out_ts is not null then b.out_ts
+        when b.next_in_ts is not null and b.next_in_ts < b.in_ts + interval '16 hours' then b.next_in_ts
+        when b.night_end_ts is null or b.night_end_ts >= b.in_ts + interval '16 hours'
+            then b.in_ts + interval '16 hours'
+        else greatest(b.night_end_ts, b.in_ts)
     end as counted_until_ts,
     case
-        when out_ts is not null then 'out'
-        when next_in_ts is not null and next_in_ts < in_ts + interval '16 hours' then 'next_in'
-        when night_end_ts is null or night_end_ts >= in_ts + interval '16 hours' then 'missed_out'
+        when b.out_ts is not null then 'out'
+        when b.next_in_ts is not null and b.next_in_ts < b.in_ts + interval '16 hours' then 'next_in'
+        when b.night_end_ts is null or b.night_end_ts >= b.in_ts + interval '16 hours' then 'missed_out'
         else 'in_progress'
-    end as end_kind
-from bounded
+    end as end_kind,
+    {{ punch_build_state_columns(with_night=true) }}
+from bounded b
+cross join state

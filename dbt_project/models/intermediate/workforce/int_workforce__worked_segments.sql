@@ -1,3 +1,12 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_punch_windows',
+    punch_window_ts='shift_in_ts',
+    punch_window_id='shift_id',
+    pre_hook="{{ punch_windows_prepare(ref('int_timekeeping__punch_sequence'), with_night=true, with_hr=true) }}",
+    indexes=[{'columns': ['worker_id', 'shift_in_ts']}, {'columns': ['work_date']}],
+    on_schema_change='fail',
+) }}
 -- Worked time, one row per stretch of a shift on one local date: the shift's counted
 -- span less its meal breaks, cut at each local midnight so every minute falls on one
 -- census day (docs/definitions.md#nursing-hours-per-patient-day), with what the
@@ -9,17 +18,30 @@
 --     per the HR snapshot in force (null when the job requires none);
 --   * so whether the stretch puts a licensed nurse on the unit for ratios.
 -- Times are real instants (timestamptz): a night shift across a DST change is as
--- long as it was.
-with shifts as (
-    select *
-    from {{ ref('int_timekeeping__shifts') }}
-    where counted_until_ts > in_ts
+-- long as it was. Incremental by worker window (macros/punch_windows.sql): an HR
+-- snapshot day rebuilt since is a window for every worker from that day.
+with state as (
+    {{ punch_state(with_night=true, with_hr=true) }}
+),
+
+shifts as (
+    select s.*
+    from {{ ref('int_timekeeping__shifts') }} s
+    {% if is_incremental() %}
+        inner join healthops_punch_windows w
+            on s.worker_id = w.worker_id and {{ in_punch_window('s.in_ts', 's.shift_id') }}
+    {% endif %}
+    where s.counted_until_ts > s.in_ts
 ),
 
 meals as (
-    select *
-    from {{ ref('int_timekeeping__meal_breaks') }}
-    where meal_end_ts > meal_start_ts
+    select m.*
+    from {{ ref('int_timekeeping__meal_breaks') }} m
+    {% if is_incremental() %}
+        inner join healthops_punch_windows w
+            on m.worker_id = w.worker_id and {{ in_punch_window('m.shift_in_ts', 'm.shift_id') }}
+    {% endif %}
+    where m.meal_end_ts > m.meal_start_ts
 ),
 
 piece_starts as (
@@ -101,6 +123,7 @@ attributed as (
     select
         s.worker_id,
         b.shift_id,
+        s.in_ts as shift_in_ts,
         b.work_date,
         b.segment_start,
         b.segment_end,
@@ -112,8 +135,10 @@ attributed as (
         coalesce(j.direct_care, false) as is_direct_care,
         nullif(j.licensed_credential, '') as licensed_credential,
         wh.worker_type,
-        l.licence_held
+        l.licence_held,
+        {{ punch_build_state_columns(with_night=true, with_hr=true) }}
     from by_date b
+    cross join state
     inner join shifts s on b.shift_id = s.shift_id
     left join licences l on b.shift_id = l.shift_id and b.segment_start = l.segment_start
     left join {{ ref('units') }} u on s.cost_center = u.cost_center
@@ -129,6 +154,7 @@ attributed as (
 select
     worker_id,
     shift_id,
+    shift_in_ts,
     work_date,
     segment_start,
     segment_end,
@@ -146,5 +172,9 @@ select
     (
         is_direct_care and licensed_credential is not null and coalesce(licence_held, false)
         and unit_code is not null
-    ) as counts_as_licensed_nurse
+    ) as counts_as_licensed_nurse,
+    computed_through_punch_loaded_at,
+    computed_night_end_ts,
+    computed_through_worker_changes,
+    computed_through_credential_changes
 from attributed
