@@ -106,6 +106,11 @@ def main() -> int:
     ap.add_argument("--census-days", type=int, default=28)
     ap.add_argument("--hr-days", type=int, default=28)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the scratch folder and its warehouse running at the end, to profile a model on it",
+    )
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="healthops-wf-pipeline-"))
     os.environ.update(
@@ -228,8 +233,11 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
     finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if args.keep:
+            print(f"kept: HEALTHOPS_HOME={scratch / 'home'} (stop with `healthops warehouse stop`)", flush=True)
+        else:
+            server.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -44,6 +44,38 @@ units as (
 
 -- budgeted FTEs: per cost center and job code, the position line with the latest
 -- effective date on or before the month's last day, in the HR snapshot in force then
+-- (the latest snapshot day on or before it). The snapshot days are found once per
+-- month end, not once per unit and month: the staging view ranks every delivery kept.
+month_ends as (
+    select distinct last_day
+    from sums
+),
+
+position_days as (
+    select distinct snapshot_date
+    from {{ ref('stg_hr__positions') }}
+),
+
+snapshot_in_force as (
+    select
+        m.last_day,
+        max(x.snapshot_date) as snapshot_date
+    from month_ends m
+    inner join position_days x on m.last_day >= x.snapshot_date
+    group by m.last_day
+),
+
+position_lines as (
+    select distinct on (f.last_day, sp.cost_center, sp.job_code)
+        f.last_day,
+        sp.cost_center,
+        sp.budgeted_fte
+    from snapshot_in_force f
+    inner join {{ ref('stg_hr__positions') }} sp
+        on f.snapshot_date = sp.snapshot_date and f.last_day >= sp.effective_date
+    order by f.last_day asc, sp.cost_center asc, sp.job_code asc, sp.effective_date desc
+),
+
 positions as (
     select
         s.facility_code,
@@ -52,18 +84,7 @@ positions as (
         sum(p.budgeted_fte) as budgeted_fte
     from sums s
     inner join units u using (facility_code, unit_code)
-    inner join lateral (
-        select distinct on (sp.job_code) sp.budgeted_fte
-        from {{ ref('stg_hr__positions') }} sp
-        where
-            sp.cost_center = u.cost_center
-            and sp.effective_date <= s.last_day
-            and sp.snapshot_date = (
-                select max(x.snapshot_date) from {{ ref('stg_hr__positions') }} x
-                where x.snapshot_date <= s.last_day
-            )
-        order by sp.job_code asc, sp.effective_date desc
-    ) p on true
+    inner join position_lines p on s.last_day = p.last_day and u.cost_center = p.cost_center
     group by s.facility_code, s.unit_code, s.month_start
 ),
 
