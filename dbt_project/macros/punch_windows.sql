@@ -135,12 +135,14 @@
             from {{ source('timekeeping', 'tk_punches') }} v
             inner join changed_punches c on v.punch_id = c.punch_id
             group by v.worker_id
+            {%- if with_night or with_hr %}
             union all
             select distinct
                 q.worker_id,
                 e.from_ts
             from {{ sequence_relation }} q
             inner join everyone e on q.punch_ts >= e.from_ts
+            {%- endif %}
         ),
 
         windows as (

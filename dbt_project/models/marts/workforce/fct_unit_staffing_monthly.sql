@@ -76,7 +76,9 @@ position_lines as (
     order by f.last_day asc, sp.cost_center asc, sp.job_code asc, sp.effective_date desc
 ),
 
-positions as (
+-- materialized: PostgreSQL estimates the join of the month sums with the units at one
+-- row and would run this aggregate again for every unit and month (8 s at a year)
+positions as materialized (
     select
         s.facility_code,
         s.unit_code,
