@@ -42,7 +42,8 @@ from pathlib import Path
 from workforce_bench import system_beds
 
 START = date(2025, 11, 1)
-SELECT = "+fct_unit_staffing_interval +fct_unit_staffing_monthly +int_timekeeping__punch_flags"
+# every workforce model and mart the nightly build runs, and what they read (the census)
+SELECT = "+path:models/intermediate/workforce +path:models/marts/workforce"
 
 
 def _timed(results: dict, name: str, fn, *args, **kwargs):

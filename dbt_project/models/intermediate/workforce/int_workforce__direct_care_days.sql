@@ -18,6 +18,34 @@ with worked as (
     from {{ ref('int_workforce__worked_segments') }}
     where is_direct_care
     group by worker_id, work_date, facility_code, unit_code
+),
+
+worker_days as (
+    select distinct
+        worker_id,
+        work_date
+    from worked
+),
+
+-- the BLS versions in force each day, joined (not a subquery per worker and day: at a
+-- year of a 1,000-bed system that scanned the credential history 300,000 times, 5 min)
+bls as (
+    select
+        w.worker_id,
+        w.work_date,
+        bool_or(
+            c.issue_date <= w.work_date
+            and c.expiry_date >= w.work_date
+            and c.verified_date is not null
+        ) as has_current_bls
+    from worker_days w
+    inner join {{ ref('int_hr__credential_history') }} c
+        on
+            w.worker_id = c.worker_id
+            and w.work_date >= c.valid_from
+            and (c.valid_to is null or w.work_date < c.valid_to)
+    where c.credential_type in ({{ bls_types }})
+    group by w.worker_id, w.work_date
 )
 
 select
@@ -28,18 +56,6 @@ select
     w.first_start at time zone '{{ tz }}' as first_start_local,
     w.last_end at time zone '{{ tz }}' as last_end_local,
     w.worked_hours,
-    coalesce((
-        select
-            bool_or(
-                c.issue_date <= w.work_date
-                and c.expiry_date >= w.work_date
-                and c.verified_date is not null
-            )
-        from {{ ref('int_hr__credential_history') }} c
-        where
-            c.worker_id = w.worker_id
-            and c.credential_type in ({{ bls_types }})
-            and c.valid_from <= w.work_date
-            and (c.valid_to is null or c.valid_to > w.work_date)
-    ), false) as has_current_bls
+    coalesce(b.has_current_bls, false) as has_current_bls
 from worked w
+left join bls b on w.worker_id = b.worker_id and w.work_date = b.work_date
