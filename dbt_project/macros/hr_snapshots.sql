@@ -182,3 +182,58 @@
         },
     }[file]) }}
 {% endmacro %}
+
+{#- What int_workforce__worker_compliance reads through: the newest workers, training or
+    screening delivery loaded. -#}
+{% macro hr_compliance_loaded_through() %}
+    select coalesce(max(loaded_at), '-infinity'::timestamptz) as loaded_through
+    from (
+        select max(loaded_at) as loaded_at from {{ source('hr', 'hr_workers') }}
+        union all
+        select max(loaded_at) from {{ source('hr', 'hr_training') }}
+        union all
+        select max(loaded_at) from {{ source('hr', 'hr_exclusion_screening') }}
+    ) r
+{% endmacro %}
+
+{#- The snapshot days an incremental build of int_workforce__worker_compliance rebuilds:
+    {'loaded_through': what it reads through, fixed first (a delivery loaded while it
+    runs is the next build's), 'days': [(snapshot_date, next worker snapshot day)]}: the
+    days a workers, training or screening delivery loaded since touched, and the worker
+    snapshot day before each (whose next_snapshot_date it may now be). None outside
+    execution. -#}
+{% macro worker_compliance_days() %}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set loaded_through = run_query(hr_compliance_loaded_through()).columns[0].values()[0] -%}
+    {%- set days_sql -%}
+        with since as (
+            select coalesce(max(computed_through_loaded_at), '-infinity'::timestamptz) as loaded_at
+            from {{ this }}
+        ),
+        delivered as (
+            {%- for file in ['hr_workers', 'hr_training', 'hr_exclusion_screening'] %}
+            select r.snapshot_date
+            from {{ source('hr', file) }} r, since
+            where r.loaded_at > since.loaded_at and r.loaded_at <= '{{ loaded_through }}'::timestamptz
+            {{ 'union' if not loop.last }}
+            {%- endfor %}
+        ),
+        worker_days as (
+            select snapshot_date, lead(snapshot_date) over (order by snapshot_date) as next_day
+            from (
+                select distinct snapshot_date from {{ this }}
+                union
+                select r.snapshot_date
+                from {{ source('hr', 'hr_workers') }} r, since
+                where r.loaded_at > since.loaded_at and r.loaded_at <= '{{ loaded_through }}'::timestamptz
+            ) d
+        )
+        select w.snapshot_date::text, w.next_day::text
+        from worker_days w
+        where w.snapshot_date in (select snapshot_date from delivered)
+           or w.next_day in (select snapshot_date from delivered)
+    {%- endset -%}
+    {{ return({'loaded_through': loaded_through, 'days': run_query(days_sql).rows}) }}
+{% endmacro %}

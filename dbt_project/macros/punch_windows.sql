@@ -177,16 +177,28 @@
     ({{ ts }}, {{ id }}) >= ({{ w }}.anchor_ts, {{ w }}.anchor_id)
 {% endmacro %}
 
+{#- Whether a row of local date `day` is in its worker's window: on or after the
+    window's first local date (a model by worker and day recomputes whole days). -#}
+{% macro in_punch_window_days(day, w='w') %}
+    {{ day }} >= ({{ w }}.anchor_ts at time zone '{{ var("facility_tz") }}')::date
+{% endmacro %}
+
 {#- The incremental strategy of the punch models: delete the windows' rows, insert the
     rows the model computed for them. config: punch_window_ts, punch_window_id (the
-    columns that place a row in its worker's window: the punch's, or its shift's IN). -#}
+    columns that place a row in its worker's window: the punch's, or its shift's IN),
+    or punch_window_date (a model by worker and local date). -#}
 {% macro get_incremental_replace_punch_windows_sql(arg_dict) %}
-    {%- set ts = config.require('punch_window_ts') -%}
-    {%- set id = config.require('punch_window_id') -%}
+    {%- set day = config.get('punch_window_date') -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     delete from {{ arg_dict['target_relation'] }} t
     using healthops_punch_windows w
-    where t.worker_id = w.worker_id and {{ in_punch_window('t.' ~ ts, 't.' ~ id) }};
+    where
+        t.worker_id = w.worker_id
+        {% if day -%}
+            and {{ in_punch_window_days('t.' ~ day) }};
+        {%- else -%}
+            and {{ in_punch_window('t.' ~ config.require('punch_window_ts'), 't.' ~ config.require('punch_window_id')) }};
+        {%- endif %}
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }} from {{ arg_dict['temp_relation'] }}

@@ -3,8 +3,10 @@ change can reach: dbt_project/macros/punch_windows.sql), while the timekeeping r
 does what timecard edits do: punches moved, deleted, handed to another worker, turned
 into another kind, added days late, two punches at the same instant, night shifts
 still under way at the end of the night and closed (or never) the next; an HR
-snapshot day delivered late, and one delivered again with changes. After the last night every punch model equals a build
-from nothing (--full-refresh) on the same rows, column for column but the watermarks.
+snapshot day delivered late, and one delivered again with changes (which the worker
+compliance model, incremental by snapshot day, and the worked segments both read).
+After the last night every intermediate workforce model equals a build from nothing
+(--full-refresh) on the same rows, column for column but the watermarks.
 
 The punches are random but seeded: a failure names its seed, and the same seed gives
 the same nights."""
@@ -24,13 +26,16 @@ from workforce_builders import TZ, add_punches, adt, hr_snapshot, punch
 
 pytestmark = pytest.mark.db
 
-MODELS = ["+int_workforce__worked_segments", "+int_timekeeping__punch_flags"]
+MODELS = ["+path:models/intermediate/workforce"]
 TABLES = [
     "int_timekeeping__punch_sequence",
     "int_timekeeping__shifts",
     "int_timekeeping__meal_breaks",
     "int_workforce__worked_segments",
     "int_timekeeping__punch_flags",
+    "int_workforce__worker_compliance",  # incremental by HR snapshot day
+    "int_workforce__direct_care_days",
+    "int_workforce__fatigue_windows",
 ]
 STAFF = ["R1", "R2", "R3", "R4", "T1", "T2", "M1", "L1", "D1", "A1"]
 UNITS = ["ICU", "TELE", "MS5"]

@@ -1,3 +1,10 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_punch_windows',
+    punch_window_date='window_end_date',
+    pre_hook="{{ punch_windows_prepare(ref('int_timekeeping__punch_sequence')) }}",
+    on_schema_change='fail',
+) }}
 {%- set tz = var('facility_tz') %}
 -- Fatigue (docs/definitions.md#fatigue-limits): per worker and local date, the most
 -- hours worked in the rolling 24 hours and 7 days (168 real hours) before the end of a
@@ -23,7 +30,16 @@
 -- but not how long they stayed; it is flagged (int_timekeeping__punch_flags) and its
 -- hours count once a timecard edit gives it an end. Counting the 16 hours would make
 -- every missed punch a fatigue finding.
-with rounded as (
+-- Incremental by worker window (macros/punch_windows.sql): a punch edit changes the
+-- windows ending from its time on, so a night recomputes each edited worker's days
+-- from the first day of the worker's window, reading the week of work before it. A
+-- shift's end kind changing with the night (in progress, then missed) does not count
+-- here: neither is an 'out'.
+with state as (
+    {{ punch_state() }}
+),
+
+rounded as (
     select
         s.worker_id,
         s.shift_id,
@@ -34,6 +50,14 @@ with rounded as (
         to_timestamp(round(extract(epoch from s.segment_end) / 900) * 900) as end_ts
     from {{ ref('int_workforce__worked_segments') }} s
     inner join {{ ref('int_timekeeping__shifts') }} k on s.shift_id = k.shift_id
+    {% if is_incremental() %}
+        -- the week (and the rounding) before the window's first day
+        inner join healthops_punch_windows w
+            on
+                s.worker_id = w.worker_id
+                and s.segment_end > ((w.anchor_ts at time zone '{{ tz }}')::date::timestamp at time zone '{{ tz }}')
+                - interval '169 hours'
+    {% endif %}
     where k.end_kind = 'out'
 ),
 
@@ -81,9 +105,21 @@ windows as (
 
 dated as (
     select
-        *,
-        ((window_end - interval '1 microsecond') at time zone '{{ tz }}')::date as window_end_date
-    from windows
+        x.*,
+        ((x.window_end - interval '1 microsecond') at time zone '{{ tz }}')::date as window_end_date
+    from windows x
+),
+
+in_window as (
+    select
+        d.*,
+        {{ punch_build_state_columns() }}
+    from dated d
+    cross join state
+    {% if is_incremental() %}
+        inner join healthops_punch_windows w
+            on d.worker_id = w.worker_id and {{ in_punch_window_days('d.window_end_date') }}
+    {% endif %}
 )
 
 select
@@ -102,6 +138,7 @@ select
     (array_agg(window_end - interval '168 hours' order by hours_7d desc, window_end asc))[1]
     at time zone '{{ tz }}' as max_7d_window_start,
     (array_agg(window_end order by hours_7d desc, window_end asc))[1] at time zone '{{ tz }}' as max_7d_window_end,
-    (array_agg(unit_code order by hours_7d desc, window_end asc))[1] as max_7d_unit_code
-from dated
+    (array_agg(unit_code order by hours_7d desc, window_end asc))[1] as max_7d_unit_code,
+    max(computed_through_punch_loaded_at) as computed_through_punch_loaded_at
+from in_window
 group by worker_id, window_end_date

@@ -1,3 +1,10 @@
+{{ config(
+    materialized='incremental',
+    unique_key='snapshot_date',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['snapshot_date']}],
+    on_schema_change='fail',
+) }}
 {%- set courses = "'" ~ (var('hipaa_training_courses') | join("', '")) ~ "'" %}
 -- One row per worker and HR snapshot day: what that day's snapshot says about the
 -- worker's HIPAA training and exclusion screening (docs/definitions.md#workforce-compliance-checks),
@@ -14,7 +21,22 @@
 --     screening of that list clears it; a POSSIBLE_MATCH on OIG_LEIE is unresolved
 --     until a later OIG_LEIE screening says CLEAR or CONFIRMED_MATCH.
 -- Employed = status ACTIVE or LEAVE (on the payroll); TERMINATED is not.
-with workers as (
+-- Incremental by snapshot day: a night rebuilds the days a workers, training or
+-- screening delivery loaded since touched, and the worker snapshot day before each
+-- (whose next_snapshot_date it may now be); the days as literals, which reach the
+-- staging views' day filter and the raw indexes.
+{%- set build = worker_compliance_days() if is_incremental() else none %}
+{%- set incremental = build is not none %}
+{%- set days = build['days'] if incremental else [] %}
+with loaded as (
+    {% if incremental %}
+        select '{{ build["loaded_through"] }}'::timestamptz as loaded_through
+    {% else %}
+        {{ hr_compliance_loaded_through() }}
+    {% endif %}
+),
+
+workers as (
     select
         snapshot_date,
         worker_id,
@@ -22,13 +44,30 @@ with workers as (
         hire_date,
         home_cost_center
     from {{ ref('stg_hr__workers') }}
+    {% if incremental %}where snapshot_date in ({% for d in days %}'{{ d[0] }}'::date, {% endfor %}null){% endif %}
 ),
 
 days as (
-    select
-        snapshot_date,
-        lead(snapshot_date) over (order by snapshot_date) as next_snapshot_date
-    from (select distinct snapshot_date from workers) d
+    {% if not incremental %}
+        select
+            snapshot_date,
+            lead(snapshot_date) over (order by snapshot_date) as next_snapshot_date
+        from (select distinct snapshot_date from workers) d
+    {% elif days %}
+        select
+            d.snapshot_date::date as snapshot_date,
+            d.next_snapshot_date::date as next_snapshot_date
+        from (values
+            {%- for d in days %}
+                ('{{ d[0] }}', {{ "'" ~ d[1] ~ "'" if d[1] else 'null' }}){{ ',' if not loop.last }}
+            {%- endfor %}
+        ) d (snapshot_date, next_snapshot_date)
+    {% else %}
+        select
+            null::date as snapshot_date,
+            null::date as next_snapshot_date
+        where false
+    {% endif %}
 ),
 
 training as (
@@ -37,7 +76,9 @@ training as (
         worker_id,
         min(completed_date) as hipaa_completed_date
     from {{ ref('stg_hr__training') }}
-    where course_code in ({{ courses }})
+    where
+        course_code in ({{ courses }})
+    {% if incremental %}and snapshot_date in ({% for d in days %}'{{ d[0] }}'::date, {% endfor %}null){% endif %}
     group by snapshot_date, worker_id
 ),
 
@@ -49,6 +90,7 @@ latest_per_list as (
         screened_date,
         screening_result
     from {{ ref('stg_hr__exclusion_screenings') }}
+    {% if incremental %}where snapshot_date in ({% for d in days %}'{{ d[0] }}'::date, {% endfor %}null){% endif %}
     -- on one date a definite result outranks a possible match
     order by
         snapshot_date asc, worker_id asc, exclusion_list asc, screened_date desc,
@@ -86,8 +128,10 @@ select
     s.last_oig_screened_date + {{ var('exclusion_screening_max_days') }} as screening_due_date,
     coalesce(s.has_confirmed_match, false) as has_confirmed_match,
     s.confirmed_match_lists,
-    coalesce(s.last_oig_result = 'POSSIBLE_MATCH', false) as has_unresolved_possible_match
+    coalesce(s.last_oig_result = 'POSSIBLE_MATCH', false) as has_unresolved_possible_match,
+    l.loaded_through as computed_through_loaded_at
 from workers w
+cross join loaded l
 inner join days d using (snapshot_date)
 left join training t using (snapshot_date, worker_id)
 left join screening s using (snapshot_date, worker_id)
