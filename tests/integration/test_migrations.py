@@ -484,3 +484,33 @@ def test_0005_stops_at_a_view_it_does_not_own_and_changes_nothing(make_database)
             conn.execute("select to_regprocedure('reporting.phi_identifier_matches(text[], date[])')").fetchone()[0]
             is None
         )
+
+
+def test_0009_drops_the_workforce_tables_an_earlier_release_built_whole_and_keeps_the_rest(make_database):
+    """The models that became incremental: a full table of an earlier release's (no
+    watermark column) would stop dbt's incremental build; it holds only what dbt
+    derives from raw, so it goes and the next build makes it whole. A table already in
+    the incremental shape, and every other relation, stays."""
+    url = make_database()
+    migrate(url, "0008_hr_snapshot_indexes")
+    with connect(url) as conn:
+        conn.execute("create table intermediate.int_timekeeping__punch_sequence (punch_id bigint, shift_no integer)")
+        conn.execute("insert into intermediate.int_timekeeping__punch_sequence values (1, 1)")
+        conn.execute(
+            "create table intermediate.int_workforce__worker_compliance"
+            " (worker_id text, computed_through_loaded_at timestamptz)"
+        )
+        conn.execute("create table intermediate.int_workforce__direct_care_days (worker_id text)")
+    result = migrate(url)
+    assert result.after == "0009_punch_worker_index"
+    with connect(url) as conn:
+        left = {
+            t
+            for (t,) in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'intermediate'"
+            )
+        }
+        index = conn.execute("select 1 from pg_indexes where indexname = 'tk_punches_worker_ts'").fetchone()
+    assert left == {"int_workforce__worker_compliance", "int_workforce__direct_care_days"}
+    assert index
+    assert not migrate(url).changed
