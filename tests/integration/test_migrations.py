@@ -510,7 +510,10 @@ def test_0009_drops_the_workforce_tables_an_earlier_release_built_whole_and_keep
                 "select table_name from information_schema.tables where table_schema = 'intermediate'"
             )
         }
-        index = conn.execute("select 1 from pg_indexes where indexname = 'tk_punches_worker_ts'").fetchone()
+        index = conn.execute(
+            "select count(*) from pg_indexes where indexname in"
+            " ('tk_punches_worker_ts', 'hr_training_snapshot_date', 'hr_exclusion_screening_loaded_at')"
+        ).fetchone()[0]
     assert left == {"int_workforce__worker_compliance", "int_workforce__direct_care_days"}
-    assert index
+    assert index == 3
     assert not migrate(url).changed
