@@ -237,3 +237,10 @@
     {%- endset -%}
     {{ return({'loaded_through': loaded_through, 'days': run_query(days_sql).rows}) }}
 {% endmacro %}
+
+{#- Whether credential version `c` (of int_hr__credential_history, in force on `day`)
+    makes the credential current on `day` (docs/definitions.md#workforce-compliance-checks):
+    issued on or before the day, expiring on or after it, and verified. -#}
+{% macro credential_current_on(c, day) %}
+    ({{ c }}.issue_date <= {{ day }} and {{ c }}.expiry_date >= {{ day }} and {{ c }}.verified_date is not null)
+{% endmacro %}

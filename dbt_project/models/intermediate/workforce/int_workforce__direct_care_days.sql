@@ -33,11 +33,7 @@ bls as (
     select
         w.worker_id,
         w.work_date,
-        bool_or(
-            c.issue_date <= w.work_date
-            and c.expiry_date >= w.work_date
-            and c.verified_date is not null
-        ) as has_current_bls
+        bool_or({{ credential_current_on('c', 'w.work_date') }}) as has_current_bls
     from worker_days w
     inner join {{ ref('int_hr__credential_history') }} c
         on

@@ -102,11 +102,7 @@ licences as (
     select
         b.shift_id,
         b.segment_start,
-        bool_or(
-            c.issue_date <= b.work_date
-            and c.expiry_date >= b.work_date
-            and c.verified_date is not null
-        ) as licence_held
+        bool_or({{ credential_current_on('c', 'b.work_date') }}) as licence_held
     from by_date b
     inner join shifts s on b.shift_id = s.shift_id
     inner join {{ ref('job_codes') }} j on s.job_code = j.job_code
