@@ -80,7 +80,11 @@ RULES: dict[str, dict[str, str]] = {
         "computed_through_worker_changes": WHEN,
         "computed_through_credential_changes": WHEN,
     },
-    "intermediate.int_workforce__direct_care_days": {},
+    "intermediate.int_workforce__direct_care_days": {
+        "computed_through_punch_loaded_at": WHEN,
+        "computed_through_worker_changes": WHEN,
+        "computed_through_credential_changes": WHEN,
+    },
     "intermediate.int_workforce__fatigue_windows": {"computed_through_punch_loaded_at": WHEN},
     "intermediate.int_workforce__worker_compliance": {"computed_through_loaded_at": WHEN},
     "intermediate.int_quality__latest_validation_runs": {

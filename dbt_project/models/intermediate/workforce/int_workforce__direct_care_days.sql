@@ -1,3 +1,10 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_punch_windows',
+    punch_window_date='work_date',
+    pre_hook="{{ punch_windows_prepare(ref('int_timekeeping__punch_sequence'), with_night=true, with_hr=true) }}",
+    on_schema_change='fail',
+) }}
 {%- set tz = var('facility_tz') %}
 {%- set bls_types = "'" ~ (var('bls_credential_types') | join("', '")) ~ "'" %}
 -- One row per worker, local date and unit on which a direct-care job was worked, with
@@ -6,18 +13,29 @@
 -- bls_credential_types, default BLS), issued on or before the date, expiring on or
 -- after it and verified, per the HR snapshot in force that day
 -- (int_hr__credential_history), never a later one.
-with worked as (
+-- Incremental by worker window (macros/punch_windows.sql), whole days: a night
+-- recomputes each windowed worker's days from the window's first date (the segments
+-- of those days, an HR day redelivered, a shift still under way at the last build).
+with state as (
+    {{ punch_state(with_night=true, with_hr=true) }}
+),
+
+worked as (
     select
-        worker_id,
-        work_date,
-        facility_code,
-        unit_code,
-        min(segment_start) as first_start,
-        max(segment_end) as last_end,
-        sum(worked_hours) as worked_hours
-    from {{ ref('int_workforce__worked_segments') }}
-    where is_direct_care
-    group by worker_id, work_date, facility_code, unit_code
+        s.worker_id,
+        s.work_date,
+        s.facility_code,
+        s.unit_code,
+        min(s.segment_start) as first_start,
+        max(s.segment_end) as last_end,
+        sum(s.worked_hours) as worked_hours
+    from {{ ref('int_workforce__worked_segments') }} s
+    {% if is_incremental() %}
+        inner join healthops_punch_windows w
+            on s.worker_id = w.worker_id and {{ in_punch_window_days('s.work_date') }}
+    {% endif %}
+    where s.is_direct_care
+    group by s.worker_id, s.work_date, s.facility_code, s.unit_code
 ),
 
 worker_days as (
@@ -52,6 +70,8 @@ select
     w.first_start at time zone '{{ tz }}' as first_start_local,
     w.last_end at time zone '{{ tz }}' as last_end_local,
     w.worked_hours,
-    coalesce(b.has_current_bls, false) as has_current_bls
+    coalesce(b.has_current_bls, false) as has_current_bls,
+    {{ punch_build_state_columns(with_night=true, with_hr=true) }}
 from worked w
+cross join state
 left join bls b on w.worker_id = b.worker_id and w.work_date = b.work_date

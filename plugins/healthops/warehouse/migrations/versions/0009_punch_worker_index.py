@@ -39,6 +39,7 @@ INCREMENTAL_SINCE_0009 = {
     "int_timekeeping__meal_breaks": "computed_through_punch_loaded_at",
     "int_workforce__worked_segments": "computed_through_punch_loaded_at",
     "int_workforce__fatigue_windows": "computed_through_punch_loaded_at",
+    "int_workforce__direct_care_days": "computed_through_punch_loaded_at",
     "int_workforce__worker_compliance": "computed_through_loaded_at",
 }
 
