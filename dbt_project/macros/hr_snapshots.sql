@@ -38,6 +38,11 @@
     {%- for k in key_columns -%}{%- do on_keys.append('c.' ~ k ~ ' = p.' ~ k) -%}{%- endfor -%}
     {%- set incremental = is_incremental() -%}
     {%- if incremental and execute -%}
+        {#- What this build reads through, fixed before the days are listed: a delivery
+            loaded while it runs is the next build's, not marked built without its day. -#}
+        {%- set loaded_through = run_query(
+            "select coalesce(max(loaded_at), '-infinity'::timestamptz) from " ~ raw_relation
+        ).columns[0].values()[0] -%}
         {#- The days to build, as literals: a filter on constants reaches the staging view's
             newest-delivery subquery and the raw indexes (0008_hr_snapshot_indexes), a
             semi-join would not. A snapshot day, once built, keeps its 'day' row here. -#}
@@ -47,7 +52,7 @@
                 from {{ raw_relation }}
                 where loaded_at > (
                     select coalesce(max(computed_through_loaded_at), '-infinity'::timestamptz) from {{ this }}
-                )
+                ) and loaded_at <= '{{ loaded_through }}'::timestamptz
             ),
             day_list as (
                 select snapshot_date, lag(snapshot_date) over (order by snapshot_date) as prev_day
@@ -117,7 +122,11 @@
         x.change_kind,
         {% for k in key_columns %}x.{{ k }},{% endfor %}
         {% for a in attribute_columns %}x.{{ a }},{% endfor %}
-        (select max(loaded_at) from {{ raw_relation }}) as computed_through_loaded_at
+        {% if incremental -%}
+            '{{ loaded_through }}'::timestamptz
+        {%- else -%}
+            (select max(loaded_at) from {{ raw_relation }})
+        {%- endif %} as computed_through_loaded_at
     from (
         select
             a.snapshot_date,
