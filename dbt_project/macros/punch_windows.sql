@@ -183,6 +183,18 @@
     {{ day }} >= ({{ w }}.anchor_ts at time zone '{{ var("facility_tz") }}')::date
 {% endmacro %}
 
+{#- In an incremental build, keep only the rows of `row` (a table alias with worker_id)
+    in their worker's window: by `ts` and `id`, or by local date `day`. -#}
+{% macro join_punch_window(row, ts=none, id=none, day=none) %}
+    {%- if is_incremental() %}
+        inner join healthops_punch_windows w
+            on {{ row }}.worker_id = w.worker_id and
+            {%- if day %} {{ in_punch_window_days(row ~ '.' ~ day) }}
+            {%- else %} {{ in_punch_window(row ~ '.' ~ ts, row ~ '.' ~ id) }}
+            {%- endif %}
+    {%- endif %}
+{% endmacro %}
+
 {#- The incremental strategy of the punch models: delete the windows' rows, insert the
     rows the model computed for them. config: punch_window_ts, punch_window_id (the
     columns that place a row in its worker's window: the punch's, or its shift's IN),

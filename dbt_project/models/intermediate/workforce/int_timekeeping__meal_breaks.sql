@@ -24,10 +24,7 @@ meal_punches as (
             partition by p.shift_id order by p.pos rows between unbounded preceding and current row
         ) as meal_no
     from {{ ref('int_timekeeping__punch_sequence') }} p
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on p.worker_id = w.worker_id and {{ in_punch_window('p.punch_ts', 'p.punch_id') }}
-    {% endif %}
+    {{ join_punch_window('p', 'punch_ts', 'punch_id') }}
     where p.shift_id is not null and not p.after_out and p.punch_type in ('MEAL_OUT', 'MEAL_IN')
 ),
 

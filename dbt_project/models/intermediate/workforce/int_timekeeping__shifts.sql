@@ -27,10 +27,7 @@ with state as (
 shift_punches as (
     select q.*
     from {{ ref('int_timekeeping__punch_sequence') }} q
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on q.worker_id = w.worker_id and {{ in_punch_window('q.punch_ts', 'q.punch_id') }}
-    {% endif %}
+    {{ join_punch_window('q', 'punch_ts', 'punch_id') }}
     where q.shift_id is not null and not q.after_out
 ),
 

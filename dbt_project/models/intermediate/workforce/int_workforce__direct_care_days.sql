@@ -30,10 +30,7 @@ worked as (
         max(s.segment_end) as last_end,
         sum(s.worked_hours) as worked_hours
     from {{ ref('int_workforce__worked_segments') }} s
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on s.worker_id = w.worker_id and {{ in_punch_window_days('s.work_date') }}
-    {% endif %}
+    {{ join_punch_window('s', day='work_date') }}
     where s.is_direct_care
     group by s.worker_id, s.work_date, s.facility_code, s.unit_code
 ),

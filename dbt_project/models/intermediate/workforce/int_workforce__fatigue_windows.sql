@@ -116,10 +116,7 @@ in_window as (
         {{ punch_build_state_columns() }}
     from dated d
     cross join state
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on d.worker_id = w.worker_id and {{ in_punch_window_days('d.window_end_date') }}
-    {% endif %}
+    {{ join_punch_window('d', day='window_end_date') }}
 )
 
 select

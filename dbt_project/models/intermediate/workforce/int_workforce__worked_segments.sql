@@ -27,20 +27,14 @@ with state as (
 shifts as (
     select s.*
     from {{ ref('int_timekeeping__shifts') }} s
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on s.worker_id = w.worker_id and {{ in_punch_window('s.in_ts', 's.shift_id') }}
-    {% endif %}
+    {{ join_punch_window('s', 'in_ts', 'shift_id') }}
     where s.counted_until_ts > s.in_ts
 ),
 
 meals as (
     select m.*
     from {{ ref('int_timekeeping__meal_breaks') }} m
-    {% if is_incremental() %}
-        inner join healthops_punch_windows w
-            on m.worker_id = w.worker_id and {{ in_punch_window('m.shift_in_ts', 'm.shift_id') }}
-    {% endif %}
+    {{ join_punch_window('m', 'shift_in_ts', 'shift_id') }}
     where m.meal_end_ts > m.meal_start_ts
 ),
 
